@@ -1,0 +1,49 @@
+"""Backends execute what the MCP core asks of a server: REST tools, upstream MCP servers.
+
+The core sees every backend through :class:`Backend`; backends never call back
+up into the core or the transports. :class:`CallContext` carries what a call
+may need from the client's request (for templates and auth) without handing the
+backend the request object itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+
+@dataclass
+class CallContext:
+    """What a backend may know of the call it serves.
+
+    ``headers`` have lower-case names. On SSE they come from the connect request.
+    ``notify`` sends a JSON-RPC notification to the client (progress, logging) and
+    may be ``None``. ``deadline`` is a ``time.monotonic()`` value or ``None``.
+    """
+
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+    session_id: str | None = None
+    protocol_version: str = "2025-11-25"
+    request_id: str | None = None
+    user: str | None = None
+    key_id: int | None = None
+    progress_token: Any = None
+    notify: Callable[[dict[str, Any]], None] | None = None
+    deadline: float | None = None
+
+
+class Backend(Protocol):
+    """What the core calls on a server behind a prefix."""
+
+    name: str
+
+    def list_tools(self) -> list[dict[str, Any]]:
+        """MCP tool descriptors (``name``, ``description``, ``inputSchema``, …) in a stable order."""
+
+    def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """Run a tool; return an MCP ``CallToolResult`` dict. Failures are ``isError`` results, not exceptions."""
+
+    def close(self) -> None:
+        """Release connections and processes (called when a snapshot is retired)."""

@@ -1,0 +1,67 @@
+"""The exceptions mcpgw raises: a small hierarchy under :class:`McpgwError`.
+
+Each class is also a builtin where one fits, so callers may catch ``LookupError``
+or ``ValueError`` without importing mcpgw. Driver errors are wrapped at the
+storage boundary; the gateway and the management API map these classes to
+JSON-RPC codes and HTTP statuses in one place each.
+"""
+
+from __future__ import annotations
+
+
+class McpgwError(Exception):
+    """Base class of every error mcpgw raises on purpose."""
+
+
+class ConfigError(McpgwError, ValueError):
+    """Raised when a config document, setting or template is invalid.
+
+    ``errors`` lists one line per problem, each naming the document, the field
+    path and the reason, e.g.
+    ``default/users: tools[2].args[0].position: 'bdy' is not one of header, query, ...``.
+    """
+
+    def __init__(self, message: str, errors: list[str] | None = None):
+        self.errors = list(errors) if errors else [message]
+        super().__init__(message if not errors else "\n".join(self.errors))
+
+
+class TemplateError(ConfigError):
+    """Raised when a template does not parse, does not translate, or fails to render."""
+
+
+class NotFound(McpgwError, LookupError):
+    """Raised when a tenant, user, document, version, key or session does not exist."""
+
+
+class ConflictError(McpgwError):
+    """Raised when a write would overwrite a change the writer has not seen.
+
+    ``base_version`` is the version the writer started from, ``current_version``
+    the version now stored (``None`` when the object was created meanwhile).
+    """
+
+    def __init__(self, message: str, *, base_version=None, current_version=None):
+        self.base_version = base_version
+        self.current_version = current_version
+        super().__init__(message)
+
+
+class AuthError(McpgwError, PermissionError):
+    """Raised when credentials are missing, wrong, expired or revoked."""
+
+
+class Forbidden(McpgwError, PermissionError):
+    """Raised when an authenticated user may not do what they asked."""
+
+
+class ReadOnlyError(McpgwError, PermissionError):
+    """Raised when writing to a read-only store (``yaml:///dir``)."""
+
+
+class StorageError(McpgwError, ConnectionError):
+    """Raised when the database cannot be reached or fails; the message masks passwords."""
+
+
+class MigrationRequired(McpgwError, RuntimeError):
+    """Raised when the database schema is behind; the message says which command to run."""

@@ -1,0 +1,135 @@
+"""Plain, immutable records the store returns (never live ORM rows).
+
+Every layer above the store (the workspace API, the gateway, the management
+API, the console) works with these, so no caller holds a database connection
+by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A tenant: a name and the URL prefix every router of its documents starts with."""
+
+    id: int
+    name: str
+    prefix: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class User:
+    """A user account. ``role`` is ``admin`` or ``member``; ``tenants`` lists tenant names."""
+
+    id: int
+    name: str
+    role: str
+    active: bool
+    tenants: tuple[str, ...] = ()
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key as stored (the secret itself is shown once, at creation, never again).
+
+    ``servers``/``tools`` empty means every server/tool of the tenant.
+    """
+
+    id: int
+    name: str
+    prefix: str  # the first characters of the secret, to recognise it in lists
+    user: str
+    tenant: str
+    servers: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked: bool = False
+    created_at: datetime | None = None
+    secret_hash: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Document:
+    """A config document as stored: identity, content (a plain dict) and its current version number."""
+
+    tenant: str
+    name: str
+    content: dict[str, Any]
+    version: int
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class Version:
+    """One entry of a document's history. ``action`` is create, update, delete or revert."""
+
+    tenant: str
+    name: str
+    version: int
+    action: str
+    content: dict[str, Any] | None
+    content_hash: str
+    author: str | None
+    created_at: datetime
+    reverted_from: int | None = None
+
+
+@dataclass(frozen=True)
+class ConfigSet:
+    """Everything the gateway serves, read in one transaction at one revision."""
+
+    revision: int
+    documents: tuple[Document, ...]
+    tenants: tuple[Tenant, ...]
+    keys: tuple[ApiKey, ...]
+
+
+@dataclass(frozen=True)
+class ChatSession:
+    """A chat-lab conversation: owner, title, the served prefix it talks to, model settings."""
+
+    id: str
+    user: str
+    title: str
+    prefix: str
+    settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message of a chat session (OpenAI chat format in ``content``)."""
+
+    session_id: str
+    seq: int
+    role: str
+    content: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One tool call as the gateway saw it: who, what, outcome and latency."""
+
+    ts: datetime
+    tenant: str
+    prefix: str
+    server: str
+    tool: str
+    outcome: str  # ok | error | denied | timeout
+    latency_ms: float
+    user: str | None = None
+    key_id: int | None = None
+    session_id: str | None = None
+    error: str | None = None
+    id: int | None = None

@@ -1,0 +1,97 @@
+"""One registry of settings: name, default, help.
+
+It feeds command-line flags, ``MCPGW_*`` environment variables, ``/readyz`` and
+the documentation (``docs/settings.md`` is checked against it by the tests).
+Precedence: explicit value (a flag) > environment variable > default.
+
+>>> from mcpgw_sdk.settings import get
+>>> get("reload_interval")
+2.0
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import ConfigError
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (use true or false)")
+
+
+def _list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A named setting with its default, parser and help text."""
+
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+    @property
+    def env(self) -> str:
+        """The environment variable that sets it, e.g. ``MCPGW_DATABASE_URL``."""
+        return "MCPGW_" + self.name.upper()
+
+
+SETTINGS: dict[str, Setting] = {}
+
+
+def register(name: str, default: Any, help: str, parse: Callable[[str], Any] = str) -> Setting:
+    """Add a setting to the registry (each module registers its own at import)."""
+    setting = Setting(name, default, help, parse)
+    SETTINGS[name] = setting
+    return setting
+
+
+def get(name: str, value: Any = None) -> Any:
+    """Return the setting's value: ``value`` if given, else its environment variable, else the default."""
+    setting = SETTINGS[name]
+    if value is not None:
+        return value
+    raw = os.environ.get(setting.env)
+    if raw is None:
+        return setting.default
+    try:
+        return setting.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{setting.env}: {exc}") from None
+
+
+register("database_url", "sqlite:///mcpgw.db",
+         "Where configs, users and history live: sqlite:///file.db, postgresql://…, mysql://…, yaml:///dir.")
+register("host", "127.0.0.1", "Address the gateway listens on.")
+register("port", 5235, "Port of the gateway (MCP endpoints, /healthz, /readyz, /metrics).", int)
+register("api_host", "127.0.0.1", "Address the management API listens on.")
+register("api_port", 5234, "Port of the management API (/api/v1).", int)
+register("reload_interval", 2.0, "Seconds between polls of the config revision.", float)
+register("public_url", "", "The gateway's public base URL when it is not bound to loopback (used for Origin checks).")
+register("max_body_bytes", 4 * 1024 * 1024, "Largest request body the gateway accepts (413 above).", int)
+register("tool_timeout", 30.0, "Default timeout of a REST tool call, in seconds.", float)
+register("max_response_bytes", 10 * 1024 * 1024, "Default largest backend response a tool reads, in bytes.", int)
+register("forward_headers", [], "Client headers passed to backends without a template naming them (comma list).", _list)
+register("allow_argument_hosts", [], "Networks (CIDR) that hosts taken from a call's arguments may reach (comma list).", _list)
+register("template_env", [], "Environment variables templates may read with env(\"NAME\") (comma list).", _list)
+register("session_ttl", 3600.0, "Seconds an idle MCP session lives.", float)
+register("sse_heartbeat", 15.0, "Seconds between heartbeat comments on open SSE streams.", float)
+register("redis_url", "", "Redis URL for shared sessions across workers and replicas; empty keeps them in memory.")
+register("log_level", "INFO", "Log level of the gateway and API (DEBUG, INFO, WARNING, ERROR).")
+register("log_format", "json", "Log format: json or text.")
+register("audit", True, "Write an audit record per tool call (batched, off the request path).", _bool)
+register("allow_anonymous", False, "Serve routers without auth when bound to a non-loopback address.", _bool)
+register("jwt_secret", "", "Secret signing management-API tokens; generated and stored on first run when empty.")
+register("admin_password", "", "Password `mcpgw demo` gives the admin user; generated and printed once when empty.")
+register("gateway_url", "http://127.0.0.1:5235", "The gateway's URL as the console reaches it.")
+register("version_retention", 100, "How many versions to keep per config document (older ones are pruned).", int)

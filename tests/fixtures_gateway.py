@@ -1,0 +1,1 @@
+"""Gateway fixtures (owned by the gateway work)."""

@@ -1,0 +1,1 @@
+"""Store fixtures (owned by the storage work)."""
