@@ -47,3 +47,28 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections and processes (called when a snapshot is retired)."""
+
+    # Optional (upstream MCP servers implement them; the core checks with hasattr):
+    # capabilities: dict                      -- MCP server capabilities this backend contributes
+    # list_prompts() -> list[dict]; get_prompt(name, arguments, ctx) -> dict
+    # list_resources() -> list[dict]; list_resource_templates() -> list[dict]
+    # read_resource(uri, ctx) -> dict; subscribe(uri, ctx) / unsubscribe(uri, ctx)
+    # complete(params, ctx) -> dict; set_logging_level(level, ctx)
+    # session_closed(session_id)              -- the downstream session ended
+    # add_listener(callback)                  -- callback(event: dict) on upstream list_changed etc.
+
+
+def make_backend(kind: str, **kwargs: Any) -> Backend:
+    """Build a backend: ``kind`` is ``rest`` (a REST server of a document) or ``mcp`` (an upstream MCP server).
+
+    Imports lazily so the gateway only loads what its config uses.
+    """
+    if kind == "rest":
+        from .rest import RestServer
+
+        return RestServer(**kwargs)
+    if kind == "mcp":
+        from .upstream import UpstreamServer
+
+        return UpstreamServer(**kwargs)
+    raise ValueError(f"unknown backend kind {kind!r}")
