@@ -4,6 +4,7 @@
 >>> gw = mcpgw_sdk.connect("sqlite:///mcpgw.db")  # doctest: +SKIP
 """
 
+from .builders import DocumentBuilder
 from .errors import (
     AuthError,
     ConfigError,
@@ -17,6 +18,7 @@ from .errors import (
     TemplateError,
 )
 from .store import Store, open_store
+from .workspace import NewKey, Workspace, connect
 
 __version__ = "0.1.0"
 
@@ -24,14 +26,18 @@ __all__ = [
     "AuthError",
     "ConfigError",
     "ConflictError",
+    "DocumentBuilder",
     "Forbidden",
     "McpgwError",
     "MigrationRequired",
+    "NewKey",
     "NotFound",
     "ReadOnlyError",
     "StorageError",
     "Store",
     "TemplateError",
+    "Workspace",
+    "connect",
     "open_store",
     "__version__",
 ]

@@ -13,7 +13,8 @@ from importlib.metadata import entry_points
 import click
 
 from . import settings
-from .errors import McpgwError
+from .errors import ConfigError, McpgwError
+from .store import open_store
 
 
 def db_option(func):
@@ -48,3 +49,253 @@ def main(argv=None):
     """Entry point of the ``mcpgw`` console script."""
     _load_plugins()
     return cli.main(args=argv, prog_name="mcpgw")
+
+
+# -- helpers ---------------------------------------------------------------------
+
+def _workspace(db: str | None, *, author: str | None = None):
+    """A workspace on ``--db`` whose store is closed when the command ends."""
+    from .workspace import Workspace
+
+    store = open_store(db)
+    ctx = click.get_current_context()
+    ctx.call_on_close(store.close)
+    return Workspace(store, author=author)
+
+
+def _raw_store(db: str | None):
+    """The store without the schema check (for ``db upgrade|status``)."""
+    store = open_store(db, check=False)
+    click.get_current_context().call_on_close(store.close)
+    return store
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        text = click.get_text_stream("stdin").read()
+        # The first line is the password: `echo pw | mcpgw ...` adds a newline that is not part of it.
+        password = text.split("\n", 1)[0].rstrip("\r")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise ConfigError("password: is empty")
+    return password
+
+
+# -- db ----------------------------------------------------------------------
+
+@cli.group(cls=McpgwGroup)
+def db():
+    """Create or upgrade the database schema, or show its migrations."""
+
+
+@db.command("upgrade")
+@db_option
+def db_upgrade(db):
+    """Apply pending schema migrations (creates the tables of a new database)."""
+    store = _raw_store(db)
+    applied = store.upgrade()
+    if applied:
+        click.echo(f"Applied {len(applied)} migration(s) to {store.url}: {', '.join(applied)}")
+    else:
+        click.echo(f"{store.url} is up to date.")
+
+
+@db.command("status")
+@db_option
+def db_status(db):
+    """List every migration and whether it is applied."""
+    store = _raw_store(db)
+    status = store.migration_status()
+    for name, applied in status:
+        click.echo(f"{'applied' if applied else 'pending'}  {name}")
+    pending = [name for name, applied in status if not applied]
+    if pending:
+        click.echo(f"{len(pending)} pending: run `mcpgw db upgrade --db {store.url}`")
+    else:
+        click.echo("Schema is current.")
+
+
+# -- import / export / check ---------------------------------------------------
+
+FORMAT_CHOICE = click.Choice(["mcpgw", "unla"])
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=FORMAT_CHOICE, default=None,
+              help="Format of the files; by default Unla documents are detected and translated.")
+@click.option("--author", default=None, help="Name recorded as the author of the new versions.")
+@db_option
+def import_(files, fmt, author, db):
+    """Import config documents from YAML/JSON FILES in one transaction (all or nothing).
+
+    A document whose tenant and name exist is replaced as a new version.
+    """
+    gw = _workspace(db, author=author)
+    saved = gw.import_files(files, format=fmt)
+    click.echo(f"Imported {len(saved)} document(s):")
+    for doc in saved:
+        click.echo(f"  {doc.tenant}/{doc.name} (version {doc.version})")
+
+
+@cli.command("export")
+@click.option("--tenant", default=None, help="Export only this tenant's documents.")
+@click.option("--name", default=None, help="Export only the document with this name.")
+@click.option("--format", "fmt", type=FORMAT_CHOICE, default="mcpgw", show_default=True,
+              help="Write our format or Unla's.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file instead of standard output.")
+@db_option
+def export(tenant, name, fmt, output, db):
+    """Write stored config documents as a YAML stream (documents separated by ---)."""
+    text = _workspace(db).export(tenant=tenant, name=name, format=fmt)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"Wrote {text.count(chr(10) + '---' + chr(10)) + (1 if text else 0)} document(s) to {output}",
+                   err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command("check")
+@db_option
+def check(db):
+    """Validate every stored config document; exit 1 listing the problems."""
+    gw = _workspace(db)
+    problems = gw.check()
+    count = len(gw.store.list_documents())
+    if problems:
+        for line in problems:
+            click.echo(line)
+        click.echo(f"{len(problems)} problem(s) in {count} document(s).", err=True)
+        sys.exit(1)
+    click.echo(f"All {count} document(s) are valid.")
+
+
+# -- openapi -------------------------------------------------------------------
+
+@cli.group(cls=McpgwGroup)
+def openapi():
+    """Turn OpenAPI (Swagger 2.0, OpenAPI 3.0/3.1) specs into REST tools."""
+
+
+@openapi.command("import")
+@click.argument("spec")
+@click.option("--name", required=True, help="Name of the document (and of its REST server).")
+@click.option("--tenant", default="default", show_default=True, help="Tenant the document belongs to.")
+@click.option("--prefix", default=None, help="Router prefix clients connect to (default /TENANT/NAME).")
+@click.option("--base-url", default=None, help="Base URL of the API (default: the spec's first server URL).")
+@click.option("--dry-run", is_flag=True, help="Print the tools it would create and write nothing.")
+@click.option("--author", default=None, help="Name recorded as the author of the new version.")
+@db_option
+def openapi_import(spec, name, tenant, prefix, base_url, dry_run, author, db):
+    """Create or replace document NAME with one tool per operation of SPEC (a file or URL)."""
+    if dry_run:
+        from . import openapi as oa
+
+        content = oa.from_openapi(oa.load_spec(spec), name=name, tenant=tenant, prefix=prefix, base_url=base_url)
+        tools = content.get("tools", []) or []
+        for tool in tools:
+            args = ", ".join(a.get("name", "") for a in tool.get("args", []) or [])
+            click.echo(f"{tool.get('name')}  {tool.get('method', '')} {tool.get('endpoint', '')}  ({args})")
+        prefixes = ", ".join(r.get("prefix", "") for r in content.get("routers", []) or [])
+        click.echo(f"Dry run: {len(tools)} tool(s) for {tenant}/{name} at {prefixes}; nothing written.", err=True)
+        return
+    doc = _workspace(db, author=author).import_openapi(spec, name=name, tenant=tenant, prefix=prefix,
+                                                        base_url=base_url)
+    tools = doc.content.get("tools", []) or []
+    click.echo(f"Saved {doc.tenant}/{doc.name} version {doc.version} with {len(tools)} tool(s).")
+
+
+# -- users -----------------------------------------------------------------------
+
+@cli.group(cls=McpgwGroup)
+def user():
+    """Manage user accounts (console and management API logins)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "member"]), required=True,
+              help="admin manages everything; member manages the tenants listed with --tenant.")
+@click.option("--tenant", "tenants", multiple=True, metavar="TENANT",
+              help="Tenant the user belongs to (repeat for several).")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from standard input (the first line) instead of prompting twice.")
+@db_option
+def user_add(name, role, tenants, password_stdin, db):
+    """Create user NAME."""
+    gw = _workspace(db)
+    password = _read_password(password_stdin)
+    created = gw.create_user(name, password, role=role, tenants=tenants)
+    click.echo(f"Created {created.role} {created.name}"
+               + (f" in {', '.join(created.tenants)}" if created.tenants else "") + ".")
+
+
+@user.command("list")
+@db_option
+def user_list(db):
+    """List users with their role, state and tenants."""
+    click.echo(repr(_workspace(db).users()))
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the new password from standard input (the first line) instead of prompting twice.")
+@db_option
+def user_passwd(name, password_stdin, db):
+    """Set the password of user NAME."""
+    gw = _workspace(db)
+    gw.store.get_user(name)
+    gw.store.set_password(name, _read_password(password_stdin))
+    click.echo(f"Password of {name} changed.")
+
+
+# -- API keys ----------------------------------------------------------------------
+
+@cli.group(cls=McpgwGroup)
+def key():
+    """Manage API keys that MCP clients present to the gateway."""
+
+
+@key.command("create")
+@click.option("--user", "user_name", required=True, help="User the key acts for.")
+@click.option("--tenant", required=True, help="Tenant whose servers the key reaches.")
+@click.option("--name", default="", help="A label to recognise the key in lists.")
+@click.option("--server", "servers", multiple=True, metavar="SERVER",
+              help="Restrict the key to this server (repeat for several; default: all of the tenant's).")
+@click.option("--tool", "tools", multiple=True, metavar="TOOL",
+              help="Restrict the key to this tool (repeat for several; default: all).")
+@click.option("--expires-days", type=click.IntRange(min=1), default=None,
+              help="Days until the key expires (default: never).")
+@db_option
+def key_create(user_name, tenant, name, servers, tools, expires_days, db):
+    """Create an API key and print its secret (shown this once, on standard output)."""
+    new = _workspace(db).create_key(user_name, tenant, name=name, servers=servers, tools=tools,
+                                    expires_days=expires_days)
+    click.echo(f"Created key {new.key.id} for {new.key.user} on tenant {new.key.tenant}. "
+               "Store the secret now: it is not shown again.", err=True)
+    click.echo(new.secret)
+
+
+@key.command("list")
+@click.option("--user", "user_name", default=None, help="Only this user's keys.")
+@click.option("--tenant", default=None, help="Only this tenant's keys.")
+@db_option
+def key_list(user_name, tenant, db):
+    """List API keys, newest first (prefixes only, never secrets)."""
+    click.echo(repr(_workspace(db).keys(user=user_name, tenant=tenant)))
+
+
+@key.command("revoke")
+@click.argument("key_id", type=int)
+@db_option
+def key_revoke(key_id, db):
+    """Revoke API key KEY_ID (gateways drop it within one poll)."""
+    gw = _workspace(db)
+    gw.store.get_key(key_id)
+    gw.revoke_key(key_id)
+    click.echo(f"Revoked key {key_id}.")

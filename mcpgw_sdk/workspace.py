@@ -1,0 +1,378 @@
+"""The notebook API: :func:`connect` returns a :class:`Workspace` over a store.
+
+>>> import mcpgw_sdk
+>>> gw = mcpgw_sdk.connect("sqlite:///demo.db", upgrade=True)  # doctest: +SKIP
+>>> doc = gw.document("users", tenant="default")  # doctest: +SKIP
+>>> doc.rest_server("users", config={"base": "http://127.0.0.1:5236"})  # doctest: +SKIP
+>>> doc.tool("get_user").get("{{ config.base }}/users/{{ args.email }}").arg("email", position="path")  # doctest: +SKIP
+>>> doc.router("/default/users", server="users"); doc.save()  # doctest: +SKIP
+
+Edits persist only on an explicit ``save()``; lists are :class:`~mcpgw_sdk.display.Table`
+objects that show as HTML and offer ``to_dataframe()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from . import records as r
+from .builders import DocumentBuilder
+from .display import Diff, ServerInfo, Table, ToolInfo, VersionTable
+from .errors import ConfigError, NotFound
+from .store import Store, open_store
+
+FORMATS = ("mcpgw", "unla")
+
+
+def connect(url: str | None = None, *, upgrade: bool = False, author: str | None = None) -> Workspace:
+    """Open the store at ``url`` (default: ``MCPGW_DATABASE_URL``, else ``sqlite:///mcpgw.db``).
+
+    With ``upgrade`` pending schema migrations are applied first (a new SQLite
+    file needs it); without, a database that is behind raises MigrationRequired.
+    ``author`` is recorded on every version this workspace writes.
+
+    >>> gw = connect("sqlite:///:memory:", upgrade=True)  # doctest: +SKIP
+    """
+    store = open_store(url, check=not upgrade)
+    if upgrade:
+        store.upgrade()
+    return Workspace(store, author=author)
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A freshly created API key and its secret: the only time the secret is available."""
+
+    key: r.ApiKey
+    secret: str
+
+    def __repr__(self) -> str:
+        return (f"API key {self.key.id} for {self.key.user} on tenant {self.key.tenant}: {self.secret}\n"
+                "(store the secret now: it is not shown again)")
+
+
+class Workspace:
+    """Script configs, tenants, users and API keys of one store.
+
+    >>> gw = Workspace(store)  # doctest: +SKIP
+    >>> gw.tools()  # doctest: +SKIP
+    """
+
+    def __init__(self, store: Store, *, author: str | None = None):
+        self.store = store
+        self.author = author
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Workspace {self.store.url}>"
+
+    # -- documents -----------------------------------------------------------
+    def document(self, name: str, *, tenant: str = "default") -> DocumentBuilder:
+        """The document ``tenant/name`` to edit: the stored one, or a new empty one.
+
+        >>> doc = gw.document("users", tenant="default")  # doctest: +SKIP
+        >>> doc.tool("ping").get("http://127.0.0.1:5236/ping"); doc.save()  # doctest: +SKIP
+        """
+        try:
+            return self.get(tenant, name)
+        except NotFound:
+            return DocumentBuilder(name, tenant=tenant, store=self.store, author=self.author)
+
+    def get(self, tenant: str, name: str) -> DocumentBuilder:
+        """The stored document ``tenant/name`` to read or edit (NotFound when there is none).
+
+        >>> gw.get("default", "users").version  # doctest: +SKIP
+        3
+        """
+        record = self.store.get_document(tenant, name)
+        return DocumentBuilder.from_record(record, store=self.store, author=self.author)
+
+    def documents(self, tenant: str | None = None, *, include_deleted: bool = False) -> Table:
+        """Stored documents (tenant, name, version, updated_at, updated_by), optionally of one tenant.
+
+        >>> gw.documents().to_dataframe()  # doctest: +SKIP
+        """
+        rows = self.store.list_documents(tenant=tenant, include_deleted=include_deleted)
+        return Table(rows, columns=["tenant", "name", "version", "updated_at", "updated_by", "deleted"],
+                     title="Documents")
+
+    def delete(self, tenant: str, name: str) -> r.Version:
+        """Delete a document (its history keeps it restorable with :meth:`rollback`)."""
+        return self.store.delete_document(tenant, name, author=self.author)
+
+    def versions(self, tenant: str, name: str) -> VersionTable:
+        """A document's history, newest first.
+
+        >>> gw.versions("default", "users")  # doctest: +SKIP
+        """
+        rows = self.store.list_versions(tenant, name)
+        return VersionTable(rows, columns=["version", "action", "author", "created_at", "reverted_from"],
+                            title=f"{tenant}/{name} versions")
+
+    def diff(self, tenant: str, name: str, a: int, b: int) -> Diff:
+        """A unified diff of versions ``a`` and ``b`` (shown coloured in notebooks).
+
+        >>> print(gw.diff("default", "users", 1, 2))  # doctest: +SKIP
+        """
+        return Diff(self.store.diff_versions(tenant, name, a, b))
+
+    def rollback(self, tenant: str, name: str, version: int) -> DocumentBuilder:
+        """Restore ``version``'s content as a new version; return the document."""
+        record = self.store.rollback(tenant, name, version, author=self.author)
+        return DocumentBuilder.from_record(record, store=self.store, author=self.author)
+
+    def check(self) -> list[str]:
+        """Validate every stored document; return one line per problem (empty when all are valid).
+
+        Besides each document's own rules it checks what spans documents: router
+        prefixes are unique, inside their tenant's prefix, and tenants exist.
+
+        >>> gw.check()  # doctest: +SKIP
+        []
+        """
+        from . import documents
+
+        problems: list[str] = []
+        records = self.store.list_documents()
+        for record in records:
+            try:
+                documents.validate(record.content)
+            except ConfigError as exc:
+                problems.extend(exc.errors)
+        tenants = {t.name: t.prefix for t in self.store.list_tenants()}
+        across = documents.validate_set([d.content for d in records], tenants)
+        for ident in sorted(across):
+            problems.extend(across[ident])
+        return problems
+
+    # -- lists across documents ----------------------------------------------
+    def _contents(self, tenant: str | None = None) -> list[r.Document]:
+        return self.store.list_documents(tenant=tenant)
+
+    def servers(self, tenant: str | None = None) -> Table:
+        """Every REST and upstream MCP server, with the prefixes serving it.
+
+        >>> gw.servers()  # doctest: +SKIP
+        """
+        rows = []
+        for record in self._contents(tenant):
+            content = record.content
+            prefixes: dict[str, list[str]] = {}
+            for router in content.get("routers", []) or []:
+                for server in _router_servers(router):
+                    prefixes.setdefault(server, []).append(router.get("prefix", ""))
+            for server in content.get("servers", []) or []:
+                rows.append(ServerInfo(record.tenant, record.name, server.get("name", ""), "rest",
+                                       server.get("description", ""), tuple(prefixes.get(server.get("name"), [])),
+                                       tuple(server.get("allowedTools", []) or []), server=server))
+            for server in content.get("mcpServers", []) or []:
+                target = server.get("url") or " ".join([server.get("command", "")] + list(server.get("args", [])))
+                rows.append(ServerInfo(record.tenant, record.name, server.get("name", ""), "mcp",
+                                       server.get("description", ""), tuple(prefixes.get(server.get("name"), [])),
+                                       tuple(server.get("allowedTools", []) or []), target=target, server=server))
+        return Table(rows, columns=["tenant", "document", "name", "kind", "prefixes", "tools", "description"],
+                     title="Servers")
+
+    def tools(self, tenant: str | None = None) -> Table:
+        """Every REST tool: tenant, document, server, name, method, endpoint and argument names.
+
+        >>> gw.tools()[0]  # a single tool shows its arguments table  # doctest: +SKIP
+        """
+        rows = []
+        for record in self._contents(tenant):
+            content = record.content
+            owners: dict[str, str] = {}
+            for server in content.get("servers", []) or []:
+                for tool in server.get("allowedTools", []) or []:
+                    owners.setdefault(tool, server.get("name", ""))
+            for tool in content.get("tools", []) or []:
+                rows.append(ToolInfo(record.tenant, record.name, owners.get(tool.get("name"), ""),
+                                     tool.get("name", ""), tool.get("description", ""), tool.get("method", ""),
+                                     tool.get("endpoint", ""),
+                                     tuple(a.get("name", "") for a in tool.get("args", []) or []), tool=tool))
+        return Table(rows, columns=["tenant", "document", "server", "name", "method", "endpoint", "args",
+                                    "description"], title="Tools")
+
+    def prompts(self, tenant: str | None = None) -> Table:
+        """Every prompt: tenant, document, name, description and argument names."""
+        rows = []
+        for record in self._contents(tenant):
+            for prompt in record.content.get("prompts", []) or []:
+                rows.append({"tenant": record.tenant, "document": record.name, "name": prompt.get("name", ""),
+                             "description": prompt.get("description", ""),
+                             "arguments": [a.get("name", "") for a in prompt.get("arguments", []) or []]})
+        return Table(rows, columns=["tenant", "document", "name", "arguments", "description"], title="Prompts")
+
+    def upstreams(self, tenant: str | None = None) -> Table:
+        """Every upstream MCP server: type, and command or URL."""
+        rows = [s for s in self.servers(tenant) if s.kind == "mcp"]
+        return Table(rows, columns=["tenant", "document", "name", "prefixes", "target"],
+                     title="Upstream MCP servers")
+
+    # -- tenants, users, keys -----------------------------------------------
+    def tenants(self) -> Table:
+        """All tenants (name, prefix, description)."""
+        return Table(self.store.list_tenants(), columns=["name", "prefix", "description"], title="Tenants")
+
+    def create_tenant(self, name: str, *, prefix: str | None = None, description: str = "") -> r.Tenant:
+        """Create a tenant; its router prefixes start with ``prefix`` (default ``/name``)."""
+        return self.store.create_tenant(name, prefix=prefix, description=description)
+
+    def users(self) -> Table:
+        """All users (name, role, active, tenants)."""
+        return Table(self.store.list_users(), columns=["name", "role", "active", "tenants", "created_at"],
+                     title="Users")
+
+    def create_user(self, name: str, password: str, *, role: str = "member", tenants: Iterable[str] = ()
+                    ) -> r.User:
+        """Create a user (``role`` admin or member) belonging to ``tenants``."""
+        if role not in ("admin", "member"):
+            raise ConfigError(f"role: {role!r} is not one of admin, member")
+        return self.store.create_user(name, password, role=role, tenants=tenants)
+
+    def keys(self, *, user: str | None = None, tenant: str | None = None) -> Table:
+        """API keys, newest first (never their secrets)."""
+        return Table(self.store.list_keys(user=user, tenant=tenant),
+                     columns=["id", "name", "prefix", "user", "tenant", "servers", "tools", "expires_at",
+                              "last_used_at", "revoked"], title="API keys")
+
+    def create_key(self, user: str, tenant: str, *, name: str = "", servers: Iterable[str] = (),
+                   tools: Iterable[str] = (), expires_days: float | None = None) -> NewKey:
+        """Create an API key for ``user`` on ``tenant``; the result holds the secret, shown this once.
+
+        ``servers``/``tools`` restrict the key (empty: all of the tenant's).
+
+        >>> new = gw.create_key("alice", "default", expires_days=30); new.secret  # doctest: +SKIP
+        """
+        expires_at = None
+        if expires_days is not None:
+            if expires_days <= 0:
+                raise ConfigError(f"expires_days: {expires_days} must be positive")
+            expires_at = datetime.now(timezone.utc) + timedelta(days=expires_days)
+        key, secret = self.store.create_key(user, tenant, name=name, servers=servers, tools=tools,
+                                            expires_at=expires_at)
+        return NewKey(key, secret)
+
+    def revoke_key(self, key_id: int) -> None:
+        """Revoke an API key; gateways drop it within one poll."""
+        self.store.revoke_key(key_id)
+
+    # -- import and export ---------------------------------------------------
+    def parse(self, text: str, *, source: str = "<text>", format: str | None = None) -> list[dict[str, Any]]:
+        """Parse YAML/JSON text (one or more documents) into our document format, translating Unla's.
+
+        ``format`` is ``mcpgw``, ``unla`` or ``None`` (detect Unla documents).
+        """
+        from . import documents, unla
+
+        if format is not None and format not in FORMATS:
+            raise ConfigError(f"format: {format!r} is not one of {', '.join(FORMATS)}")
+        parsed = documents.parse_text(text, source=source)
+        items = parsed if isinstance(parsed, list) else [parsed]
+        contents = []
+        for item in items:
+            if format == "unla" or (format is None and unla.is_unla(item)):
+                converted = unla.from_unla(item)
+                contents.extend(converted if isinstance(converted, list) else [converted])
+            else:
+                contents.append(item)
+        return contents
+
+    def import_files(self, paths: Iterable[str | Path], *, format: str | None = None) -> list[r.Document]:
+        """Import documents from files in one transaction: all are saved, or none.
+
+        A document whose (tenant, name) exists becomes its new version.
+        """
+        contents: list[dict[str, Any]] = []
+        for path in paths:
+            path = Path(path)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            contents.extend(self.parse(text, source=str(path), format=format))
+        if not contents:
+            raise ConfigError("nothing to import: the files hold no documents")
+        return self.store.import_documents(contents, author=self.author)
+
+    def import_file(self, path: str | Path, format: str | None = None) -> list[r.Document]:
+        """Import the documents of one YAML/JSON file (ours or Unla's, detected); see :meth:`import_files`.
+
+        >>> gw.import_file("configs/users.yaml")  # doctest: +SKIP
+        """
+        return self.import_files([path], format=format)
+
+    def openapi(self, spec: Any, *, name: str, tenant: str = "default", prefix: str | None = None,
+                base_url: str | None = None) -> DocumentBuilder:
+        """Convert an OpenAPI/Swagger spec (dict, file path or URL) into an unsaved document.
+
+        Inspect or edit it, then ``save()``; :meth:`import_openapi` does both.
+        """
+        from . import openapi
+
+        if not isinstance(spec, dict):
+            spec = openapi.load_spec(str(spec))
+        content = openapi.from_openapi(spec, name=name, tenant=tenant, prefix=prefix, base_url=base_url)
+        doc = self.document(name, tenant=tenant)
+        doc.content = content
+        return doc
+
+    def import_openapi(self, spec: Any, *, name: str, tenant: str = "default", prefix: str | None = None,
+                       base_url: str | None = None) -> DocumentBuilder:
+        """Convert an OpenAPI spec into a document and save it (replacing ``tenant/name`` as a new version).
+
+        >>> gw.import_openapi("petstore.json", name="pets", prefix="/default/pets")  # doctest: +SKIP
+        """
+        doc = self.openapi(spec, name=name, tenant=tenant, prefix=prefix, base_url=base_url)
+        record = self.store.save_document(doc.content, author=self.author)
+        return DocumentBuilder.from_record(record, store=self.store, author=self.author)
+
+    def export(self, tenant: str | None = None, name: str | None = None, format: str = "mcpgw") -> str:
+        """Stored documents as a YAML stream (``---`` between documents), ours or Unla's format.
+
+        >>> print(gw.export(tenant="default", format="unla"))  # doctest: +SKIP
+        """
+        from . import documents
+
+        if format not in FORMATS:
+            raise ConfigError(f"format: {format!r} is not one of {', '.join(FORMATS)}")
+        if name is not None:
+            if tenant is None:
+                matches = [d for d in self.store.list_documents() if d.name == name]
+                if not matches:
+                    raise NotFound(f"no document named {name!r}")
+                records = matches
+            else:
+                records = [self.store.get_document(tenant, name)]
+        else:
+            records = self.store.list_documents(tenant=tenant)
+        parts = []
+        for record in records:
+            content = record.content
+            if format == "unla":
+                from . import unla
+
+                content = unla.to_unla(content)
+            parts.append(documents.to_yaml(content))
+        return "---\n".join(p if p.endswith("\n") else p + "\n" for p in parts)
+
+
+def _router_servers(router: dict[str, Any]) -> list[str]:
+    servers = list(router.get("servers", []) or [])
+    if router.get("server"):
+        servers.insert(0, router["server"])
+    return servers
+
