@@ -1,0 +1,707 @@
+"""Config documents: parse, validate, normalize, hash and dump them.
+
+A document is a plain dict with Unla's shape plus mcpgw's additions (see
+``docs/config-format.md``). :func:`validate` checks one document and returns a
+normalized deep copy; :func:`validate_set` checks what only a set of documents
+can reveal (prefixes shared between documents, prefixes outside a tenant's).
+
+>>> doc = validate({"name": "users", "routers": [{"server": "u", "prefix": "/default/users/"}],
+...                 "servers": [{"name": "u"}], "tools": []})
+>>> doc["tenant"], prefixes(doc)
+('default', ['/default/users'])
+
+Normalization (what :func:`validate` fills or rewrites):
+
+- ``tenant`` defaults to ``"default"``; Unla's ``createdAt``/``updatedAt``/``deletedAt`` are dropped;
+  missing top-level lists become ``[]``.
+- ``routers[].prefix`` loses its trailing ``/`` and doubled slashes.
+- ``tools[].method`` is upper-cased and defaults to ``GET``.
+- ``tools[].args[].type`` defaults to ``string``, ``required`` to ``false``, ``position`` to ``query``
+  for GET/HEAD/DELETE/OPTIONS tools and ``body`` otherwise; a non-string ``default`` becomes its
+  string form (JSON text for arrays/objects, ``true``/``false`` for booleans).
+- ``servers[].config``, ``tools[].headers``, ``mcpServers[].env``/``headers`` values become strings.
+- ``mcpServers[].policy`` defaults to ``onDemand``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .templates import check_template
+
+__all__ = [
+    "POSITIONS", "TOOL_NAME_RE", "canonical_json", "content_hash", "iter_templates", "key", "parse_text",
+    "prefixes", "to_yaml", "tool_input_schema", "validate", "validate_set", "visible_tools",
+]
+
+POSITIONS = ("header", "query", "path", "body", "form-data", "file")
+TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+ARG_TYPES = ("string", "number", "integer", "boolean", "array", "object")
+MCP_TYPES = ("stdio", "sse", "streamable-http")
+POLICIES = ("onStart", "onDemand")
+AUTH_MODES = ("apikey", "oauth2", "none")
+TOP_ORDER = ("name", "tenant", "routers", "servers", "tools", "prompts", "mcpServers")
+UNLA_DROPPED = ("createdAt", "updatedAt", "deletedAt")
+_BODYLESS = ("GET", "HEAD", "DELETE", "OPTIONS")
+_PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
+_TOOL_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
+
+
+# -- schema --------------------------------------------------------------
+
+class _F:
+    """One field of the schema: its kind, and what to check or fill."""
+
+    __slots__ = ("kind", "required", "choices", "template", "sub", "default", "upper")
+
+    def __init__(self, kind: str, *, required: bool = False, choices: tuple | None = None,
+                 template: bool = False, sub: dict | None = None, default: Any = None, upper: bool = False):
+        self.kind, self.required, self.choices = kind, required, choices
+        self.template, self.sub, self.default, self.upper = template, sub, default, upper
+
+
+_STRLIST = _F("strlist")
+_CORS = {"allowOrigins": _STRLIST, "allowMethods": _STRLIST, "allowHeaders": _STRLIST,
+         "exposeHeaders": _STRLIST, "allowCredentials": _F("bool")}
+_AUTH = {"mode": _F("str", choices=AUTH_MODES)}
+_ROUTER = {"server": _F("str"), "servers": _STRLIST, "prefix": _F("str", required=True),
+           "ssePrefix": _F("str"), "cors": _F("obj", sub=_CORS), "auth": _F("obj", sub=_AUTH)}
+_SERVER = {"name": _F("str", required=True), "description": _F("str"), "namespace": _F("str"),
+           "allowedTools": _STRLIST, "deniedTools": _STRLIST, "toolPrefix": _F("str"),
+           "config": _F("strmap", template=True)}
+_PROXY = {"host": _F("str"), "port": _F("int"), "type": _F("str", choices=("http", "https", "socks5"))}
+_ANNOTATIONS = {"title": _F("str"), "readOnlyHint": _F("bool"), "destructiveHint": _F("bool"),
+                "idempotentHint": _F("bool"), "openWorldHint": _F("bool")}
+_ITEMS: dict[str, _F] = {"type": _F("str", choices=ARG_TYPES), "enum": _F("list"), "properties": _F("object"),
+                         "required": _STRLIST, "description": _F("str")}
+_ITEMS["items"] = _F("obj", sub=_ITEMS)
+_ARG = {"name": _F("str", required=True), "position": _F("str", choices=POSITIONS),
+        "required": _F("bool", default=False), "type": _F("str", choices=ARG_TYPES, default="string"),
+        "description": _F("str"), "default": _F("default"), "enum": _F("list"), "items": _F("obj", sub=_ITEMS)}
+_TOOL = {"name": _F("str", required=True), "description": _F("str"),
+         "method": _F("str", choices=METHODS, default="GET", upper=True), "endpoint": _F("str", required=True, template=True),
+         "proxy": _F("obj", sub=_PROXY), "headers": _F("strmap", template=True), "args": _F("list", sub=_ARG),
+         "requestBody": _F("str", template=True), "responseBody": _F("str", template=True),
+         "inputSchema": _F("object"), "outputSchema": _F("object"), "annotations": _F("obj", sub=_ANNOTATIONS),
+         "meta": _F("object"), "timeout": _F("posnum"), "retries": _F("count"), "maxResponseBytes": _F("posint")}
+_PROMPT_ARG = {"name": _F("str", required=True), "description": _F("str"), "required": _F("bool")}
+_PROMPT_CONTENT = {"type": _F("str"), "text": _F("str")}
+_PROMPT_RESPONSE = {"role": _F("str", choices=("user", "assistant")), "content": _F("obj", sub=_PROMPT_CONTENT)}
+_PROMPT = {"name": _F("str", required=True), "description": _F("str"), "arguments": _F("list", sub=_PROMPT_ARG),
+           "promptResponse": _F("list", sub=_PROMPT_RESPONSE)}
+_MCP = {"type": _F("str", required=True, choices=MCP_TYPES), "name": _F("str", required=True),
+        "command": _F("str"), "args": _STRLIST, "env": _F("strmap", template=True),
+        "url": _F("str", template=True), "headers": _F("strmap", template=True),
+        "policy": _F("str", choices=POLICIES, default="onDemand"), "preinstalled": _F("bool"),
+        "allowAuthorizationPassThrough": _F("bool"), "allowedTools": _STRLIST, "deniedTools": _STRLIST,
+        "toolPrefix": _F("str"), "timeout": _F("posnum")}
+_DOC = {"name": _F("str", required=True), "tenant": _F("str", default="default"),
+        "routers": _F("list", sub=_ROUTER, default=[]), "servers": _F("list", sub=_SERVER, default=[]),
+        "tools": _F("list", sub=_TOOL, default=[]), "prompts": _F("list", sub=_PROMPT, default=[]),
+        "mcpServers": _F("list", sub=_MCP, default=[])}
+
+_TYPE_NAMES = {"str": "a string", "bool": "true or false", "int": "an integer", "posnum": "a number > 0",
+               "posint": "an integer > 0", "count": "an integer >= 0", "strlist": "a list of strings",
+               "strmap": "a mapping of names to strings", "object": "a mapping", "obj": "a mapping",
+               "list": "a list"}
+
+
+def _kind_of(value: Any) -> str:
+    return {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _scalar_text(value: Any) -> str | None:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    return None
+
+
+class _Checker:
+    """Walks one document against the schema, collecting every problem."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.errors: list[str] = []
+
+    def err(self, path: str, reason: str) -> None:
+        self.errors.append(f"{self.label}: {path}: {reason}" if path else f"{self.label}: {reason}")
+
+    def obj(self, value: Any, schema: dict[str, _F], path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.err(path, f"expected a mapping, got {_kind_of(value)}")
+            return {}
+        unknown = [k for k in value if k not in schema]
+        for k in unknown:
+            self.err(path, f"unknown key {k!r}; allowed keys: {', '.join(schema)}")
+        out: dict[str, Any] = {}
+        for name, spec in schema.items():
+            sub_path = f"{path}.{name}" if path else name
+            if name not in value or value[name] is None:
+                if spec.required:
+                    self.err(sub_path, "required")
+                elif spec.default is not None:
+                    out[name] = copy.deepcopy(spec.default)
+                continue
+            checked = self.field(value[name], spec, sub_path)
+            if checked is not _BAD:
+                out[name] = checked
+        return out
+
+    def field(self, value: Any, spec: _F, path: str) -> Any:
+        kind = spec.kind
+        ok = True
+        if kind == "str":
+            ok = isinstance(value, str)
+        elif kind == "bool":
+            ok = isinstance(value, bool)
+        elif kind in ("int", "posint", "count"):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            if ok and ((kind == "posint" and value <= 0) or (kind == "count" and value < 0)):
+                self.err(path, f"must be {_TYPE_NAMES[kind]}, got {value}")
+                return _BAD
+        elif kind == "posnum":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok and value <= 0:
+                self.err(path, f"must be > 0, got {value}")
+                return _BAD
+        elif kind == "strlist":
+            if not isinstance(value, list):
+                ok = False
+            else:
+                for i, item in enumerate(value):
+                    if not isinstance(item, str):
+                        self.err(f"{path}[{i}]", f"expected a string, got {_kind_of(item)}")
+                        return _BAD
+                return list(value)
+        elif kind == "strmap":
+            return self.strmap(value, spec, path)
+        elif kind == "object":
+            ok = isinstance(value, dict)
+            if ok:
+                return copy.deepcopy(value)
+        elif kind == "obj":
+            if not isinstance(value, dict):
+                ok = False
+            else:
+                return self.obj(value, spec.sub, path)
+        elif kind == "list":
+            if not isinstance(value, list):
+                ok = False
+            elif spec.sub is None:
+                return copy.deepcopy(value)
+            else:
+                return [self.obj(item, spec.sub, f"{path}[{i}]") for i, item in enumerate(value)]
+        elif kind == "default":
+            text = _scalar_text(value)
+            if text is None:
+                text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            return text
+        if not ok:
+            self.err(path, f"expected {_TYPE_NAMES[kind]}, got {_kind_of(value)}")
+            return _BAD
+        if spec.upper:
+            value = value.upper()
+        if spec.choices and value not in spec.choices:
+            self.err(path, f"{value!r} is not one of {', '.join(spec.choices)}")
+            return _BAD
+        if spec.template:
+            self.template(value, path)
+        return value
+
+    def strmap(self, value: Any, spec: _F, path: str) -> Any:
+        if not isinstance(value, dict):
+            self.err(path, f"expected {_TYPE_NAMES['strmap']}, got {_kind_of(value)}")
+            return _BAD
+        out = {}
+        for k, v in value.items():
+            text = _scalar_text(v)
+            if text is None:
+                self.err(f"{path}.{k}", f"expected a string, got {_kind_of(v)}")
+                continue
+            if spec.template:
+                self.template(text, f"{path}.{k}")
+            out[str(k)] = text
+        return out
+
+    def template(self, text: str, path: str) -> None:
+        reason = check_template(text)
+        if reason:
+            self.err(path, f"template does not parse: {reason}")
+
+
+_BAD = object()
+
+
+# -- parsing -------------------------------------------------------------
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps timestamps as strings, so documents stay JSON-compatible."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def parse_text(text: str, *, source: str = "<string>") -> list[dict]:
+    """Parse YAML or JSON text into documents.
+
+    A YAML stream may hold several documents (``---``); a JSON (or YAML) list holds
+    several too. Malformed text raises :class:`ConfigError` naming ``source``, the
+    line and the column.
+    """
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            loaded = [json.loads(text)]
+        except ValueError as exc:
+            json_error = exc
+        else:
+            return _documents(loaded, source)
+    else:
+        json_error = None
+    try:
+        loaded = list(yaml.load_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as exc:
+        if isinstance(json_error, json.JSONDecodeError):  # it looked like JSON: say where JSON broke
+            raise ConfigError(f"{source}: line {json_error.lineno}, column {json_error.colno}: "
+                              f"{json_error.msg}") from None
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}: line {mark.line + 1}, column {mark.column + 1}" if mark else source
+        reason = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise ConfigError(f"{where}: {reason}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return _documents(loaded, source)
+
+
+def _documents(loaded: list, source: str) -> list[dict]:
+    docs: list[dict] = []
+    for n, item in enumerate(loaded, 1):
+        if item is None:
+            continue
+        items = item if isinstance(item, list) else [item]
+        for m, doc in enumerate(items, 1):
+            if not isinstance(doc, dict):
+                where = f"document {n}" + (f", item {m}" if isinstance(item, list) else "")
+                raise ConfigError(f"{source}: {where} is {_kind_of(doc)}, expected a mapping with name and tenant")
+            docs.append(doc)
+    return docs
+
+
+# -- one document --------------------------------------------------------
+
+def key(content: dict) -> tuple[str, str]:
+    """The document's identity: ``(tenant, name)`` (tenant ``default`` when missing)."""
+    return (content.get("tenant") or "default", content.get("name") or "")
+
+
+def _label(content: Any) -> str:
+    if not isinstance(content, dict):
+        return "?/?"
+    tenant = content.get("tenant") if isinstance(content.get("tenant"), str) and content.get("tenant") else "default"
+    name = content.get("name") if isinstance(content.get("name"), str) and content.get("name") else "?"
+    return f"{tenant}/{name}"
+
+
+def normalize_prefix(prefix: str) -> str:
+    """``'gateway//users/'`` → ``'/gateway/users'``."""
+    parts = [p for p in prefix.strip().split("/") if p]
+    return "/" + "/".join(parts)
+
+
+def prefixes(content: dict) -> list[str]:
+    """The document's router prefixes, normalized (``/a/b``, no trailing ``/``)."""
+    return [normalize_prefix(r["prefix"]) for r in content.get("routers") or []
+            if isinstance(r, dict) and isinstance(r.get("prefix"), str)]
+
+
+def validate(content: dict) -> dict:
+    """Check one document; return a normalized deep copy, or raise :class:`ConfigError`.
+
+    ``ConfigError.errors`` lists every problem as ``tenant/name: path: reason``, e.g.
+    ``default/users: tools[2].args[0].position: 'bdy' is not one of header, query, path, body, form-data, file``.
+    """
+    checker = _Checker(_label(content))
+    if not isinstance(content, dict):
+        checker.err("", f"a document is a mapping, got {_kind_of(content)}")
+        raise ConfigError(checker.errors[0], checker.errors)
+    content = {k: v for k, v in content.items() if k not in UNLA_DROPPED}
+    doc = checker.obj(content, _DOC, "")
+    _check_tools(doc, checker)
+    _check_names(doc, checker)
+    _check_routers(doc, checker)
+    if checker.errors:
+        raise ConfigError(checker.errors[0], checker.errors)
+    return doc
+
+
+def _check_tools(doc: dict, checker: _Checker) -> None:
+    for i, tool in enumerate(doc.get("tools", [])):
+        name = tool.get("name")
+        if isinstance(name, str) and not TOOL_NAME_RE.match(name):
+            checker.err(f"tools[{i}].name", f"{name!r} must be 1-64 characters of A-Z a-z 0-9 _ . -")
+        _dupes(checker, tool.get("args", []), f"tools[{i}].args", "argument")
+        for j, arg in enumerate(tool.get("args", [])):
+            if "position" not in arg:
+                arg["position"] = "query" if tool.get("method", "GET") in _BODYLESS else "body"
+            _check_default(arg, f"tools[{i}].args[{j}]", checker)
+            _reorder(arg, _ARG)
+
+
+def _check_default(arg: dict, path: str, checker: _Checker) -> None:
+    default = arg.get("default")
+    if default in (None, ""):
+        return
+    try:
+        parse_default(default, arg.get("type", "string"))
+    except ValueError as exc:
+        checker.err(f"{path}.default", str(exc))
+
+
+def parse_default(text: str, type_: str) -> Any:
+    """An argument's default (always written as a string) as a value of its JSON-schema ``type_``."""
+    if type_ == "string":
+        return text
+    if type_ == "boolean":
+        if text.strip().lower() in ("true", "false"):
+            return text.strip().lower() == "true"
+        raise ValueError(f"{text!r} is not a boolean (true or false)")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not {'an' if type_[0] in 'aeiou' else 'a'} {type_}") from None
+    expected = {"integer": int, "number": (int, float), "array": list, "object": dict}[type_]
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise ValueError(f"{text!r} is not {'an' if type_[0] in 'aeiou' else 'a'} {type_}")
+    return value
+
+
+def _reorder(obj: dict, schema: dict) -> None:
+    items = [(k, obj[k]) for k in schema if k in obj]
+    obj.clear()
+    obj.update(items)
+
+
+def _dupes(checker: _Checker, items: list, path: str, what: str, seen: dict | None = None,
+           attr: str = "name") -> dict:
+    seen = {} if seen is None else seen
+    for i, item in enumerate(items):
+        name = item.get(attr)
+        if not isinstance(name, str):
+            continue
+        here = f"{path}[{i}]"
+        if name in seen:
+            checker.err(f"{here}.{attr}", f"duplicate {what} name {name!r} (also {seen[name]})")
+        else:
+            seen[name] = here
+    return seen
+
+
+def _check_names(doc: dict, checker: _Checker) -> None:
+    _dupes(checker, doc.get("tools", []), "tools", "tool")
+    _dupes(checker, doc.get("prompts", []), "prompts", "prompt")
+    backends = _dupes(checker, doc.get("servers", []), "servers", "server")
+    _dupes(checker, doc.get("mcpServers", []), "mcpServers", "server", seen=backends)
+    tool_names = {t.get("name") for t in doc.get("tools", [])}
+    for i, server in enumerate(doc.get("servers", [])):
+        for field in ("allowedTools", "deniedTools"):
+            for j, name in enumerate(server.get(field) or []):
+                if name not in tool_names:
+                    checker.err(f"servers[{i}].{field}[{j}]", f"{name!r} is not a tool of this document")
+    for i, server in enumerate(doc.get("servers", []) + doc.get("mcpServers", [])):
+        prefix = server.get("toolPrefix")
+        where = f"servers[{i}]" if i < len(doc.get("servers", [])) else f"mcpServers[{i - len(doc.get('servers', []))}]"
+        if isinstance(prefix, str) and not _TOOL_PREFIX_RE.match(prefix):
+            checker.err(f"{where}.toolPrefix", f"{prefix!r} must be at most 63 characters of A-Z a-z 0-9 _ . -")
+    for i, mcp in enumerate(doc.get("mcpServers", [])):
+        kind = mcp.get("type")
+        if kind == "stdio" and not mcp.get("command"):
+            checker.err(f"mcpServers[{i}].command", "required for type stdio")
+        if kind in ("sse", "streamable-http") and not mcp.get("url"):
+            checker.err(f"mcpServers[{i}].url", f"required for type {kind}")
+
+
+def _check_routers(doc: dict, checker: _Checker) -> None:
+    rest = {s.get("name") for s in doc.get("servers", [])}
+    mcp = {s.get("name") for s in doc.get("mcpServers", [])}
+    known = sorted(n for n in rest | mcp if isinstance(n, str))
+    seen_prefix: dict[str, str] = {}
+    for i, router in enumerate(doc.get("routers", [])):
+        path = f"routers[{i}]"
+        prefix = router.get("prefix")
+        if isinstance(prefix, str):
+            if not prefix.startswith("/"):
+                checker.err(f"{path}.prefix", f"{prefix!r} must start with '/'")
+            norm = normalize_prefix(prefix)
+            bad = [seg for seg in norm.split("/")[1:] if not _PREFIX_SEGMENT.match(seg)]
+            if norm == "/":
+                checker.err(f"{path}.prefix", "must name a path below '/', e.g. /default/users")
+            elif bad:
+                checker.err(f"{path}.prefix", f"segment {bad[0]!r} may only hold A-Z a-z 0-9 . _ ~ -")
+            if norm in seen_prefix:
+                checker.err(f"{path}.prefix", f"{norm!r} is already used by {seen_prefix[norm]}")
+            else:
+                seen_prefix[norm] = f"{path}.prefix"
+            router["prefix"] = norm
+        if "server" in router and "servers" in router:
+            checker.err(path, "use either server or servers, not both")
+            continue
+        if "server" not in router and "servers" not in router:
+            checker.err(path, "needs server (one backend) or servers (several aggregated)")
+            continue
+        names = [(f"{path}.server", router["server"])] if "server" in router else \
+            [(f"{path}.servers[{j}]", n) for j, n in enumerate(router["servers"])]
+        if not names:
+            checker.err(f"{path}.servers", "must name at least one server")
+        missing = False
+        for where, name in names:
+            if name not in rest and name not in mcp:
+                checker.err(where, f"{name!r} is not a server or mcpServer of this document"
+                                   f" (known: {', '.join(known) or 'none'})")
+                missing = True
+        if not missing:
+            _check_visible(doc, router, path, checker, mcp)
+
+
+def _tool_prefix(backend: dict, aggregated: bool) -> str:
+    prefix = backend.get("toolPrefix")
+    if isinstance(prefix, str):
+        return prefix
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(backend.get("name"))) + "_" if aggregated else ""
+
+
+def _backends(router: dict) -> list[str]:
+    return list(router["servers"]) if "servers" in router else [router["server"]]
+
+
+def _check_visible(doc: dict, router: dict, path: str, checker: _Checker, mcp: set) -> None:
+    seen: dict[str, str] = {}
+    for visible, backend, _tool in visible_tools(doc, router):
+        if not TOOL_NAME_RE.match(visible):
+            checker.err(path, f"exposed tool name {visible!r} (from server {backend!r}) must be 1-64 characters"
+                              " of A-Z a-z 0-9 _ . -; shorten toolPrefix or the tool name")
+        if visible in seen:
+            checker.err(path, f"tool name {visible!r} is exposed by both {seen[visible]!r} and {backend!r};"
+                              " set distinct toolPrefix values")
+        seen.setdefault(visible, backend)
+    names = _backends(router)
+    if len(names) < 2:
+        return
+    by_name = {b.get("name"): b for b in doc.get("servers", []) + doc.get("mcpServers", [])}
+    prefix_of: dict[str, str] = {}
+    for name in names:
+        prefix = _tool_prefix(by_name[name], True)
+        other = prefix_of.get(prefix)
+        if other is not None and (name in mcp or other in mcp):
+            checker.err(f"{path}.servers", f"servers {other!r} and {name!r} share the tool prefix {prefix!r}, so"
+                                           " their tools may collide; set distinct toolPrefix values")
+        prefix_of.setdefault(prefix, name)
+
+
+def visible_tools(content: dict, router: dict) -> list[tuple[str, str, str]]:
+    """``[(visible_name, backend_name, tool_name)]`` a router exposes from its REST servers, in document order.
+
+    Applies each server's ``allowedTools`` (absent: every tool of the document) and ``deniedTools``,
+    and the tool prefix (``toolPrefix``; by default ``<server name>_`` when the router aggregates several
+    backends, nothing for one). Upstream MCP servers' tools are known only at run time and are not listed.
+    """
+    names = _backends(router) if ("server" in router or "servers" in router) else []
+    aggregated = len(names) > 1
+    servers = {s.get("name"): s for s in content.get("servers") or []}
+    tools = [t for t in content.get("tools") or [] if isinstance(t.get("name"), str)]
+    out: list[tuple[str, str, str]] = []
+    for name in names:
+        server = servers.get(name)
+        if server is None:
+            continue
+        allowed = server.get("allowedTools")
+        denied = set(server.get("deniedTools") or ())
+        prefix = _tool_prefix(server, aggregated)
+        for tool in tools:
+            tname = tool["name"]
+            if (allowed is None or tname in allowed) and tname not in denied:
+                out.append((prefix + tname, name, tname))
+    return out
+
+
+def tool_input_schema(tool: dict) -> dict:
+    """The tool's JSON Schema: an object with ``properties`` and ``required`` from ``args``, merged with ``inputSchema``.
+
+    Each argument contributes ``type``, ``description``, ``default`` (parsed from its string form;
+    an empty default is no default), ``enum`` and, for arrays, ``items``. An ``inputSchema`` that is
+    an object schema (has ``properties`` or ``type: object``) merges its properties, required names
+    and other keywords; otherwise (Unla's form) it is a map of extra properties.
+    """
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for arg in tool.get("args") or []:
+        type_ = arg.get("type") or "string"
+        prop: dict[str, Any] = {"type": type_}
+        if arg.get("description"):
+            prop["description"] = arg["description"]
+        if arg.get("enum"):
+            prop["enum"] = list(arg["enum"])
+        if type_ == "array":
+            prop["items"] = _items_schema(arg.get("items") or {})
+        elif type_ == "object" and arg.get("items", {}).get("properties"):
+            prop["properties"] = copy.deepcopy(arg["items"]["properties"])
+        default = arg.get("default")
+        if default not in (None, ""):
+            try:
+                prop["default"] = parse_default(default, type_)
+            except ValueError:
+                pass
+        properties[arg["name"]] = prop
+        if arg.get("required"):
+            required.append(arg["name"])
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    extra = tool.get("inputSchema")
+    if isinstance(extra, dict) and extra:
+        if "properties" in extra or extra.get("type") == "object":
+            for k, v in extra.items():
+                if k not in ("type", "properties", "required"):
+                    schema[k] = copy.deepcopy(v)
+            properties.update(copy.deepcopy(extra.get("properties") or {}))
+            required += [r for r in extra.get("required") or [] if r not in required]
+        else:
+            properties.update(copy.deepcopy(extra))
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _items_schema(items: dict) -> dict:
+    out: dict[str, Any] = {}
+    if items.get("type"):
+        out["type"] = items["type"]
+    if items.get("enum"):
+        out["enum"] = list(dict.fromkeys(items["enum"]))
+    if items.get("description"):
+        out["description"] = items["description"]
+    if items.get("properties"):
+        out["properties"] = copy.deepcopy(items["properties"])
+    if items.get("required"):
+        out["required"] = list(items["required"])
+    if items.get("items"):
+        out["items"] = _items_schema(items["items"])
+    return out
+
+
+def iter_templates(content: dict) -> Iterator[tuple[str, dict, str]]:
+    """Every template field as ``(path, container, key)``: read or replace it with ``container[key]``.
+
+    The fields: ``tools[].endpoint``, ``tools[].headers.*``, ``tools[].requestBody``,
+    ``tools[].responseBody``, ``servers[].config.*``, ``mcpServers[].env.*``, ``mcpServers[].headers.*``
+    and ``mcpServers[].url``. Parts of the wrong shape are skipped (:func:`validate` reports them).
+    """
+    def items(key: str) -> Iterator[tuple[int, dict]]:
+        value = content.get(key)
+        for i, item in enumerate(value if isinstance(value, list) else []):
+            if isinstance(item, dict):
+                yield i, item
+
+    def strings(where: str, mapping: Any) -> Iterator[tuple[str, dict, str]]:
+        if isinstance(mapping, dict):
+            for k in list(mapping):
+                if isinstance(mapping[k], str):
+                    yield f"{where}.{k}", mapping, k
+
+    for i, server in items("servers"):
+        yield from strings(f"servers[{i}].config", server.get("config"))
+    for i, tool in items("tools"):
+        for k in ("endpoint", "requestBody", "responseBody"):
+            if isinstance(tool.get(k), str):
+                yield f"tools[{i}].{k}", tool, k
+        yield from strings(f"tools[{i}].headers", tool.get("headers"))
+    for i, mcp in items("mcpServers"):
+        if isinstance(mcp.get("url"), str):
+            yield f"mcpServers[{i}].url", mcp, "url"
+        for field in ("env", "headers"):
+            yield from strings(f"mcpServers[{i}].{field}", mcp.get(field))
+
+
+# -- several documents ---------------------------------------------------
+
+def validate_set(contents: list[dict], tenants: dict[str, str]) -> dict[tuple[str, str], list[str]]:
+    """Checks across documents: a prefix used by two documents, a prefix outside its tenant's prefix,
+    a tenant missing from ``tenants`` (tenant name → prefix).
+
+    Returns ``{(tenant, name): [errors]}`` for the documents with problems; empty when all is well.
+    """
+    problems: dict[tuple[str, str], list[str]] = {}
+    owners: dict[str, list[tuple[tuple[str, str], int]]] = {}
+    for content in contents:
+        ident = key(content)
+        label = f"{ident[0]}/{ident[1]}"
+        errs: list[str] = []
+        tenant_prefix = tenants.get(ident[0])
+        if ident[0] not in tenants:
+            errs.append(f"{label}: tenant: tenant {ident[0]!r} does not exist"
+                        f" (known: {', '.join(sorted(tenants)) or 'none'})")
+        for i, prefix in enumerate(prefixes(content)):
+            owners.setdefault(prefix, []).append((ident, i))
+            if tenant_prefix is not None:
+                base = normalize_prefix(tenant_prefix)
+                if base != "/" and prefix != base and not prefix.startswith(base + "/"):
+                    errs.append(f"{label}: routers[{i}].prefix: {prefix!r} is outside tenant {ident[0]!r}'s"
+                                f" prefix {base!r}")
+        if errs:
+            problems.setdefault(ident, []).extend(errs)
+    for prefix, users in owners.items():
+        idents = {u[0] for u in users}
+        if len(idents) < 2:
+            continue
+        for ident, i in users:
+            others = ", ".join(f"{t}/{n}" for t, n in sorted(idents - {ident}))
+            problems.setdefault(ident, []).append(
+                f"{ident[0]}/{ident[1]}: routers[{i}].prefix: {prefix!r} is also used by {others}")
+    return problems
+
+
+# -- serialization -------------------------------------------------------
+
+def canonical_json(content: dict) -> str:
+    """Compact JSON with sorted keys: the same content always gives the same text."""
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(content: dict) -> str:
+    """SHA-256 (hex) of :func:`canonical_json`."""
+    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper writing multi-line strings as ``|`` blocks."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def to_yaml(content: dict) -> str:
+    """YAML text of a document, keys in the order of the format (name, tenant, routers, servers, tools,
+    prompts, mcpServers); empty top-level lists are left out."""
+    ordered = {k: content[k] for k in TOP_ORDER if k in content and content[k] != []}
+    ordered.update((k, v) for k, v in content.items() if k not in TOP_ORDER)
+    return yaml.dump(ordered, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                     width=120)

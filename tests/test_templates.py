@@ -1,0 +1,112 @@
+"""Templates: every context name, Unla-style rendering, the env allow-list, errors and caching."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcpgw_sdk import TemplateError
+from mcpgw_sdk.templates import Headers, Template, check_template, compile_template, render, request_context
+
+
+def context() -> dict:
+    return {
+        "args": {"email": "ann@example.com", "tags": ["a", "b"], "public": True, "hidden": False,
+                 "settings": {"theme": "dark", "n": 1}, "nothing": None, "count": 3},
+        "config": {"Authorization": "Bearer cfg"},
+        "request": request_context({"Authorization": "Bearer client", "X-Api-Key": "k1"},
+                                   {"page": "2"}, {"session": "s1"}),
+        "response": {"status": 201, "headers": {"Content-Type": "application/json"},
+                     "data": {"user": {"id": 7, "roles": ["admin"]}}, "body": '{"user": {"id": 7}}'},
+    }
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("{{ args.email }}", "ann@example.com"),
+    ("{{ config.Authorization }}", "Bearer cfg"),
+    ("{{ request.headers.authorization }}", "Bearer client"),
+    ("{{ request.headers.Authorization }}", "Bearer client"),
+    ('{{ request.headers["x-api-key"] }}', "k1"),
+    ('{{ request.headers["X-API-KEY"] }}', "k1"),
+    ("{{ request.query.page }}", "2"),
+    ("{{ request.cookies.session }}", "s1"),
+    ("{{ response.status }}", "201"),
+    ('{{ response.headers["content-type"] }}', "application/json"),
+    ("{{ response.data.user.id }}", "7"),
+    ("{{ response.data.user.roles[0] }}", "admin"),
+    ("{{ response.body }}", '{"user": {"id": 7}}'),
+])
+def test_every_context_name(text, expected):
+    assert render(text, context()) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"public": {{ args.public }}, "hidden": {{ args.hidden }}}', '{"public": true, "hidden": false}'),
+    ('{"tags": {{ args.tags }}}', '{"tags": ["a","b"]}'),
+    ("{{ args.settings }}", '{"theme":"dark","n":1}'),
+    ("[{{ args.nothing }}]", "[]"),
+    ("[{{ args.missing }}][{{ args.missing.deeper.still }}]", "[][]"),
+    ("{{ args.count }}", "3"),
+    ("{{ args.settings | tojson }}", '{"theme":"dark","n":1}'),
+    ('{{ "<a & b>" | tojson }}', '"<a & b>"'),  # no HTML escaping
+    ("{{ args.missing | tojson }}", "null"),
+    ('{{ response.data.user.name | default("anon") }}', "anon"),
+    ("{% if args.public %}yes{% else %}no{% endif %}", "yes"),
+    ("{% if args.missing %}yes{% else %}no{% endif %}", "no"),
+    ("line\n", "line\n"),  # the last newline is kept, as Go keeps it
+])
+def test_unla_style_rendering(text, expected):
+    assert render(text, context()) == expected
+
+
+def test_env_allow_list(monkeypatch):
+    monkeypatch.setenv("MCPGW_TEMPLATE_ENV", "API_TOKEN, OTHER")
+    monkeypatch.setenv("API_TOKEN", "secret")
+    monkeypatch.setenv("HOME_SECRET", "leak")
+    assert render('Bearer {{ env("API_TOKEN") }}', {}) == "Bearer secret"
+    assert render('[{{ env("OTHER") }}]', {}) == "[]"  # allowed but unset
+    with pytest.raises(TemplateError) as info:
+        render('{{ env("HOME_SECRET") }}', {})
+    assert str(info.value) == "env('HOME_SECRET') is not allowed; add it to MCPGW_TEMPLATE_ENV"
+    monkeypatch.delenv("MCPGW_TEMPLATE_ENV")
+    with pytest.raises(TemplateError, match="not allowed"):
+        render('{{ env("API_TOKEN") }}', {})
+
+
+def test_syntax_error_reason_has_the_line():
+    assert check_template("{{ args.x }}") is None
+    assert check_template("ok\n{{ args.x }") == "unexpected '}' (line 2)"
+    assert "line 3" in check_template("a\nb\n{% if %}")
+    with pytest.raises(TemplateError) as info:
+        compile_template("{{ a", field="tools[0].endpoint")
+    assert str(info.value).startswith("tools[0].endpoint: ")
+    assert "(line 1)" in str(info.value)
+
+
+def test_render_errors_are_template_errors():
+    with pytest.raises(TemplateError, match="'undefined_function' is undefined"):
+        render("{{ undefined_function() }}", {})
+    with pytest.raises(TemplateError, match="^tools\\[1\\].requestBody: ZeroDivisionError"):
+        compile_template("{{ 1 / 0 }}", field="tools[1].requestBody").render({})
+
+
+def test_sandbox_blocks_internals():
+    assert render("{{ args.__class__ }}{{ ''.__class__.__mro__ }}", {"args": {}}) == ""
+    with pytest.raises(TemplateError):
+        render("{{ ''.__class__.__mro__[1].__subclasses__() }}", {})
+
+
+def test_compiled_templates_are_cached():
+    text = "cached {{ args.x }}"
+    first = compile_template(text)
+    assert compile_template(text) is first
+    assert isinstance(first, Template)
+    named = compile_template(text, field="f")
+    assert named.field == "f" and named.render({"args": {"x": 1}}) == "cached 1"
+
+
+def test_plain_dict_headers_are_case_insensitive_too():
+    ctx = {"request": {"headers": {"X-Api-Key": "k"}, "query": {}, "cookies": {}}}
+    assert render("{{ request.headers['x-api-key'] }}", ctx) == "k"
+    headers = Headers({"Content-Type": "text/plain"})
+    assert headers["content-type"] == headers.get("CONTENT-TYPE") == "text/plain"
+    assert "Content-type" in headers and dict(headers) == {"content-type": "text/plain"}
