@@ -12,8 +12,9 @@ Precedence: explicit value (a flag) > environment variable > default.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ConfigError
 

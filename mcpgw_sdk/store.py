@@ -13,8 +13,9 @@ one primary-key query, which is what the gateway polls.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from . import records as r
 
