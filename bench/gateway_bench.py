@@ -1,0 +1,551 @@
+"""Gateway benchmark: throughput, latency, memory per SSE session and reload time. Prints; never asserts.
+
+``python bench/gateway_bench.py [--quick]`` (``make bench`` runs it)
+
+Starts the demo backend, the raw forwarder (``bench/forwarder.py``, the floor) and
+the gateway (``mcpgw serve`` on a temporary SQLite database holding the demo
+config), then measures ``tools/call`` of ``get_user`` (one ``GET /users/<email>``):
+
+- Streamable HTTP with a session and JSON responses, with ``wrk`` (a Lua script
+  gives every request a unique JSON-RPC id), at 1 and 50 connections, against the
+  backend called directly and the forwarder: requests/s, p50, p99 and ratios;
+- HTTP+SSE (POST ``/message`` → 202, the answer read from the stream) with a
+  gevent Python client, at 1 and 50 sessions;
+- memory per idle SSE session: gateway RSS delta over N open, initialized streams;
+- reload: write N documents with the store, time until ``/readyz`` shows the revision.
+
+Without ``wrk`` on PATH a gevent Python client replaces it (slower: compare ratios).
+See ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "/gateway/demo"
+EMAIL = "ada@example.com"
+CALL = ('{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"get_user",'
+        '"arguments":{"email":"' + EMAIL + '"}}}')
+MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+
+# -- processes -------------------------------------------------------------------
+
+def free_port() -> int:
+    """A free loopback port."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start a server process in its own session, output to ``log``."""
+    return subprocess.Popen(args, stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT,  # noqa: SIM115
+                            env={**os.environ, **(env or {})}, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM a started process group, SIGKILL after 10 s."""
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_url(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Poll ``url`` until it answers below 500, or fail when ``proc`` died or time ran out."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{proc.args} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status < 500:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer within {timeout} s")
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Poll until ``port`` accepts connections, or fail when ``proc`` died or time ran out."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{proc.args} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"port {port} did not open within {timeout} s")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of ``pid`` in KiB (from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def mcp_session(url: str) -> str:
+    """Initialize a Streamable HTTP session and check one call works; return the session id."""
+    import requests
+
+    init = requests.post(url, headers=MCP_HEADERS, timeout=10, json={
+        "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
+    init.raise_for_status()
+    session = init.headers["Mcp-Session-Id"]
+    headers = {**MCP_HEADERS, "Mcp-Session-Id": session}
+    requests.post(url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, timeout=10)
+    check = requests.post(url, headers=headers, data=CALL % 1, timeout=10).json()
+    if check.get("result", {}).get("isError") is not False:
+        raise SystemExit(f"the gateway's tools/call does not work: {check}")
+    return session
+
+
+# -- load generation -------------------------------------------------------------
+
+WRK_SCRIPT = """
+wrk.method = "%(method)s"
+%(headers)s
+local counter = 0
+local nthreads = 0
+function setup(thread)
+  thread:set("tid", nthreads)
+  nthreads = nthreads + 1
+end
+function request()
+  counter = counter + 1
+  local body = nil
+  if BODY ~= "" then body = string.format(BODY, tid * 1000000000 + counter) end
+  return wrk.format(nil, nil, nil, body)
+end
+BODY = [[%(body)s]]
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, '
+    .. '"errors": %%d, "non2xx": %%d}\\n', summary.requests, summary.duration, math.floor(latency:percentile(50)),
+    math.floor(latency:percentile(99)), e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+def wrk(url: str, *, conns: int, duration: float, method: str = "GET", headers: dict | None = None,
+        body: str = "", workdir: Path) -> dict:
+    """Run wrk against ``url``; return requests/s, p50/p99 in ms and errors."""
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items())
+    script = workdir / f"wrk-{abs(hash((url, method, body))) % 10**8}.lua"
+    script.write_text(WRK_SCRIPT % {"method": method, "headers": lines, "body": body})
+    threads = 1 if conns == 1 else 2
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency",
+                          "-s", str(script), url], capture_output=True, text=True, timeout=duration + 60)
+    for line in out.stdout.splitlines():
+        if line.startswith("WRKJSON "):
+            data = json.loads(line[8:])
+            return {"rps": data["requests"] / (data["duration_us"] / 1e6), "p50": data["p50_us"] / 1000,
+                    "p99": data["p99_us"] / 1000, "errors": data["errors"] + data["non2xx"]}
+    raise SystemExit(f"wrk failed: {out.stdout}\n{out.stderr}")
+
+
+def pyload(spec: dict) -> dict:
+    """Run the gevent load generator in a subprocess (``--loadgen``) and return its JSON result."""
+    out = subprocess.run([sys.executable, __file__, "--loadgen", json.dumps(spec)], capture_output=True, text=True,
+                         timeout=spec.get("duration", 0) + 300)
+    for line in out.stdout.splitlines():
+        if line.startswith("LOADJSON "):
+            return json.loads(line[9:])
+    raise SystemExit(f"load generator failed: {out.stdout}\n{out.stderr}")
+
+
+def _summary(latencies: list[float], elapsed: float, errors: int) -> dict:
+    latencies.sort()
+    if not latencies:
+        return {"rps": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": errors}
+    return {"rps": len(latencies) / elapsed, "p50": latencies[len(latencies) // 2] * 1000,
+            "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, "errors": errors}
+
+
+def loadgen(spec: dict) -> None:
+    """The gevent load generator (runs in its own, patched process)."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    import gevent
+
+    mode = spec["mode"]
+    if mode == "http":
+        result = _http_load(spec, gevent)
+    elif mode == "sse":
+        result = _sse_load(spec, gevent)
+    elif mode == "idle-sse":
+        _idle_sse(spec, gevent)
+        return
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    print("LOADJSON " + json.dumps(result), flush=True)
+
+
+def _connection(base: str):
+    import http.client
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn.connect()
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
+def _http_load(spec: dict, gevent) -> dict:
+    from urllib.parse import urlsplit
+
+    url, method, headers, body = spec["url"], spec["method"], spec.get("headers", {}), spec.get("body", "")
+    path = urlsplit(url).path
+    deadline = time.monotonic() + spec["duration"]
+    latencies: list[float] = []
+    errors = [0]
+
+    def worker(index: int) -> None:
+        conn = _connection(url)
+        counter = 0
+        while time.monotonic() < deadline:
+            counter += 1
+            data = (body % (index * 1_000_000_000 + counter)).encode() if body else None
+            started = time.perf_counter()
+            try:
+                conn.request(method, path, body=data, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status >= 400:
+                    errors[0] += 1
+            except OSError:
+                errors[0] += 1
+                conn.close()
+                conn = _connection(url)
+                continue
+            latencies.append(time.perf_counter() - started)
+
+    started = time.monotonic()
+    gevent.joinall([gevent.spawn(worker, i) for i in range(spec["conns"])])
+    return _summary(latencies, time.monotonic() - started, errors[0])
+
+
+class _SseSession:
+    """One HTTP+SSE MCP session: the stream and a keep-alive connection for POSTs."""
+
+    def __init__(self, base: str, prefix: str):
+        self.base = base
+        self.stream_conn = _connection(base)
+        self.stream_conn.request("GET", prefix + "/sse", headers={"Accept": "text/event-stream"})
+        self.stream = self.stream_conn.getresponse()
+        event, data = self.event()
+        if event != "endpoint":
+            raise RuntimeError(f"expected the endpoint event, got {event}: {data}")
+        self.message_path = data if data.startswith("/") else prefix + "/" + data
+        self.post_conn = None
+
+    def event(self) -> tuple[str, str]:
+        """The next event (name, data), skipping comments."""
+        name, data = "message", []
+        while True:
+            line = self.stream.readline()
+            if not line:
+                raise EOFError("stream closed")
+            line = line.decode().rstrip("\r\n")
+            if not line:
+                if data:
+                    return name, "\n".join(data)
+                continue
+            if line.startswith(":"):
+                continue
+            key, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if key == "event":
+                name = value
+            elif key == "data":
+                data.append(value)
+
+    def post(self, body: str) -> None:
+        """POST a message (expects 202)."""
+        if self.post_conn is None:
+            self.post_conn = _connection(self.base)
+        self.post_conn.request("POST", self.message_path, body=body.encode(),
+                               headers={"Content-Type": "application/json"})
+        resp = self.post_conn.getresponse()
+        resp.read()
+        if resp.status != 202:
+            raise RuntimeError(f"POST {self.message_path} answered {resp.status}")
+
+    def call(self, body: str, ident: int) -> dict:
+        """POST a request and read events until its response arrives."""
+        self.post(body)
+        while True:
+            _name, data = self.event()
+            message = json.loads(data)
+            if message.get("id") == ident:
+                return message
+
+    def initialize(self) -> None:
+        """The initialize handshake."""
+        self.call(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}), 0)
+        self.post('{"jsonrpc":"2.0","method":"notifications/initialized"}')
+
+    def close(self) -> None:
+        """Close both connections."""
+        self.stream_conn.close()
+        if self.post_conn is not None:
+            self.post_conn.close()
+
+
+def _sse_load(spec: dict, gevent) -> dict:
+    deadline = time.monotonic() + spec["duration"]
+    latencies: list[float] = []
+    errors = [0]
+
+    def worker(index: int) -> None:
+        session = _SseSession(spec["base"], spec["prefix"])
+        session.initialize()
+        counter = 0
+        while time.monotonic() < deadline:
+            counter += 1
+            ident = index * 1_000_000_000 + counter
+            started = time.perf_counter()
+            try:
+                answer = session.call(CALL % ident, ident)
+            except (OSError, RuntimeError, EOFError):
+                errors[0] += 1
+                break
+            if answer.get("result", {}).get("isError") is not False:
+                errors[0] += 1
+            latencies.append(time.perf_counter() - started)
+        session.close()
+
+    started = time.monotonic()
+    gevent.joinall([gevent.spawn(worker, i) for i in range(spec["conns"])])
+    return _summary(latencies, time.monotonic() - started, errors[0])
+
+
+def _idle_sse(spec: dict, gevent) -> None:
+    from gevent.pool import Pool
+
+    sessions: list[_SseSession] = []
+    failures = [0]
+
+    def open_one(_index: int) -> None:
+        try:
+            session = _SseSession(spec["base"], spec["prefix"])
+            session.initialize()
+            session.post_conn.close()
+            session.post_conn = None
+            sessions.append(session)
+        except (OSError, RuntimeError, EOFError):
+            failures[0] += 1
+
+    Pool(100).map(open_one, range(spec["sessions"]))
+    print(f"READY {len(sessions)} {failures[0]}", flush=True)
+    sys.stdin.read()  # hold the streams open until the parent closes our stdin
+    for session in sessions:
+        session.close()
+
+
+# -- measurements ----------------------------------------------------------------
+
+def throughput(args, urls: dict, session: str, workdir: Path) -> list[tuple]:
+    """Streamable HTTP (and the two baselines) at 1 and 50 connections; medians over rounds."""
+    use_wrk = shutil.which("wrk") is not None
+    if not use_wrk:
+        print("wrk not found: using the gevent Python load generator (its own cost dominates; compare ratios)")
+    targets = {
+        "backend direct": dict(url=urls["backend"] + "/users/" + EMAIL, method="GET", headers={}, body=""),
+        "forwarder": dict(url=urls["forwarder"] + "/", method="POST", headers={"Content-Type": "application/json"},
+                          body=CALL),
+        "gateway": dict(url=urls["gateway"] + PREFIX + "/mcp", method="POST",
+                        headers={**MCP_HEADERS, "Mcp-Session-Id": session}, body=CALL),
+    }
+    rows = []
+    for conns in (1, 50):
+        runs: dict[str, list[dict]] = {name: [] for name in targets}
+        for _round in range(args.rounds):
+            for name, target in targets.items():  # interleaved, so drifts hit all alike
+                if use_wrk:
+                    runs[name].append(wrk(target["url"], conns=conns, duration=args.duration, method=target["method"],
+                                          headers=target["headers"], body=target["body"], workdir=workdir))
+                else:
+                    runs[name].append(pyload({"mode": "http", "conns": conns, "duration": args.duration, **target}))
+        for name, results in runs.items():
+            rows.append(("streamable-http" if name == "gateway" else "http", conns, name,
+                         statistics.median(r["rps"] for r in results), statistics.median(r["p50"] for r in results),
+                         statistics.median(r["p99"] for r in results), sum(r["errors"] for r in results)))
+    return rows
+
+
+def sse_throughput(args, urls: dict) -> list[tuple]:
+    """HTTP+SSE tools/call with the Python client at 1 and 50 sessions."""
+    rows = []
+    for conns in (1, 50):
+        result = pyload({"mode": "sse", "conns": conns, "duration": args.duration, "base": urls["gateway"],
+                         "prefix": PREFIX})
+        rows.append(("sse (py client)", conns, "gateway", result["rps"], result["p50"], result["p99"],
+                     result["errors"]))
+    return rows
+
+
+def sse_memory(args, urls: dict, gateway: subprocess.Popen) -> dict:
+    """RSS delta of the gateway over ``args.sessions`` idle, initialized SSE sessions."""
+    import requests
+
+    before = rss_kib(gateway.pid)
+    holder = subprocess.Popen([sys.executable, __file__, "--loadgen", json.dumps({
+        "mode": "idle-sse", "sessions": args.sessions, "base": urls["gateway"], "prefix": PREFIX})],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        line = holder.stdout.readline().split()
+        opened, failed = int(line[1]), int(line[2])
+        sessions = requests.get(urls["gateway"] + "/readyz", timeout=10).json().get("sessions")
+        after = rss_kib(gateway.pid)
+    finally:
+        holder.stdin.close()
+        holder.wait(60)
+    return {"opened": opened, "failed": failed, "sessions_seen": sessions, "rss_before_kib": before,
+            "rss_after_kib": after, "kib_per_session": (after - before) / max(opened, 1)}
+
+
+def reload_time(args, db: str, urls: dict) -> dict:
+    """Write ``args.documents`` documents in one transaction; time until /readyz shows the revision."""
+    import requests
+
+    from mcpgw_sdk.store import open_store
+
+    docs = [{"name": f"bench-{i}", "tenant": "bench", "routers": [{"server": "s", "prefix": f"/bench/d{i}"}],
+             "servers": [{"name": "s", "allowedTools": ["get_user"], "config": {"base": urls["backend"]}}],
+             "tools": [{"name": "get_user", "method": "GET", "endpoint": "{{ config.base }}/users/{email}",
+                        "args": [{"name": "email", "position": "path", "required": True, "type": "string"}]}]}
+            for i in range(args.documents)]
+    store = open_store(db)
+    try:
+        started = time.monotonic()
+        store.import_documents(docs, author="bench")
+        written = time.monotonic()
+        revision = store.revision()
+    finally:
+        store.close()
+    deadline = written + 120
+    while time.monotonic() < deadline:
+        ready = requests.get(urls["gateway"] + "/readyz", timeout=30).json()
+        if (ready.get("revision") or 0) >= revision:
+            seen = time.monotonic()
+            return {"documents": args.documents, "write_s": written - started, "visible_after_write_s": seen - written,
+                    "routes": len(ready.get("routes") or []), "errors": len(ready.get("documents_with_errors") or {})}
+        time.sleep(0.02)
+    return {"documents": args.documents, "write_s": written - started, "visible_after_write_s": float("nan")}
+
+
+# -- main ------------------------------------------------------------------------
+
+def main() -> None:
+    """Start everything, measure, print, stop everything."""
+    parser = argparse.ArgumentParser(description="mcpgw gateway benchmark (prints figures, never asserts)")
+    parser.add_argument("--quick", action="store_true", help="short run: 1 round of 2 s, 500 sessions, 100 documents")
+    parser.add_argument("--duration", type=float, help="seconds per load run (default 5, quick 2)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per figure (default 3, quick 1)")
+    parser.add_argument("--sessions", type=int, help="idle SSE sessions for the memory figure (default 5000)")
+    parser.add_argument("--documents", type=int, help="documents for the reload figure (default 1000)")
+    parser.add_argument("--reload-interval", type=float, default=1.0, help="the gateway's poll interval (s)")
+    args = parser.parse_args()
+    args.duration = args.duration or (2.0 if args.quick else 5.0)
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.sessions = args.sessions or (500 if args.quick else 5000)
+    args.documents = args.documents or (100 if args.quick else 1000)
+
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, 4 * args.sessions + 1000))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # children inherit it
+
+    sys.path.insert(0, str(ROOT))
+    from gateway_server.demo.run import prepare
+
+    workdir = Path(tempfile.mkdtemp(prefix="mcpgw-bench-"))
+    ports = {name: free_port() for name in ("backend", "forwarder", "gateway")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    db = f"sqlite:///{workdir / 'bench.db'}"
+    env = {"MCPGW_LOG_LEVEL": "WARNING", "MCPGW_ADMIN_PASSWORD": "bench-only-password", "PYTHONUNBUFFERED": "1"}
+    os.environ.update({"MCPGW_ADMIN_PASSWORD": env["MCPGW_ADMIN_PASSWORD"]})
+    procs = []
+    try:
+        backend = start([sys.executable, "-m", "gateway_server.demo.backend", "--port", str(ports["backend"])],
+                        workdir / "backend.log", env)
+        procs.append(backend)
+        forwarder = start([sys.executable, str(ROOT / "bench" / "forwarder.py"), "--port", str(ports["forwarder"]),
+                           "--backend", urls["backend"]], workdir / "forwarder.log", env)
+        procs.append(forwarder)
+        prepare(db, urls["backend"])
+        gateway = start([sys.executable, "-m", "gateway_server", "--db", db, "--port", str(ports["gateway"]),
+                         "--reload-interval", str(args.reload_interval)], workdir / "gateway.log", env)
+        procs.append(gateway)
+        wait_url(urls["backend"] + "/users", backend)
+        wait_url(urls["gateway"] + "/readyz", gateway)
+        session = mcp_session(urls["gateway"] + PREFIX + "/mcp")
+        wait_port(ports["forwarder"], forwarder)  # it only takes POSTs, so poll the port
+
+        print(f"mcpgw gateway benchmark ({'quick' if args.quick else 'full'}: {args.rounds} round(s) x "
+              f"{args.duration:g} s, {os.cpu_count()} CPUs; logs in {workdir})")
+        rows = throughput(args, urls, session, workdir) + sse_throughput(args, urls)
+        print(f"\n{'transport':<17}{'conns':>6}  {'target':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+        for transport, conns, target, rps, p50, p99, errors in rows:
+            print(f"{transport:<17}{conns:>6}  {target:<16}{rps:>10.0f}{p50:>9.2f}{p99:>9.2f}{errors:>8}")
+        by = {(r[2], r[1], r[0]): r for r in rows}
+        print()
+        for conns in (1, 50):
+            gw = by[("gateway", conns, "streamable-http")]
+            direct, fwd = by[("backend direct", conns, "http")], by[("forwarder", conns, "http")]
+            print(f"ratios at {conns:>2} conns: gateway/direct req/s {gw[3] / direct[3]:.2f}, "
+                  f"gateway/forwarder req/s {gw[3] / fwd[3]:.2f}, p50 gateway/forwarder {gw[4] / fwd[4]:.2f}")
+
+        mem = sse_memory(args, urls, gateway)
+        print(f"\nidle SSE sessions: {mem['opened']} open ({mem['failed']} failed; /readyz counts "
+              f"{mem['sessions_seen']}), gateway RSS {mem['rss_before_kib'] / 1024:.1f} -> "
+              f"{mem['rss_after_kib'] / 1024:.1f} MiB = {mem['kib_per_session']:.1f} KiB per session")
+
+        rel = reload_time(args, db, urls)
+        print(f"reload: {rel['documents']} documents written in {rel['write_s']:.2f} s, visible on /readyz "
+              f"{rel['visible_after_write_s']:.2f} s later (poll interval {args.reload_interval:g} s; "
+              f"{rel.get('routes')} routes, {rel.get('errors')} with errors)")
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--loadgen":
+        loadgen(json.loads(sys.argv[2]))
+    else:
+        main()

@@ -1,0 +1,445 @@
+"""REST tool execution: a document's REST server as an MCP :class:`~gateway_server.backends.Backend`.
+
+Per call: render the server's ``config`` templates, then the tool's endpoint,
+headers and request body with ``args``/``config``/``request``; place the
+arguments by position (path, query, header, body, form-data, file); send the
+request through the pooled, guarded client; turn the response into MCP
+content. Every failure — a template that does not render, a refused address,
+a timeout, an HTTP error status — is an ``isError`` result with a text that
+says what happened, never an exception.
+
+>>> server = RestServer(name="users", server=doc["servers"][0], tools=doc["tools"], document=doc)  # doctest: +SKIP
+>>> server.call_tool("get_user", {"email": "a@example.com"}, CallContext())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from mcpgw_sdk import settings
+from mcpgw_sdk.errors import McpgwError
+
+from . import CallContext
+from .content import error_result, http_error_result, parse_json, response_result
+from .guard import Refused, host_tokens
+from .http import HttpClient, HttpError, default_client
+
+POSITIONS = ("path", "query", "header", "body", "form-data", "file")
+
+
+class _Failed(Exception):
+    """Internal: stops a call with an ``isError`` text."""
+
+
+class _Plain:
+    """A template without Jinja markup: rendering is the text itself (the common case, kept cheap)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def render(self, context: dict[str, Any]) -> str:
+        return self.text
+
+
+def _template(text: Any, field: str):
+    """A compiled template, or the TemplateError to report when the tool is called."""
+    from mcpgw_sdk.templates import compile_template
+
+    text = str(text)
+    if "{{" not in text and "{%" not in text and "{#" not in text:
+        return _Plain(text)
+    try:
+        return compile_template(text, field=field)
+    except McpgwError as exc:
+        return exc
+
+
+def _render(template, context: dict[str, Any], field: str) -> str:
+    if isinstance(template, Exception):
+        raise _Failed(f"invalid template {template}" if str(template).startswith(field)
+                      else f"invalid template {field}: {template}")
+    try:
+        return template.render(context)
+    except Exception as exc:  # noqa: BLE001 - Jinja raises many kinds; report them all the same way
+        reason = str(exc) if isinstance(exc, McpgwError) else f"{type(exc).__name__}: {exc}"
+        raise _Failed(f"cannot render {reason}" if reason.startswith(field) else f"cannot render {field}: {reason}") from None
+
+
+def _coerce(value: Any, kind: str | None) -> Any:
+    """Convert string forms (defaults are strings) to the declared JSON type for rendering."""
+    if not isinstance(value, str) or not kind or kind == "string":
+        return value
+    text = value.strip()
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            number = float(text)
+            return int(number) if number.is_integer() and "." not in text else number
+        if kind == "boolean":
+            if text.lower() in ("true", "1", "yes"):
+                return True
+            if text.lower() in ("false", "0", "no", ""):
+                return False
+        if kind in ("array", "object"):
+            return json.loads(text)
+    except ValueError:
+        pass
+    return value
+
+
+def _as_text(value: Any) -> str:
+    """How an argument goes into a URL, header or form field."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _strings(value: Any, out: list[str]) -> list[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            _strings(item, out)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _strings(item, out)
+    elif value is not None:
+        out.append(str(value).lower())
+    return out
+
+
+def _file_part(arg: str, value: Any) -> tuple[str, bytes, str]:
+    """(filename, content, content type) from base64 text or ``{name, content, contentType}``."""
+    if isinstance(value, dict):
+        filename = str(value.get("name") or arg)
+        encoded = value.get("content", "")
+        kind = str(value.get("contentType") or "application/octet-stream")
+    else:
+        filename, encoded, kind = arg, value, "application/octet-stream"
+    try:
+        content = base64.b64decode(str(encoded), validate=True)
+    except (binascii.Error, ValueError):
+        raise _Failed(f"argument {arg!r}: file content is not valid base64") from None
+    return filename, content, kind
+
+
+def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, str, bytes, str]]) -> tuple[bytes, str]:
+    boundary = "mcpgw-" + uuid.uuid4().hex
+    out: list[bytes] = []
+    for name, value in fields:
+        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_field(name)}"\r\n\r\n'.encode()
+                   + value.encode() + b"\r\n")
+    for name, filename, content, kind in files:
+        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_field(name)}"; '
+                   f'filename="{_quote_field(filename)}"\r\nContent-Type: {kind}\r\n\r\n'.encode() + content + b"\r\n")
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out), f"multipart/form-data; boundary={boundary}"
+
+
+def _quote_field(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+_ALL: frozenset[str] = frozenset({"*"})
+_Refs = tuple  # (header names or _ALL, uses query, uses cookies)
+_HEADER_REF = re.compile(r"""request\.headers(?:\.([A-Za-z0-9_]+)|\[\s*['"]([^'"]+)['"]\s*\])""")
+
+
+def _request_refs(texts: list[str]) -> _Refs:
+    """Which parts of the client's request ``texts`` read: header names (or all), query, cookies."""
+    names: set[str] = set()
+    every = False
+    for text in texts:
+        if "request" not in text:
+            continue
+        matches = list(_HEADER_REF.finditer(text))
+        found = {(m.group(1) or m.group(2)).lower() for m in matches}
+        names.update(found)
+        # Used some other way (a loop, .get(), tojson): every header counts.
+        if text.count("request.headers") > len(matches) or found & {"get", "items", "keys", "values"}:
+            every = True
+    uses_query = any("request.query" in t for t in texts)
+    uses_cookies = any("request.cookies" in t for t in texts)
+    return (_ALL if every else frozenset(names), uses_query, uses_cookies)
+
+
+def _merge_refs(a: _Refs, b: _Refs) -> _Refs:
+    headers = _ALL if _ALL in (a[0], b[0]) else a[0] | b[0]
+    return (headers, a[1] or b[1], a[2] or b[2])
+
+
+class _Tool:
+    """A tool of the server, compiled once per snapshot."""
+
+    def __init__(self, tool: dict[str, Any], server_literals: frozenset[str], descriptor: dict[str, Any]):
+        name = tool["name"]
+        self.name = name
+        self.descriptor = descriptor
+        self.method = str(tool.get("method") or "GET").upper()
+        where = f"tools[{name}]"
+        endpoint = str(tool.get("endpoint") or "")
+        self.endpoint = _template(endpoint, f"{where}.endpoint")
+        self.headers = {key: _template(value, f"{where}.headers.{key}")
+                        for key, value in (tool.get("headers") or {}).items()}
+        body = tool.get("requestBody")
+        self.request_body = _template(body, f"{where}.requestBody") if body not in (None, "") else None
+        response = tool.get("responseBody")
+        self.response_body = _template(response, f"{where}.responseBody") if response not in (None, "") else None
+        self.output_schema = tool.get("outputSchema")
+        self.timeout = float(tool["timeout"]) if tool.get("timeout") is not None else None
+        self.retries = int(tool.get("retries") or 0)
+        self.max_bytes = int(tool["maxResponseBytes"]) if tool.get("maxResponseBytes") is not None else None
+        self.proxy = tool.get("proxy") or None
+        self.args: list[tuple[str, str, str | None, Any]] = []
+        for arg in tool.get("args") or []:
+            self.args.append((arg["name"], arg.get("position") or "body", arg.get("type"), arg.get("default")))
+        self.by_position = {position: [a for a in self.args if a[1] == position] for position in POSITIONS}
+        self.literal_hosts = server_literals | host_tokens([endpoint])
+        # Which client request data can reach the URL (then it counts as untrusted, like arguments).
+        self.request_refs = _request_refs([endpoint])
+
+
+class RestServer:
+    """A REST server of a config document, serving its tools over MCP.
+
+    ``server`` is the ``servers[]`` entry, ``tools`` the document's ``tools``
+    (filtered by the server's ``allowedTools``, kept in config order),
+    ``document`` the whole document (its ``prompts`` are served too). ``client``
+    defaults to the process-wide pooled client.
+    """
+
+    def __init__(self, *, name: str, server: dict[str, Any], tools: list[dict[str, Any]],
+                 document: Any = None, client: HttpClient | None = None, **_ignored: Any):
+        self.name = name
+        self.server = server
+        content = getattr(document, "content", document) or {}
+        self.client = client
+        config = server.get("config") or {}
+        self.config = {key: _template(value, f"servers[{server.get('name', name)}].config.{key}")
+                       for key, value in config.items()}
+        literals = host_tokens(map(str, config.values()))
+        self.config_refs = _request_refs([str(v) for v in config.values()])
+        allowed = server.get("allowedTools")
+        allowed_set = set(allowed) if allowed is not None else None
+        from mcpgw_sdk.documents import tool_input_schema
+
+        self.tools: dict[str, _Tool] = {}
+        for tool in tools:
+            if allowed_set is not None and tool.get("name") not in allowed_set:
+                continue
+            self.tools[tool["name"]] = _Tool(tool, literals, self._descriptor(tool, tool_input_schema(tool)))
+        self.prompts = {p["name"]: p for p in content.get("prompts") or [] if isinstance(p, dict) and "name" in p}
+        self.forward_headers = tuple(h.strip().lower() for h in settings.get("forward_headers") if h.strip())
+        self.default_timeout = float(settings.get("tool_timeout"))
+        self.default_max_bytes = int(settings.get("max_response_bytes"))
+
+    @staticmethod
+    def _descriptor(tool: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+        descriptor: dict[str, Any] = {"name": tool["name"], "description": tool.get("description") or "",
+                                      "inputSchema": schema}
+        annotations = tool.get("annotations")
+        if annotations:
+            descriptor["annotations"] = dict(annotations)
+            if annotations.get("title"):
+                descriptor["title"] = annotations["title"]
+        if tool.get("outputSchema"):
+            descriptor["outputSchema"] = tool["outputSchema"]
+        if tool.get("meta"):
+            descriptor["_meta"] = dict(tool["meta"])
+        return descriptor
+
+    # -- Backend -------------------------------------------------------------
+    def list_tools(self) -> list[dict[str, Any]]:
+        """MCP tool descriptors in config order, only the server's ``allowedTools``."""
+        return [tool.descriptor for tool in self.tools.values()]
+
+    def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext | None = None) -> dict[str, Any]:
+        """Run a tool: build and send its request, return a ``CallToolResult`` (failures as ``isError``)."""
+        tool = self.tools.get(name)
+        if tool is None:
+            return error_result(f"unknown tool {name!r} on server {self.name!r}")
+        if tool.proxy:
+            return error_result(f"tool {name!r} uses a proxy ({tool.proxy.get('type', 'http')}), which mcpgw "
+                                "does not support yet; remove tools[].proxy")
+        try:
+            return self._call(tool, arguments or {}, ctx or CallContext())
+        except _Failed as exc:
+            return error_result(f"tool {name!r}: {exc}")
+        except Refused as exc:
+            return error_result(str(exc))
+        except HttpError as exc:
+            return error_result(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a call never raises into the core
+            return error_result(f"tool {name!r} failed: {type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        """Nothing to release: connections belong to the shared pool, which outlives snapshots."""
+
+    # -- prompts -------------------------------------------------------------
+    def list_prompts(self) -> list[dict[str, Any]]:
+        """The document's prompts as MCP prompt descriptors."""
+        return [{"name": p["name"], "description": p.get("description") or "",
+                 "arguments": [{"name": a["name"], "description": a.get("description") or "",
+                                "required": bool(a.get("required"))} for a in p.get("arguments") or []]}
+                for p in self.prompts.values()]
+
+    def get_prompt(self, name: str, arguments: dict[str, Any] | None, ctx: CallContext | None = None) -> dict:
+        """A prompt's messages with ``{argName}`` replaced; LookupError for an unknown prompt."""
+        prompt = self.prompts.get(name)
+        if prompt is None:
+            raise LookupError(f"unknown prompt {name!r}")
+        arguments = arguments or {}
+        missing = [a["name"] for a in prompt.get("arguments") or [] if a.get("required") and a["name"] not in arguments]
+        if missing:
+            raise ValueError(f"prompt {name!r}: missing required argument(s) {', '.join(missing)}")
+        messages = []
+        for item in prompt.get("promptResponse") or []:
+            text = str((item.get("content") or {}).get("text", ""))
+            for key, value in arguments.items():
+                text = text.replace("{" + key + "}", _as_text(value))
+            messages.append({"role": item.get("role", "user"), "content": {"type": "text", "text": text}})
+        return {"description": prompt.get("description") or "", "messages": messages}
+
+    # -- the call ------------------------------------------------------------
+    def _call(self, tool: _Tool, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        from mcpgw_sdk.templates import request_context
+
+        args: dict[str, Any] = dict(arguments)
+        for arg_name, _position, kind, default in tool.args:
+            if args.get(arg_name) is None and default is not None:
+                args[arg_name] = default
+            if arg_name in args:
+                args[arg_name] = _coerce(args[arg_name], kind)
+        request = request_context(ctx.headers, ctx.query, ctx.cookies)
+        if isinstance(request, dict) and "request" in request and "headers" not in request:
+            request = request["request"]
+        context: dict[str, Any] = {"args": args, "request": request}
+        context["config"] = {key: _render(tpl, context, f"servers[{self.name}].config.{key}")
+                             for key, tpl in self.config.items()}
+        url = self._url(tool, args, context)
+        headers = self._headers(tool, args, context, ctx)
+        body = self._body(tool, args, context, headers)
+        timeout = tool.timeout if tool.timeout is not None else self.default_timeout
+        if ctx.deadline is not None:
+            timeout = max(min(timeout, ctx.deadline - time.monotonic()), 0.001)
+        host = (urlsplit(url).hostname or "").lower()
+        literal = host in tool.literal_hosts or not self._client_supplied(
+            host, args, ctx, _merge_refs(tool.request_refs, self.config_refs))
+        client = self.client or default_client()
+        resp = client.request(tool.method, url, headers=headers, body=body, timeout=timeout,
+                              max_bytes=tool.max_bytes or self.default_max_bytes, literal=literal,
+                              literal_hosts=tool.literal_hosts, retries=tool.retries)
+        if resp.status >= 400:
+            return http_error_result(resp)
+        if tool.response_body is not None:
+            context["response"] = {"status": resp.status, "headers": resp.headers, "data": parse_json(resp),
+                                   "body": resp.text}
+            text = _render(tool.response_body, context, f"tools[{tool.name}].responseBody")
+            return response_result(resp, text=text, output_schema=tool.output_schema)
+        return response_result(resp, output_schema=tool.output_schema)
+
+    def _url(self, tool: _Tool, args: dict[str, Any], context: dict[str, Any]) -> str:
+        url = _render(tool.endpoint, context, f"tools[{tool.name}].endpoint").strip()
+        for arg_name, *_ in tool.by_position["path"]:
+            if args.get(arg_name) is not None:
+                url = url.replace("{" + arg_name + "}", quote(_as_text(args[arg_name]), safe=""))
+        pairs: list[tuple[str, str]] = []
+        for arg_name, *_ in tool.by_position["query"]:
+            value = args.get(arg_name)
+            if value is None:
+                continue
+            if isinstance(value, (list, tuple)):
+                pairs.extend((arg_name, _as_text(item)) for item in value)
+            else:
+                pairs.append((arg_name, _as_text(value)))
+        if pairs:
+            url += ("&" if "?" in url else "?") + urlencode(pairs)
+        if not url.lower().startswith(("http://", "https://")):
+            raise _Failed(f"endpoint {url!r} is not an absolute http(s) URL")
+        return url
+
+    def _headers(self, tool: _Tool, args: dict[str, Any], context: dict[str, Any], ctx: CallContext) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for key, tpl in tool.headers.items():
+            value = _render(tpl, context, f"tools[{tool.name}].headers.{key}").strip()
+            if value:  # a header whose template renders empty (e.g. an absent client header) is left out
+                headers[key] = value
+        for arg_name, *_ in tool.by_position["header"]:
+            if args.get(arg_name) is not None:
+                headers[arg_name] = _as_text(args[arg_name]).replace("\r", " ").replace("\n", " ")
+        if self.forward_headers:
+            present = {k.lower() for k in headers}
+            for name in self.forward_headers:
+                value = ctx.headers.get(name)
+                if value is not None and name not in present:
+                    headers[name] = value
+        return headers
+
+    def _body(self, tool: _Tool, args: dict[str, Any], context: dict[str, Any], headers: dict[str, str]) -> bytes | None:
+        has_type = any(k.lower() == "content-type" for k in headers)
+        files = [(arg_name, args[arg_name]) for arg_name, *_ in tool.by_position["file"]
+                 if args.get(arg_name) is not None]
+        form = [(arg_name, args[arg_name]) for arg_name, *_ in tool.by_position["form-data"]
+                if args.get(arg_name) is not None]
+        if tool.request_body is not None:
+            text = _render(tool.request_body, context, f"tools[{tool.name}].requestBody")
+            if not has_type:
+                headers["Content-Type"] = "application/json"
+            return text.encode("utf-8")
+        if files:
+            parts = []
+            for arg_name, value in files:
+                for item in value if isinstance(value, list) else [value]:
+                    parts.append((arg_name, *_file_part(arg_name, item)))
+            fields = [(k, _as_text(v)) for k, v in form]
+            fields += [(arg_name, _as_text(args[arg_name])) for arg_name, *_ in tool.by_position["body"]
+                       if args.get(arg_name) is not None]
+            body, kind = _multipart(fields, parts)
+            headers["Content-Type"] = kind
+            return body
+        if form:
+            if not has_type:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            return urlencode([(k, _as_text(v)) for k, v in form]).encode("ascii")
+        body_args = {arg_name: args[arg_name] for arg_name, *_ in tool.by_position["body"] if arg_name in args}
+        if body_args:
+            if not has_type:
+                headers["Content-Type"] = "application/json"
+            return json.dumps(body_args, ensure_ascii=False).encode("utf-8")
+        return None
+
+    @staticmethod
+    def _client_supplied(host: str, args: dict[str, Any], ctx: CallContext, refs: _Refs) -> bool:
+        """True when ``host`` occurs in a value the client controls: arguments, or request data the URL uses."""
+        values = _strings(args, [])
+        headers, query, cookies = refs
+        if headers is _ALL:
+            _strings(ctx.headers, values)
+        else:
+            _strings([ctx.headers.get(name) for name in headers], values)
+        if query:
+            _strings(ctx.query, values)
+        if cookies:
+            _strings(ctx.cookies, values)
+        return any(host in value for value in values)
+
+
+def result_text(result: dict[str, Any]) -> str:
+    """The text of a result's first text item (handy in notebooks and tests)."""
+    for item in result.get("content") or []:
+        if item.get("type") == "text":
+            return item["text"]
+    return ""
+
+
+__all__ = ["RestServer", "result_text"]

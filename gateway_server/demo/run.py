@@ -1,0 +1,215 @@
+"""``mcpgw demo``: everything at once on one database, with the demo backend and its tools.
+
+Steps: upgrade the database, import (or refresh) the demo document with the
+backend's URL, make sure an ``admin`` user exists, start the demo backend, the
+gateway and — when their commands are installed — the management API and the
+console as subprocesses, print the URLs and a client config snippet, then wait;
+Ctrl-C or SIGTERM stops every child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mcpgw_sdk import settings
+from mcpgw_sdk.errors import McpgwError, NotFound
+
+CONFIG = Path(__file__).resolve().parent / "config.yaml"
+DEFAULT_BACKEND = "http://127.0.0.1:5236"
+MCPGW = [sys.executable, "-c", "import sys; from mcpgw_sdk.cli import main; sys.exit(main())"]
+
+
+def demo_document(backend_url: str) -> dict[str, Any]:
+    """The demo config document with ``backend_url`` as the user service's base URL."""
+    content = yaml.safe_load(CONFIG.read_text())
+    for server in content.get("servers") or []:
+        if (server.get("config") or {}).get("baseUrl") == DEFAULT_BACKEND:
+            server["config"]["baseUrl"] = backend_url.rstrip("/")
+    return content
+
+
+def prepare(db: str, backend_url: str) -> str | None:
+    """Upgrade the database, store the demo document, ensure ``admin``; return a generated password or None."""
+    from mcpgw_sdk.store import open_store
+
+    store = open_store(db, check=False)
+    try:
+        store.upgrade()
+        store.save_document(demo_document(backend_url), author="mcpgw demo")
+        password = settings.get("admin_password")
+        try:
+            store.get_user("admin")
+        except NotFound:
+            generated = None if password else secrets.token_urlsafe(12)
+            store.create_user("admin", password or generated, role="admin")
+            return generated
+        if password:
+            store.set_password("admin", password)
+        return None
+    finally:
+        store.close()
+
+
+def _die_with_parent() -> None:
+    # Children get SIGTERM if the demo itself is killed hard (Linux), so none are orphaned.
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Child:
+    """A subprocess of the demo with its log file."""
+
+    def __init__(self, name: str, args: list[str], *, env: dict[str, str], logs: Path):
+        self.name = name
+        self.log_path = logs / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      env=env, start_new_session=True,
+                                      preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self.popen.pid
+
+    def tail(self, lines: int = 20) -> str:
+        """The last lines of the child's output."""
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the child's process group, SIGKILL it after ``timeout`` seconds."""
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        self._log.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status < 500
+    except OSError:
+        return False
+
+
+def _wait_ready(child: Child, url: str, timeout: float, stop: threading.Event) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        if child.popen.poll() is not None:
+            raise McpgwError(f"{child.name} exited with code {child.popen.returncode}:\n{child.tail()}")
+        if _answers(url):
+            return
+        stop.wait(0.2)
+    if not stop.is_set():
+        raise McpgwError(f"{child.name} did not answer {url} within {timeout:g} s:\n{child.tail()}")
+
+
+def run_demo(*, cli, db: str | None, host: str, port: int, backend_port: int, api_port: int, console_port: int,
+             console: bool, api: bool, echo=print) -> int:
+    """Run the demo until SIGINT/SIGTERM; return the exit code."""
+    db = settings.get("database_url", db)
+    backend_url = os.environ.get("MCPGW_DEMO_BACKEND_URL") or f"http://{host}:{backend_port}"
+    generated = prepare(db, backend_url)
+    logs = Path(tempfile.mkdtemp(prefix="mcpgw-demo-"))
+    gateway_url = f"http://{host}:{port}"
+    env = dict(os.environ, MCPGW_DATABASE_URL=db, MCPGW_GATEWAY_URL=gateway_url, PYTHONUNBUFFERED="1")
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    children: list[Child] = []
+    waits: list[tuple[Child, str, float]] = []
+    code = 1
+    try:
+        if not os.environ.get("MCPGW_DEMO_BACKEND_URL"):
+            child = Child("backend", [sys.executable, "-m", "gateway_server.demo.backend", "--host", host,
+                                      "--port", str(backend_port)], env=env, logs=logs)
+            children.append(child)
+            waits.append((child, f"{backend_url}/users", 20))
+        child = Child("gateway", [*MCPGW, "serve", "--db", db, "--host", host, "--port", str(port)], env=env,
+                      logs=logs)
+        children.append(child)
+        waits.append((child, f"{gateway_url}/healthz", 30))
+        if api and "api" in cli.commands:
+            child = Child("api", [*MCPGW, "api", "--db", db, "--host", host, "--port", str(api_port)], env=env,
+                          logs=logs)
+            children.append(child)
+            waits.append((child, f"http://{host}:{api_port}/api/v1/openapi.json", 30))
+        if console and "console" in cli.commands:
+            child = Child("console", [*MCPGW, "console", "--db", db, "--host", host, "--port", str(console_port)],
+                          env=env, logs=logs)
+            children.append(child)
+            waits.append((child, f"http://{host}:{console_port}/", 60))
+        for child, url, timeout in waits:
+            _wait_ready(child, url, timeout, stop)
+        if not stop.is_set():
+            _announce(echo, host=host, gateway_url=gateway_url, backend_url=backend_url, children=children,
+                      api_port=api_port, console_port=console_port, generated=generated, db=db, logs=logs)
+        while not stop.is_set():
+            for child in children:
+                if child.popen.poll() is not None:
+                    echo(f"{child.name} exited with code {child.popen.returncode}; stopping the demo "
+                         f"(logs kept in {logs}).\n{child.tail()}")
+                    return 1
+            stop.wait(0.5)
+        echo("Stopping the demo ...")
+        code = 0
+        return code
+    except McpgwError as exc:
+        echo(f"Error: {exc}\n(logs kept in {logs})")
+        return 1
+    finally:
+        for child in reversed(children):
+            child.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if code == 0:
+            shutil.rmtree(logs, ignore_errors=True)  # kept only when something went wrong
+
+
+def _announce(echo, *, host, gateway_url, backend_url, children, api_port, console_port, generated, db, logs):
+    prefix = "/gateway/demo"
+    names = {c.name for c in children}
+    lines = [
+        "mcpgw demo is running (Ctrl-C stops everything).",
+        f"  Database:              {db.split('@')[-1]}",
+        f"  Streamable HTTP:       {gateway_url}{prefix}/mcp",
+        f"  SSE:                   {gateway_url}{prefix}/sse",
+        f"  Demo REST backend:     {backend_url}",
+    ]
+    if "api" in names:
+        lines.append(f"  Management API:        http://{host}:{api_port}/api/v1  (OpenAPI: /api/v1/openapi.json)")
+    if "console" in names:
+        lines.append(f"  Console:               http://{host}:{console_port}")
+    if generated:
+        lines.append(f"  Admin login:           admin / {generated}  (shown once; set MCPGW_ADMIN_PASSWORD to choose)")
+    else:
+        lines.append("  Admin login:           admin (password from MCPGW_ADMIN_PASSWORD, or unchanged)")
+    lines.append(f"  Logs:                  {logs} (removed on a clean stop)")
+    snippet = {"mcpServers": {"mcpgw-demo": {"url": f"{gateway_url}{prefix}/mcp"}}}
+    lines += ["", "Client config (Claude Desktop, Cursor):", json.dumps(snippet, indent=2)]
+    echo("\n".join(lines))

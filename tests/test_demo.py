@@ -1,0 +1,150 @@
+"""``mcpgw demo``: starts everything on free ports, the URLs answer, Ctrl-C stops every child."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import requests
+
+from gateway_server.demo.run import demo_document, prepare
+from mcpgw_sdk.store import open_store
+from tests.helpers import free_port, wait_for, wait_http
+
+MCPGW = str(Path(sys.executable).parent / "mcpgw")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _mcp(url: str, session: str | None, message: dict) -> requests.Response:
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    if session:
+        headers["Mcp-Session-Id"] = session
+    return requests.post(url, json=message, headers=headers, timeout=10)
+
+
+def test_demo_starts_everything_and_ctrl_c_stops_it(procs, tmp_path):
+    port, backend, api, console = (free_port() for _ in range(4))
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    proc = procs.start([MCPGW, "demo", "--db", db, "--port", str(port), "--backend-port", str(backend),
+                        "--api-port", str(api), "--console-port", str(console)],
+                       env={"MCPGW_ADMIN_PASSWORD": "demo-secret-1"}, name="demo")
+    out = wait_for(lambda: "Client config" in proc.output() and proc.output(), timeout=120,
+                   what="mcpgw demo to print its URLs")
+    mcp_url = f"http://127.0.0.1:{port}/gateway/demo/mcp"
+    assert mcp_url in out and f"http://127.0.0.1:{port}/gateway/demo/sse" in out
+    assert f'"url": "{mcp_url}"' in out
+    assert "demo-secret-1" not in out  # a chosen password is never printed
+
+    assert requests.get(f"http://127.0.0.1:{backend}/users", timeout=5).json()["count"] == 3
+    assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    assert requests.get(f"http://127.0.0.1:{api}/api/v1/openapi.json", timeout=5).status_code == 200
+    assert requests.get(f"http://127.0.0.1:{console}/", timeout=5).status_code == 200
+
+    init = _mcp(mcp_url, None, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}})
+    session = init.headers["Mcp-Session-Id"]
+    _mcp(mcp_url, session, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+    call = _mcp(mcp_url, session, {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                                   "params": {"name": "get_user", "arguments": {"email": "ada@example.com"}}})
+    assert call.json()["result"]["structuredContent"]["name"] == "Ada Lovelace"
+
+    store = open_store(db)
+    try:
+        assert store.authenticate("admin", "demo-secret-1").role == "admin"
+    finally:
+        store.close()
+
+    children = _children(proc.popen.pid)
+    assert len(children) == 4  # backend, gateway, API, console
+    proc.popen.send_signal(signal.SIGINT)
+    assert proc.popen.wait(30) == 0
+    assert [pid for pid in children if _alive(pid)] == []
+    for url in (f"http://127.0.0.1:{backend}/users", f"http://127.0.0.1:{port}/healthz"):
+        try:
+            requests.get(url, timeout=2)
+        except requests.ConnectionError:
+            continue
+        raise AssertionError(f"{url} still answers after the demo stopped")
+
+
+def test_prepare_stores_the_document_and_generates_a_password_once(tmp_path, monkeypatch):
+    monkeypatch.delenv("MCPGW_ADMIN_PASSWORD", raising=False)
+    db = f"sqlite:///{tmp_path / 'prep.db'}"
+    password = prepare(db, "http://127.0.0.1:9999")
+    assert password and len(password) >= 12
+    assert prepare(db, "http://127.0.0.1:9998") is None  # the admin exists: nothing new to print
+    store = open_store(db)
+    try:
+        assert store.authenticate("admin", password).name == "admin"
+        doc = store.get_document("default", "demo-users")
+        assert doc.content["servers"][0]["config"]["baseUrl"] == "http://127.0.0.1:9998"
+        assert doc.content["routers"][0]["prefix"] == "/gateway/demo"
+    finally:
+        store.close()
+    assert demo_document("http://h:1/")["servers"][0]["config"]["baseUrl"] == "http://h:1"
+
+
+def test_demo_reports_a_child_that_fails_and_exits_nonzero(procs, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        taken = busy.getsockname()[1]
+        proc = procs.start([MCPGW, "demo", "--db", f"sqlite:///{tmp_path / 'f.db'}", "--port", str(free_port()),
+                            "--backend-port", str(taken), "--no-api", "--no-console"],
+                           env={"MCPGW_ADMIN_PASSWORD": "x-secret-2"}, name="demo-fail")
+        code = proc.popen.wait(60)
+    assert code == 1
+    out = proc.output()
+    assert "backend exited" in out
+    assert not _children(proc.popen.pid)
+    kept = re.search(r"logs kept in (\S+?)\)", out)
+    assert kept and Path(kept.group(1), "backend.log").exists()
+    shutil.rmtree(kept.group(1))
+
+
+def test_demo_backend_serves_its_routes(procs):
+    port = free_port()
+    procs.start([sys.executable, "-m", "gateway_server.demo.backend", "--port", str(port)], name="backend")
+    base = f"http://127.0.0.1:{port}"
+    wait_http(f"{base}/users", status=200)
+    created = requests.post(f"{base}/users", json={"email": "new@example.com", "name": "New"}, timeout=5)
+    assert created.status_code == 201
+    assert requests.post(f"{base}/users", json={"email": "new@example.com", "name": "New"}, timeout=5).status_code == 409
+    prefs = requests.put(f"{base}/users/new@example.com/preferences", json={"theme": "dark"}, timeout=5)
+    assert prefs.json()["preferences"] == {"theme": "dark"}
+    up = requests.post(f"{base}/users/new@example.com/avatar", files={"file": ("a.png", b"\x89PNGx", "image/png")},
+                       timeout=5)
+    assert up.json()["files"][0]["size"] == 5
+    avatar = requests.get(f"{base}/users/new@example.com/avatar", timeout=5)
+    assert avatar.headers["Content-Type"] == "image/png" and avatar.content == b"\x89PNGx"
+    assert requests.get(f"{base}/users", params={"tag": "math"}, timeout=5).json()["count"] == 2
+    assert requests.get(f"{base}/status/503", timeout=5).status_code == 503
+    assert requests.get(f"{base}/slow", params={"seconds": "0.05"}, timeout=5).json() == {"slept": 0.05}
+    assert requests.delete(f"{base}/users/new@example.com", timeout=5).status_code == 200
+    assert requests.get(f"{base}/users/new@example.com", timeout=5).status_code == 404
+    assert os.path.exists(MCPGW)
