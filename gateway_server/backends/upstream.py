@@ -1,0 +1,666 @@
+"""Upstream MCP servers (``mcpServers`` entries) as backends: stdio, SSE or Streamable HTTP.
+
+One shared, pooled upstream session serves stateless use (tools, prompts,
+resources, completion) and routes sampling/elicitation requests to the client
+whose call caused them. A downstream session gets an upstream session of its own
+only when the upstream must keep state for it (resource subscriptions, a logging
+level), and clients share sessions by rendered credentials when headers or env
+render from the client's request. ``docs/upstreams.md`` explains the choice. Everything here is threads and blocking IO (greenlets under gevent),
+built on :class:`mcpgw_sdk.client.McpClient`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from mcpgw_sdk.client import McpClient, McpConnectionError, McpError, McpSessionExpired, McpTimeout
+from mcpgw_sdk.errors import ConfigError, McpgwError
+from mcpgw_sdk.templates import compile_template, request_context
+
+from . import CallContext
+
+log = logging.getLogger("mcpgw.upstream")
+
+TYPES = ("stdio", "sse", "streamable-http")
+POLICIES = ("onStart", "onDemand")
+# Capabilities of the downstream client that the upstream may use through a session of its own.
+CALLBACK_CAPABILITIES = ("sampling", "elicitation", "roots")
+# The shared session offers the call-scoped callbacks; each request is routed to the client whose call
+# caused it (or refused when that cannot be told). roots/list may come at any time, so only sessions
+# of one client offer roots.
+SHARED_CAPABILITIES = {"sampling": {}, "elicitation": {}}
+Listener = Callable[[dict[str, Any]], None]
+_USES_REQUEST = re.compile(r"(\{\{|\{%)[^}%]*\brequest\b")
+
+
+def _error_result(text: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": text}], "isError": True}
+
+
+def _bounded(connect: Callable[[], Any], deadline: float, what: str) -> Any:
+    """Run ``connect`` but stop waiting at ``deadline``; the connection completes in the background for later calls."""
+    done = threading.Event()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = connect()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True, name="upstream-connect").start()
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        raise McpTimeout(f"{what} takes longer than the call may wait")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+class _Link:
+    """An upstream session owned by some downstream sessions (or by everyone: the shared link)."""
+
+    def __init__(self, key: Any, client: McpClient):
+        self.key = key
+        self.client = client
+        self.last_used = time.monotonic()
+        self.active: dict[Any, CallContext] = {}
+        self.notify: Callable[[dict[str, Any]], None] | None = None
+        self.request: Callable[..., dict[str, Any]] | None = None
+
+    def touch(self, ctx: CallContext | None) -> None:
+        self.last_used = time.monotonic()
+        if ctx is not None:
+            if ctx.notify is not None:
+                self.notify = ctx.notify
+            if getattr(ctx, "request", None) is not None:
+                self.request = ctx.request
+
+
+class UpstreamServer:
+    """A backend for one ``mcpServers`` entry of a config document.
+
+    ``spec`` is the entry (``type``, ``command``/``args``/``env`` or ``url``/``headers``,
+    ``policy``, ``allowedTools``/``deniedTools``, ``timeout``); ``server`` is accepted as
+    its alias. ``onStart`` connects in the background at construction and reconnects
+    (restarting a stdio process) with exponential backoff; ``onDemand`` connects at first
+    use and closes after ``idle_timeout`` seconds without calls.
+
+    >>> up = UpstreamServer(name="files", spec={"type": "stdio", "command": "python",  # doctest: +SKIP
+    ...                                            "args": ["server.py"], "policy": "onDemand"})
+    >>> up.call_tool("echo", {"text": "hi"}, CallContext())["content"]  # doctest: +SKIP
+    """
+
+    idle_timeout: float = 300.0
+    connect_timeout: float = 30.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    grace: float = 5.0
+    list_wait: float = 5.0
+    max_links: int = 64
+    stable_after: float = 10.0
+
+    def __init__(self, *, name: str, spec: dict[str, Any] | None = None, server: dict[str, Any] | None = None,
+                 document: dict[str, Any] | None = None, start: bool = True):
+        spec = dict(spec if spec is not None else server or {})
+        self.name = name
+        self.spec = spec
+        self.document = document or {}
+        where = f"mcpServers[{name}]"
+        self.type = spec.get("type") or ("stdio" if spec.get("command") else "streamable-http")
+        if self.type not in TYPES:
+            raise ConfigError(f"{where}.type: {self.type!r} is not one of {', '.join(TYPES)}")
+        self.policy = spec.get("policy") or "onStart"
+        if self.policy not in POLICIES:
+            raise ConfigError(f"{where}.policy: {self.policy!r} is not one of {', '.join(POLICIES)}")
+        if self.type == "stdio" and not spec.get("command"):
+            raise ConfigError(f"{where}.command: required for a stdio server")
+        if self.type != "stdio" and not spec.get("url"):
+            raise ConfigError(f"{where}.url: required for a {self.type} server")
+        try:
+            self.timeout = float(spec.get("timeout") or 30)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}.timeout: {spec.get('timeout')!r} is not a number of seconds") from None
+        self.allowed = None if spec.get("allowedTools") is None else set(spec["allowedTools"])
+        self.denied = set(spec.get("deniedTools") or ())
+        self.config = {k: str(v) for k, v in (spec.get("config") or {}).items()}
+        self._templates = {
+            "env": {k: compile_template(str(v), field=f"{where}.env.{k}") for k, v in (spec.get("env") or {}).items()},
+            "headers": {k: compile_template(str(v), field=f"{where}.headers.{k}")
+                        for k, v in (spec.get("headers") or {}).items()},
+        }
+        self._url = compile_template(str(spec.get("url") or ""), field=f"{where}.url")
+        texts = [str(v) for v in (spec.get("env") or {}).values()] + \
+            [str(v) for v in (spec.get("headers") or {}).values()] + [str(spec.get("url") or "")]
+        # Credentials taken from the client's request cannot ride a session other clients share.
+        self.per_request = any(_USES_REQUEST.search(text) for text in texts)
+
+        self._lock = threading.RLock()
+        self._connect_lock = threading.Lock()
+        self._shared: _Link | None = None
+        self._links: dict[Any, _Link] = {}
+        self._inflight: dict[tuple[Any, Any], tuple[McpClient, Any]] = {}
+        self._listeners: list[Listener] = []
+        self._served_empty: set[str] = set()
+        self._key_locks: dict[Any, threading.Lock] = {}
+        self._cache: dict[str, list[dict[str, Any]] | None] = {"tools": None, "prompts": None, "resources": None,
+                                                              "resourceTemplates": None}
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads_started = False
+        self._state = "stopped"
+        self._connected_at = 0.0
+        self.last_error: str | None = None
+        self.restarts = 0
+        self.capabilities_seen: dict[str, Any] = {}
+        if start and self.policy == "onStart":
+            self.start()
+
+    def __repr__(self) -> str:
+        return f"<UpstreamServer {self.name} {self.type} {self._state}>"
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    @property
+    def state(self) -> str:
+        """``connecting``, ``ready``, ``failed`` or ``stopped`` (see :attr:`last_error` and :attr:`restarts`)."""
+        return self._state
+
+    def status(self) -> dict[str, Any]:
+        """State, last error, restart count, process id and number of upstream sessions (for /readyz, metrics)."""
+        shared = self._shared
+        return {"server": self.name, "type": self.type, "policy": self.policy, "state": self._state,
+                "last_error": self.last_error, "restarts": self.restarts,
+                "pid": shared.client.pid if shared else None, "sessions": len(self._links)}
+
+    def start(self) -> None:
+        """Start the background work: the connect/reconnect supervisor (onStart) and the idle reaper."""
+        with self._lock:
+            if self._threads_started or self._stop.is_set():
+                return
+            self._threads_started = True
+            if self.policy == "onStart":
+                self._state = "connecting"
+                threading.Thread(target=self._supervise, daemon=True, name=f"upstream-{self.name}").start()
+            threading.Thread(target=self._reap, daemon=True, name=f"upstream-reaper-{self.name}").start()
+
+    def close(self) -> None:
+        """Stop every upstream session and process (SIGTERM, then SIGKILL after :attr:`grace`)."""
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            links = list(self._links.values()) + ([self._shared] if self._shared else [])
+            self._links.clear()
+            self._shared = None
+        self._set_state("stopped")
+        for link in links:
+            link.client.close()
+
+    def _supervise(self) -> None:
+        delay = self.backoff_initial
+        while not self._stop.is_set():
+            if self._shared is None:
+                try:
+                    self._connect_shared()
+                except Exception:  # noqa: BLE001 - recorded by _connect_shared; retried after a pause
+                    if self._stop.wait(delay):
+                        return
+                    delay = min(delay * 2, self.backoff_max)
+                    self._set_state("connecting")
+                    continue
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            # A server that dies soon after starting is restarted with a growing pause, not in a tight loop.
+            if time.monotonic() - self._connected_at < self.stable_after:
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, self.backoff_max)
+            else:
+                delay = self.backoff_initial
+
+    def _reap(self) -> None:
+        while not self._stop.wait(min(max(self.idle_timeout / 4, 0.05), 5.0)):
+            now = time.monotonic()
+            with self._lock:
+                idle = [link for link in self._links.values()
+                        if not link.active and now - link.last_used > self.idle_timeout]
+                for link in idle:
+                    self._links.pop(link.key, None)
+                    self._key_locks.pop(link.key, None)
+                shared = self._shared
+                if (self.policy == "onDemand" and shared is not None and not shared.active
+                        and now - shared.last_used > self.idle_timeout):
+                    self._shared = None
+                    self._state = "stopped"
+                    idle.append(shared)
+            for link in idle:
+                log.info("upstream %s: closing an idle session", self.name)
+                link.client.close()
+
+    def _failed(self, exc: BaseException, state: str = "failed") -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, McpgwError) else str(exc)
+        log.warning("upstream %s: %s", self.name, self.last_error)
+        self._set_state(state)
+
+    def _set_state(self, state: str) -> None:
+        with self._changed:
+            self._state = state
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------------------------------------ connections
+
+    def _render(self, ctx: CallContext | None) -> tuple[str, dict[str, str], dict[str, str]]:
+        context = {"config": self.config,
+                   "request": request_context(ctx.headers if ctx else {}, ctx.query if ctx else {},
+                                              ctx.cookies if ctx else {})}
+        env = {k: t.render(context) for k, t in self._templates["env"].items()}
+        headers = {k: t.render(context) for k, t in self._templates["headers"].items()}
+        return self._url.render(context), env, headers
+
+    def _open(self, ctx: CallContext | None, *, key: Any, capabilities: dict[str, Any]) -> _Link:
+        """Connect a new upstream session (a process for stdio) rendered for ``ctx``."""
+        url, env, headers = self._render(ctx)
+        target = self.spec["command"] if self.type == "stdio" else url
+        client = McpClient(target, transport=self.type, headers=headers, env=env,
+                           args=[str(a) for a in self.spec.get("args") or []],
+                           timeout=max(self.timeout, self.connect_timeout),
+                           client_capabilities=capabilities, name=self.name, grace=self.grace,
+                           client_info={"name": f"mcpgw/{self.name}", "version": "1"})
+        link = _Link(key, client)
+        client.on_notification = lambda msg: self._on_notification(link, msg)
+        client.on_request = lambda msg: self._on_request(link, msg)
+        client.on_close = lambda exc: self._on_close(link, exc)
+        client.connect()
+        return link
+
+    def _connect_shared(self) -> _Link:
+        with self._connect_lock:
+            if self._shared is not None and not self._shared.client.closed:
+                return self._shared
+            if self._stop.is_set():
+                raise McpConnectionError(f"upstream {self.name} is stopped")
+            self._set_state("connecting")
+            try:
+                link = self._open(None, key=None, capabilities=dict(SHARED_CAPABILITIES))
+            except Exception as exc:
+                self._failed(exc)
+                raise
+            with self._lock:
+                if self._stop.is_set():
+                    link.client.close()
+                    raise McpConnectionError(f"upstream {self.name} is stopped")
+                self._shared = link
+                self._connected_at = time.monotonic()
+                self.capabilities_seen = link.client.server_capabilities
+                self.last_error = None
+                self._set_state("ready")
+            log.info("upstream %s: connected (%s, protocol %s)", self.name, self.type, link.client.protocol_version)
+        threading.Thread(target=self._refresh_all, daemon=True, name=f"upstream-refresh-{self.name}").start()
+        return link
+
+    def _on_close(self, link: _Link | None, exc: BaseException) -> None:
+        with self._lock:
+            if link is not None and link is self._shared:
+                self._shared = None
+                self.restarts += 1
+                self._failed(exc, "connecting" if self.policy == "onStart" and not self._stop.is_set() else "failed")
+                self._wake.set()
+            elif link is not None:
+                self._links.pop(link.key, None)
+
+    def _shared_link(self, deadline: float) -> _Link:
+        if self.policy == "onDemand":
+            link = self._shared
+            if link is None or link.client.closed:
+                link = _bounded(self._connect_shared, deadline, f"connecting to upstream {self.name}")
+            return link
+        if not self._threads_started:
+            self.start()
+        with self._changed:
+            # Wait for a connection underway; give up at once when the last attempt failed (backoff).
+            while self._shared is None and self._state != "failed" and not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+        link = self._shared
+        if link is None:
+            raise McpConnectionError(f"upstream {self.name} is not connected"
+                                     + (f": {self.last_error}" if self.last_error else ""))
+        return link
+
+    def _link_for(self, ctx: CallContext, deadline: float, *, stateful: bool = False) -> _Link:
+        """The upstream session to use for ``ctx``: the shared one, or one of the downstream session's own."""
+        caps = getattr(ctx, "client_capabilities", None) or {}
+        callbacks = {k: caps[k] for k in CALLBACK_CAPABILITIES if k in caps} \
+            if getattr(ctx, "request", None) is not None else {}
+        if self.per_request:
+            _, env, headers = self._render(ctx)
+            digest = hashlib.sha256(json.dumps([env, headers], sort_keys=True).encode()).hexdigest()
+            key: Any = ("session", ctx.session_id) if stateful and ctx.session_id else ("auth", digest)
+        elif stateful and ctx.session_id:
+            key = ("session", ctx.session_id)
+        else:
+            if not self._threads_started and self.policy == "onDemand":
+                self.start()
+            return self._shared_link(deadline)
+        with self._lock:
+            link = self._links.get(key)
+        if link is not None and not link.client.closed:
+            return link
+        with self._lock:
+            if len(self._links) >= self.max_links and not self.per_request:
+                log.warning("upstream %s: %d sessions open; using the shared one", self.name, len(self._links))
+                return self._shared_link(deadline)
+        if not self._threads_started:
+            self.start()
+        capabilities = callbacks if key[0] == "session" else dict(SHARED_CAPABILITIES)
+        return _bounded(lambda: self._create_link(ctx, key, capabilities), deadline,
+                        f"connecting to upstream {self.name}")
+
+    def _create_link(self, ctx: CallContext, key: Any, callbacks: dict[str, Any]) -> _Link:
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # one connect per key: concurrent first calls of a session share it
+            with self._lock:
+                link = self._links.get(key)
+            if link is not None and not link.client.closed:
+                return link
+            link = self._open(ctx, key=key, capabilities=callbacks)
+            with self._lock:
+                if self._stop.is_set():
+                    link.client.close()
+                    raise McpConnectionError(f"upstream {self.name} is stopped")
+                self._links[key] = link
+                self.capabilities_seen = self.capabilities_seen or link.client.server_capabilities
+                unlisted = self._shared is None and self._cache["tools"] is None
+            if unlisted:
+                # The shared session could not list (e.g. the upstream wants the client's credentials).
+                threading.Thread(target=self._refresh_all, daemon=True, name=f"upstream-refresh-{self.name}").start()
+            return link
+
+    def session_closed(self, session_id: str) -> None:
+        """The downstream session ended: close the upstream session it owned, if any."""
+        with self._lock:
+            link = self._links.pop(("session", session_id), None)
+            self._key_locks.pop(("session", session_id), None)
+        if link is not None:
+            link.client.close()
+
+    # ------------------------------------------------------------------------------------------ messages from upstream
+
+    def _on_notification(self, link: _Link | None, msg: dict[str, Any]) -> None:
+        method = msg.get("method", "")
+        kind = {"notifications/tools/list_changed": "tools", "notifications/prompts/list_changed": "prompts",
+                "notifications/resources/list_changed": "resources"}.get(method)
+        if kind is not None:
+            threading.Thread(target=self._refresh, args=(kind, True), daemon=True,
+                             name=f"upstream-refresh-{self.name}").start()
+            return
+        if link is None:
+            return
+        notify = link.notify if link is not self._shared else None
+        if notify is None and method == "notifications/message" and len(link.active) == 1:
+            # On a shared stdio session a log line can only be told apart when one call is running.
+            notify = next(iter(link.active.values())).notify
+        if notify is not None and method in ("notifications/message", "notifications/resources/updated"):
+            notify(msg)
+
+    def _on_request(self, link: _Link | None, msg: dict[str, Any], ctx: CallContext | None = None,
+                    ) -> dict[str, Any]:
+        """Forward a server→client request to the client it belongs to."""
+        method = msg.get("method", "")
+        if method not in ("sampling/createMessage", "elicitation/create", "roots/list"):
+            raise McpError(-32601, f"{method} is not forwarded to clients")
+        if ctx is not None:
+            request = getattr(ctx, "request", None)
+        elif link is not None and isinstance(link.key, tuple) and link.key[0] == "session":
+            request = link.request
+        else:
+            # A shared stdio/SSE session does not say which call a request belongs to: it can only go to
+            # the one call in flight that has a client able to answer.
+            able = [c for c in list(link.active.values()) if getattr(c, "request", None) is not None] if link else []
+            if len(able) > 1:
+                raise McpError(-32603, f"upstream {self.name}: {len(able)} calls in flight; cannot tell which "
+                                       f"client should answer {method}")
+            request = able[0].request if able else None
+        if request is None:
+            raise McpError(-32601, f"the client of this call cannot answer {method}")
+        return request(method, msg.get("params") or {})
+
+    # ------------------------------------------------------------------------------------------ lists
+
+    def add_listener(self, callback: Listener) -> None:
+        """Call ``callback({"type": "tools_changed"|"prompts_changed"|"resources_changed", "server": name})``."""
+        with self._lock:
+            self._listeners.append(callback)
+
+    def _emit(self, kind: str) -> None:
+        event = {"type": f"{kind}_changed", "server": self.name}
+        for callback in list(self._listeners):
+            try:
+                callback(event)
+            except Exception:  # noqa: BLE001 - one listener must not break the others
+                log.exception("upstream %s: listener failed", self.name)
+
+    def _refresh_all(self) -> None:
+        for kind in ("tools", "prompts", "resources"):
+            self._refresh(kind, False)
+
+    def _refresh(self, kind: str, announce: bool) -> None:
+        link = self._shared
+        if link is None:
+            for candidate in list(self._links.values()):
+                link = candidate
+                break
+        if link is None:
+            return
+        caps = link.client.server_capabilities
+        try:
+            if kind == "tools":
+                fresh = {"tools": link.client.list_tools()} if "tools" in caps else {"tools": []}
+            elif kind == "prompts":
+                fresh = {"prompts": link.client.list_prompts() if "prompts" in caps else []}
+            else:
+                has = "resources" in caps
+                fresh = {"resources": link.client.list_resources() if has else [],
+                         "resourceTemplates": link.client.list_resource_templates() if has else []}
+        except McpError as exc:
+            log.warning("upstream %s: refreshing %s failed: %s", self.name, kind, exc)
+            return
+        with self._lock:
+            known = all(self._cache.get(key) is not None for key in fresh)
+            changed = any((self._cache.get(key) or []) != value for key, value in fresh.items())
+            self._cache.update(fresh)
+            # The first fetch announces only when a caller was already served an empty list meanwhile.
+            missed = kind in self._served_empty
+            self._served_empty.discard(kind)
+        if changed and (known or missed or announce):
+            self._emit(kind)
+
+    def _cached(self, key: str, kind: str) -> list[dict[str, Any]]:
+        items = self._cache.get(key)
+        if items is None:
+            try:
+                self._shared_link(time.monotonic() + min(self.list_wait, self.timeout))
+            except McpError as exc:
+                log.info("upstream %s: %s not listed: %s", self.name, kind, exc)
+                self._served_empty.add(kind)
+                return []
+            self._refresh(kind, False)
+            items = self._cache.get(key)
+            if items is None:
+                self._served_empty.add(kind)
+        return list(items or [])
+
+    def _tool_visible(self, name: str) -> bool:
+        return (self.allowed is None or name in self.allowed) and name not in self.denied
+
+    def list_tools(self) -> list[dict[str, Any]]:
+        """The upstream's tools (cached; refetched on ``list_changed``), after allowedTools/deniedTools."""
+        return [t for t in self._cached("tools", "tools") if self._tool_visible(t.get("name", ""))]
+
+    def list_prompts(self) -> list[dict[str, Any]]:
+        """The upstream's prompts (cached)."""
+        return self._cached("prompts", "prompts")
+
+    def list_resources(self) -> list[dict[str, Any]]:
+        """The upstream's resources (cached)."""
+        return self._cached("resources", "resources")
+
+    def list_resource_templates(self) -> list[dict[str, Any]]:
+        """The upstream's resource templates (cached)."""
+        return self._cached("resourceTemplates", "resources")
+
+    @property
+    def capabilities(self) -> dict[str, Any]:
+        """What this server adds to the gateway's capabilities (from the upstream's own answer)."""
+        seen = self.capabilities_seen or {}
+        caps: dict[str, Any] = {"tools": {"listChanged": True}}
+        if "prompts" in seen:
+            caps["prompts"] = {"listChanged": True}
+        if "resources" in seen:
+            caps["resources"] = {"listChanged": True, "subscribe": bool(seen["resources"].get("subscribe"))}
+        for key in ("logging", "completions"):
+            if key in seen:
+                caps[key] = {}
+        return caps
+
+    # ------------------------------------------------------------------------------------------ calls
+
+    def _deadline(self, ctx: CallContext) -> float:
+        deadline = time.monotonic() + self.timeout
+        return min(deadline, ctx.deadline) if ctx.deadline else deadline
+
+    def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """Call the upstream tool; failures (filtered, unreachable, timed out, crashed) are ``isError`` results."""
+        if not self._tool_visible(name):
+            return _error_result(f"tool {name!r} is not available on {self.name}")
+        deadline = self._deadline(ctx)
+        for attempt in (1, 2):
+            try:
+                return self._call_tool_once(name, arguments, ctx, deadline)
+            except McpSessionExpired as exc:
+                # The server never ran the call (it no longer knew the session): reconnect and send it again.
+                if attempt == 2:
+                    return _error_result(f"upstream {self.name}: {exc.message}")
+        raise AssertionError("unreachable")
+
+    def _call_tool_once(self, name: str, arguments: dict[str, Any], ctx: CallContext,
+                        deadline: float) -> dict[str, Any]:
+        try:
+            link = self._link_for(ctx, deadline)
+        except McpError as exc:
+            return _error_result(f"upstream {self.name} is unavailable: {exc.message}")
+        except McpgwError as exc:
+            return _error_result(f"upstream {self.name}: {exc}")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return _error_result(f"upstream {self.name}: no time left for {name} (deadline passed)")
+        client = link.client
+        upstream_id = client.next_id()
+        token = f"{self.name}-{uuid.uuid4().hex}" if ctx.progress_token is not None else None
+        key = (ctx.session_id, ctx.request_id)
+        with self._lock:
+            link.touch(ctx)
+            link.active[upstream_id] = ctx
+            if ctx.request_id is not None:
+                self._inflight[key] = (client, upstream_id)
+        try:
+            return client.call_tool(name, arguments, progress_token=token, timeout=remaining, request_id=upstream_id,
+                                    on_message=lambda msg: self._call_message(link, ctx, msg),
+                                    on_request=lambda msg: self._on_request(link, msg, ctx))
+        except McpTimeout:
+            return _error_result(f"upstream {self.name}: {name} did not answer within {remaining:.3g}s")
+        except McpSessionExpired:
+            raise
+        except McpConnectionError as exc:
+            return _error_result(f"upstream {self.name}: connection lost during {name}: {exc.message}")
+        except McpError as exc:
+            return _error_result(f"upstream {self.name}: {name} failed: {exc.message} (code {exc.code})")
+        finally:
+            with self._lock:
+                link.active.pop(upstream_id, None)
+                link.last_used = time.monotonic()
+                if self._inflight.get(key, (None, None))[1] == upstream_id:
+                    self._inflight.pop(key, None)
+
+    def _call_message(self, link: _Link, ctx: CallContext, msg: dict[str, Any]) -> None:
+        method = msg.get("method")
+        if method == "notifications/progress" and ctx.notify is not None and ctx.progress_token is not None:
+            params = dict(msg.get("params") or {})
+            params["progressToken"] = ctx.progress_token
+            ctx.notify({"jsonrpc": "2.0", "method": method, "params": params})
+        elif method == "notifications/message" and ctx.notify is not None:
+            ctx.notify(msg)
+        else:
+            self._on_notification(link, msg)
+
+    def cancel(self, request_id: Any, *, session_id: str | None = None, reason: str | None = None) -> bool:
+        """Cancel the upstream call serving downstream ``request_id``; ``True`` when one was running."""
+        with self._lock:
+            entry = self._inflight.pop((session_id, request_id), None)
+        if entry is None:
+            return False
+        client, upstream_id = entry
+        try:
+            client.cancel(upstream_id, reason)
+        except McpError:
+            pass
+        return True
+
+    def _call(self, method: str, params: dict[str, Any], ctx: CallContext | None, *,
+              stateful: bool = False) -> dict[str, Any]:
+        ctx = ctx or CallContext()
+        deadline = self._deadline(ctx)
+        for attempt in (1, 2):
+            link = self._link_for(ctx, deadline, stateful=stateful)
+            link.touch(ctx)
+            try:
+                return link.client.request(method, params, timeout=max(0.001, deadline - time.monotonic()))
+            except McpSessionExpired:
+                if attempt == 2:
+                    raise
+            finally:
+                link.last_used = time.monotonic()
+        raise AssertionError("unreachable")
+
+    def get_prompt(self, name: str, arguments: dict[str, Any] | None, ctx: CallContext | None = None,
+                   ) -> dict[str, Any]:
+        """``prompts/get`` upstream; raises :class:`McpError` with the upstream's code on failure."""
+        params: dict[str, Any] = {"name": name}
+        if arguments:
+            params["arguments"] = arguments
+        return self._call("prompts/get", params, ctx)
+
+    def read_resource(self, uri: str, ctx: CallContext | None = None) -> dict[str, Any]:
+        """``resources/read`` upstream; raises :class:`McpError` on failure."""
+        return self._call("resources/read", {"uri": uri}, ctx)
+
+    def subscribe(self, uri: str, ctx: CallContext) -> dict[str, Any]:
+        """Subscribe on the downstream session's own upstream session; updates reach ``ctx.notify``."""
+        return self._call("resources/subscribe", {"uri": uri}, ctx, stateful=True)
+
+    def unsubscribe(self, uri: str, ctx: CallContext) -> dict[str, Any]:
+        """Undo :meth:`subscribe`."""
+        return self._call("resources/unsubscribe", {"uri": uri}, ctx, stateful=True)
+
+    def complete(self, params: dict[str, Any], ctx: CallContext | None = None) -> dict[str, Any]:
+        """``completion/complete`` upstream (``params`` as the client sent them)."""
+        return self._call("completion/complete", params, ctx)
+
+    def set_logging_level(self, level: str, ctx: CallContext) -> dict[str, Any]:
+        """Set the log level on the downstream session's own upstream session; logs reach ``ctx.notify``."""
+        return self._call("logging/setLevel", {"level": level}, ctx, stateful=True)
