@@ -1,0 +1,407 @@
+"""The gateway's WSGI application: a thin MCP dispatcher in front of a small Flask app.
+
+``POST P/mcp`` and ``POST P/message`` are the hot path, so :class:`GatewayApp`
+answers ``P/mcp``, ``P/sse`` and ``P/message`` itself from the current snapshot
+and hands everything else (``/healthz``, ``/readyz``, ``/metrics``, CORS
+preflight, 404s) to Flask.
+
+>>> app = create_app(store_url="sqlite:///mcpgw.db")  # doctest: +SKIP
+>>> app.start()  # first load, then the reloader polls  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from mcpgw_sdk import settings
+from mcpgw_sdk.records import AuditRecord
+
+from .audit import AuditWriter
+from .mcp import jsonrpc
+from .metrics import CONTENT_TYPE, Metrics
+from .origin import cors_headers, is_local_bind, origin_allowed, own_origins
+from .reloader import Reloader
+from .sessions import Session, SessionStore, open_sessions
+from .snapshot import EMPTY, Snapshot
+from .transports import sse, streamable
+from .transports.base import request_headers, respond_error
+
+log = logging.getLogger("mcpgw.gateway")
+_KNOWN_METHODS = frozenset({
+    "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
+    "resources/read", "resources/templates/list", "resources/subscribe", "resources/unsubscribe",
+    "completion/complete", "logging/setLevel", "notifications/initialized", "notifications/cancelled",
+    "notifications/progress", "notifications/roots/list_changed", "server/discover", "response"})
+
+
+class Gateway:
+    """The state one gateway process serves from: snapshot, sessions, metrics, audit, reloader."""
+
+    def __init__(self, *, store: Any = None, host: str, port: int, public_url: str, reload_interval: float,
+                 max_body_bytes: int, sse_heartbeat: float, sessions: SessionStore, audit: bool,
+                 allow_anonymous: bool = False):
+        self.store = store
+        self.snapshot: Snapshot = EMPTY
+        self.sessions = sessions
+        self.metrics = Metrics()
+        self.host = host
+        self.port = port
+        self.public_url = public_url
+        self.local_bind = is_local_bind(host)
+        self.allow_anonymous = allow_anonymous
+        self.max_body_bytes = max_body_bytes
+        self.sse_heartbeat = sse_heartbeat
+        self.reloader = Reloader(self, store, interval=reload_interval) if store is not None else None
+        self.audit = None
+        if audit and store is not None and not getattr(store, "read_only", False):
+            self.audit = AuditWriter(store.write_audit, on_drop=lambda n: self.metrics.audit_dropped.inc(n))
+        self.started_at = time.time()
+        self._origins: dict[str, frozenset[str]] = {}
+        self._method_counters: dict[str, Any] = {}
+        self._tool_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._auth_cache: dict[tuple[int, str], Any] = {}
+        self._pending: dict[tuple[str, str], queue.Queue] = {}
+        self._client_ids = itertools.count(1)
+
+    # -- request helpers ----------------------------------------------------
+    def own_origins(self, environ: dict[str, Any]) -> frozenset[str]:
+        """Origins that are this gateway (by the port the request arrived on)."""
+        port = environ.get("SERVER_PORT") or str(self.port)
+        found = self._origins.get(port)
+        if found is None:
+            found = own_origins(local_bind=self.local_bind, port=port, public_url=self.public_url)
+            self._origins[port] = found
+        return found
+
+    def count_method(self, method: str) -> None:
+        """Count one MCP message by method (unknown methods share one label)."""
+        if method not in _KNOWN_METHODS:
+            method = "other"
+        counter = self._method_counters.get(method)
+        if counter is None:
+            counter = self._method_counters[method] = self.metrics.mcp_requests.labels(method)
+        counter.inc()
+
+    def observe(self, route: Any, entry: Any, tool: str, outcome: str, seconds: float, ctx: Any,
+                error: str | None) -> None:
+        """Metrics and an audit record for one tool call."""
+        key = (route.prefix, tool if entry is not None else "(unknown)", outcome)
+        children = self._tool_children.get(key)
+        if children is None:
+            children = self._tool_children[key] = (self.metrics.tool_calls.labels(*key),
+                                                   self.metrics.tool_latency.labels(route.prefix))
+        children[0].inc()
+        if seconds:
+            children[1].observe(seconds)
+        if self.audit is not None:
+            self.audit.add(AuditRecord(
+                ts=datetime.now(timezone.utc), tenant=route.tenant, prefix=route.prefix,
+                server=entry.server if entry is not None else "", tool=tool,
+                outcome={"invalid": "error", "unknown": "error"}.get(outcome, outcome),
+                latency_ms=round(seconds * 1000, 3), user=ctx.user, key_id=ctx.key_id, session_id=ctx.session_id,
+                error=error))
+
+    def authenticate(self, route: Any, environ: dict[str, Any]) -> Any:
+        """The caller's :class:`~gateway_server.mcp_auth.Principal`; raises AuthFailure."""
+        from . import mcp_auth
+
+        snap = self.snapshot
+        keys = self._auth_cache.get((id(snap), "keys"))
+        if keys is None:
+            keys = self._auth_cache[(id(snap), "keys")] = mcp_auth.KeyIndex(snap.keys)
+            for stale in [k for k in self._auth_cache if k[0] != id(snap)]:
+                del self._auth_cache[stale]
+        oauth = None
+        if (route.auth or {}).get("mode") == "oauth2":
+            oauth = self._auth_cache.get((id(route), "oauth"))
+            if oauth is None:
+                oauth = self._auth_cache[(id(route), "oauth")] = mcp_auth.OAuthVerifier.from_config(route.auth)
+        base = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST') or f'{self.host}:{self.port}'}"
+        if self.public_url:
+            base = self.public_url.rstrip("/")
+        return mcp_auth.authenticate(route.auth, request_headers(environ), keys=keys, tenant=route.tenant,
+                                     resource_url=f"{base}{route.prefix}/mcp",
+                                     metadata_url=base + mcp_auth.metadata_path(route.prefix), oauth=oauth)
+
+    def client_request(self, session_id: str, send: Callable[[dict[str, Any]], Any], method: str,
+                       params: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        """Send a server-to-client request (sampling, elicitation, roots) and wait for its result.
+
+        Raises :class:`~mcpgw_sdk.client.McpError` with the client's error, or -32001 on timeout.
+        """
+        from mcpgw_sdk.client import McpError
+
+        request_id = f"gw-{next(self._client_ids)}"
+        waiter: queue.Queue = queue.Queue(maxsize=1)
+        self._pending[(session_id, request_id)] = waiter
+        try:
+            send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+            try:
+                reply = waiter.get(timeout=timeout or 300.0)
+            except queue.Empty:
+                raise McpError(-32001, f"the client did not answer {method} in time") from None
+        finally:
+            self._pending.pop((session_id, request_id), None)
+        if "error" in reply:
+            err = reply["error"] or {}
+            raise McpError(int(err.get("code", -32603)), str(err.get("message", "")), err.get("data"))
+        return reply.get("result") or {}
+
+    def resolve(self, session_id: str, message: dict[str, Any]) -> bool:
+        """Hand a client's response to the server-to-client request waiting for it."""
+        waiter = self._pending.get((session_id, str(message.get("id"))))
+        if waiter is None:
+            return False
+        waiter.put(message)
+        return True
+
+    def spawn(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run ``func`` concurrently (a greenlet under gevent's patched threading)."""
+        threading.Thread(target=func, args=args, daemon=True).start()
+
+    def stream(self, session_id: str, *, first: bytes, end_session: Any = None) -> Iterator[bytes]:
+        """The SSE body of a session's stream: ``first``, then messages and heartbeat comments."""
+        self.metrics.streams.inc()
+        listener = self.sessions.listen(session_id, timeout=self.sse_heartbeat)
+        try:
+            yield first
+            for message in listener:
+                yield b": ping\n\n" if message is None else (b"event: message\ndata: " + jsonrpc.dumps(message)
+                                                            + b"\n\n")
+        finally:
+            listener.close()
+            self.metrics.streams.dec()
+            if end_session is not None:
+                session = self.sessions.get(session_id)
+                if session is not None:
+                    self.end_session(session, end_session)
+
+    def end_session(self, session: Session, route: Any) -> None:
+        """Delete a session and tell its backends."""
+        if self.sessions.delete(session.id):
+            self.metrics.sessions.dec()
+        for backend in getattr(route, "backends", ()):
+            if hasattr(backend, "session_closed"):
+                try:
+                    backend.session_closed(session.id)
+                except Exception:  # noqa: BLE001
+                    log.exception("session_closed failed")
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self) -> None:
+        """Load the config once (synchronously), then poll in the background."""
+        if self.reloader is not None:
+            self.reloader.poll()
+            self.reloader.start()
+        if self.audit is not None:
+            self.audit.start()
+
+    def stop(self) -> None:
+        """Stop polling, flush audit records, close backends and the store."""
+        if self.reloader is not None:
+            self.reloader.stop()
+        if self.audit is not None:
+            self.audit.stop()
+        for backend in self.snapshot.backends.values():
+            try:
+                backend.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing backend")
+        self.sessions.close()
+
+    def readiness(self) -> tuple[dict[str, Any], bool]:
+        """The ``/readyz`` document and whether the gateway is ready."""
+        snap = self.snapshot
+        ready = snap.revision >= 0
+        rel = self.reloader
+        doc = {
+            "ready": ready,
+            "revision": snap.revision if ready else None,
+            "loaded_at": datetime.fromtimestamp(snap.loaded_at, timezone.utc).isoformat() if ready else None,
+            "snapshot_age_seconds": round(time.time() - snap.loaded_at, 3) if ready else None,
+            "routes": sorted(snap.routes),
+            "documents_with_errors": snap.errors,
+            "last_poll_error": rel.last_error if rel else None,
+            "last_poll": datetime.fromtimestamp(rel.last_poll, timezone.utc).isoformat() if rel and rel.last_poll
+            else None,
+            "sessions": len(self.sessions.list()),
+        }
+        return doc, ready
+
+
+def _flask_app(gateway: Gateway) -> Flask:
+    app = Flask("gateway_server")
+
+    @app.get("/healthz")
+    def healthz():
+        """Liveness: always 200."""
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz():
+        """Readiness: 200 with the served revision once a snapshot is loaded, 503 before."""
+        doc, ready = gateway.readiness()
+        return jsonify(doc), 200 if ready else 503
+
+    @app.get("/metrics")
+    def metrics():
+        """Prometheus text exposition."""
+        gateway.metrics.sessions.set(len(gateway.sessions.list()))
+        return Response(gateway.metrics.render(), content_type=CONTENT_TYPE)
+
+    @app.get("/.well-known/oauth-protected-resource/<path:prefix>")
+    def resource_metadata(prefix):
+        """RFC 9728 metadata of an OAuth-protected router."""
+        from . import mcp_auth
+
+        route = gateway.snapshot.routes.get("/" + prefix.strip("/"))
+        if route is None or (route.auth or {}).get("mode") != "oauth2":
+            return jsonify(error="not_found", error_description=f"no OAuth-protected router at /{prefix}"), 404
+        base = gateway.public_url.rstrip("/") or request.host_url.rstrip("/")
+        return jsonify(mcp_auth.protected_resource_metadata(route.auth, f"{base}{route.prefix}/mcp"))
+
+    @app.route("/", defaults={"path": ""}, methods=["OPTIONS"])
+    @app.route("/<path:path>", methods=["OPTIONS"])
+    def preflight(path):
+        """CORS preflight from the router's ``cors`` block."""
+        route = _route_of(gateway.snapshot, "/" + path)[0]
+        origin = request.headers.get("Origin")
+        if route is None:
+            return _not_found("/" + path)
+        if origin and not origin_allowed(origin, gateway.own_origins(request.environ), route.cors):
+            return jsonify(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, f"Origin {origin!r} is not allowed")), 403
+        resp = Response(status=204)
+        for name, value in cors_headers(origin, route.cors, preflight=True):
+            resp.headers[name] = value
+        resp.headers["Allow"] = "GET, POST, DELETE, OPTIONS"
+        return resp
+
+    @app.errorhandler(404)
+    def not_found(_exc):
+        """404 with a JSON-RPC error body."""
+        return _not_found(request.path)
+
+    @app.errorhandler(405)
+    def not_allowed(_exc):
+        """405 on operational endpoints; 404 anywhere else."""
+        if request.path not in ("/healthz", "/readyz", "/metrics"):
+            return _not_found(request.path)  # the catch-all OPTIONS rule is not a resource
+        return jsonify(error="method not allowed", path=request.path), 405
+
+    return app
+
+
+def _not_found(path: str):
+    body = jsonrpc.error(None, jsonrpc.METHOD_NOT_FOUND, f"not found: nothing is served at {path}")
+    return jsonify(body), 404
+
+
+_SUFFIXES = (("/mcp", 4), ("/sse", 4), ("/message", 8))
+
+
+def _route_of(snapshot: Snapshot, path: str) -> tuple[Any, str]:
+    for suffix, size in _SUFFIXES:
+        if path.endswith(suffix):
+            route = snapshot.routes.get(path[:-size] or "/")
+            if route is not None:
+                return route, suffix
+    return None, ""
+
+
+class GatewayApp:
+    """The WSGI callable: MCP endpoints handled directly, the rest by Flask.
+
+    ``gateway`` holds the state, ``flask`` the fallback app. With ``lazy=True``
+    the first request calls :meth:`start` (for ``gunicorn`` workers).
+    """
+
+    def __init__(self, gateway: Gateway, *, lazy: bool = False):
+        self.gateway = gateway
+        self.flask = _flask_app(gateway)
+        self._flask_wsgi = self.flask.wsgi_app
+        self._lazy = lazy
+        self._started = False
+        self._start_lock = threading.Lock()
+        self._http_counters: dict[tuple[str, str], Any] = {}
+
+    def start(self) -> GatewayApp:
+        """Load the config and start the reloader and the audit writer (once)."""
+        with self._start_lock:
+            if not self._started:
+                self._started = True
+                self.gateway.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop background work and close backends."""
+        self.gateway.stop()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if self._lazy and not self._started:
+            self.start()
+        if environ["REQUEST_METHOD"] != "OPTIONS":
+            route, suffix = _route_of(self.gateway.snapshot, environ.get("PATH_INFO") or "/")
+            if route is not None:
+                counters = self._http_counters
+                http_requests = self.gateway.metrics.http_requests
+                send = start_response
+
+                def counted(status, headers, exc_info=None):
+                    key = (suffix, status[:3])
+                    child = counters.get(key)
+                    if child is None:
+                        child = counters[key] = http_requests.labels(suffix[1:], status[:3])
+                    child.inc()
+                    return send(status, headers) if exc_info is None else send(status, headers, exc_info)
+
+                start_response = counted
+                try:
+                    if suffix == "/mcp":
+                        return streamable.handle(self.gateway, route, environ, start_response)
+                    if suffix == "/message":
+                        return sse.handle_message(self.gateway, route, environ, start_response)
+                    return sse.handle_stream(self.gateway, route, environ, start_response)
+                except Exception:  # noqa: BLE001 - never leak a traceback to the client
+                    log.exception("internal error on %s", environ.get("PATH_INFO"),
+                                  extra={"request_id": environ.get("HTTP_X_REQUEST_ID"),
+                                         "session_id": environ.get("HTTP_MCP_SESSION_ID"), "prefix": route.prefix})
+                    return respond_error(start_response, 500, jsonrpc.INTERNAL_ERROR, "internal error")
+        return self._flask_wsgi(environ, start_response)
+
+
+def create_app(*, store_url: str | None = None, store: Any = None, host: str | None = None, port: int | None = None,
+               public_url: str | None = None, reload_interval: float | None = None,
+               max_body_bytes: int | None = None, sse_heartbeat: float | None = None,
+               session_ttl: float | None = None, redis_url: str | None = None, audit: bool | None = None,
+               allow_anonymous: bool | None = None, sessions: SessionStore | None = None, check: bool = True,
+               lazy: bool = False) -> GatewayApp:
+    """Build the gateway's WSGI app (nothing starts until :meth:`GatewayApp.start`).
+
+    Settings left ``None`` come from ``MCPGW_*`` variables, then defaults. ``store``
+    (an open :class:`~mcpgw_sdk.store.Store`) takes precedence over ``store_url``;
+    with ``check`` a store whose schema is behind raises MigrationRequired.
+    """
+    if store is None:
+        from mcpgw_sdk.store import open_store
+
+        store = open_store(settings.get("database_url", store_url), check=check)
+    if sessions is None:
+        sessions = open_sessions(redis_url=settings.get("redis_url", redis_url),
+                                 ttl=settings.get("session_ttl", session_ttl))
+    gateway = Gateway(
+        store=store, host=settings.get("host", host), port=settings.get("port", port),
+        public_url=settings.get("public_url", public_url),
+        reload_interval=settings.get("reload_interval", reload_interval),
+        max_body_bytes=settings.get("max_body_bytes", max_body_bytes),
+        sse_heartbeat=settings.get("sse_heartbeat", sse_heartbeat), sessions=sessions,
+        audit=settings.get("audit", audit), allow_anonymous=settings.get("allow_anonymous", allow_anonymous))
+    return GatewayApp(gateway, lazy=lazy)

@@ -1,0 +1,110 @@
+"""JSON-RPC 2.0 framing: message kinds, error codes, and the one error mapping.
+
+IO-free. Transports parse bytes with :func:`parse`, classify with :func:`kind`,
+and turn any exception into an error response with :func:`error_from`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcpgw_sdk.client import McpError
+from mcpgw_sdk.errors import AuthError, ConfigError, Forbidden, NotFound
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+_HTTP_STATUS = {PARSE_ERROR: 400, INVALID_REQUEST: 400, METHOD_NOT_FOUND: 404, INVALID_PARAMS: 400,
+                INTERNAL_ERROR: 500}
+
+
+class JsonRpcError(Exception):
+    """Raised by the core to answer a request with a JSON-RPC error ``code``."""
+
+    def __init__(self, code: int, message: str, data: Any = None):
+        self.code = code
+        self.message = message
+        self.data = data
+        super().__init__(message)
+
+
+def error_from(exc: BaseException) -> JsonRpcError:
+    """Map any exception to the JSON-RPC error the client sees (the only such mapping)."""
+    if isinstance(exc, JsonRpcError):
+        return exc
+    if isinstance(exc, McpError):  # an upstream server's own JSON-RPC error passes through
+        return JsonRpcError(exc.code, exc.message, exc.data)
+    if isinstance(exc, (NotFound, ConfigError, LookupError, ValueError, TypeError)):
+        return JsonRpcError(INVALID_PARAMS, str(exc))
+    if isinstance(exc, (AuthError, Forbidden)):
+        return JsonRpcError(INVALID_REQUEST, str(exc))
+    return JsonRpcError(INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
+
+
+def http_status(code: int) -> int:
+    """The HTTP status a transport uses when an error must be answered at the HTTP level."""
+    return _HTTP_STATUS.get(code, 400)
+
+
+def result(msg_id: Any, value: dict[str, Any]) -> dict[str, Any]:
+    """A success response."""
+    return {"jsonrpc": "2.0", "id": msg_id, "result": value}
+
+
+def error(msg_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    """An error response."""
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return {"jsonrpc": "2.0", "id": msg_id, "error": err}
+
+
+def error_response(msg_id: Any, exc: BaseException) -> dict[str, Any]:
+    """An error response for ``exc`` (mapped by :func:`error_from`)."""
+    mapped = error_from(exc)
+    return error(msg_id, mapped.code, mapped.message, mapped.data)
+
+
+def parse(body: bytes) -> Any:
+    """Decode a request body; raise JsonRpcError(-32700) when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JsonRpcError(PARSE_ERROR, f"parse error: {exc}") from None
+
+
+def dumps(message: Any) -> bytes:
+    """Encode a message compactly."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+REQUEST, NOTIFICATION, RESPONSE = "request", "notification", "response"
+
+
+def kind(message: Any) -> str:
+    """Classify a message as request, notification or response; raise JsonRpcError(-32600) when invalid."""
+    if not isinstance(message, dict):
+        raise JsonRpcError(INVALID_REQUEST, "invalid request: a JSON-RPC message must be an object")
+    if message.get("jsonrpc") != "2.0":
+        raise JsonRpcError(INVALID_REQUEST, "invalid request: 'jsonrpc' must be \"2.0\"")
+    method = message.get("method")
+    has_id = "id" in message
+    if method is None:
+        if has_id and ("result" in message or "error" in message):
+            return RESPONSE
+        raise JsonRpcError(INVALID_REQUEST, "invalid request: 'method' is missing")
+    if not isinstance(method, str):
+        raise JsonRpcError(INVALID_REQUEST, "invalid request: 'method' must be a string")
+    if not has_id:
+        return NOTIFICATION
+    msg_id = message["id"]
+    if msg_id is None or isinstance(msg_id, bool) or not isinstance(msg_id, (str, int, float)):
+        raise JsonRpcError(INVALID_REQUEST, "invalid request: 'id' must be a string or a number, not null")
+    params = message.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise JsonRpcError(INVALID_REQUEST, "invalid request: 'params' must be an object")
+    return REQUEST

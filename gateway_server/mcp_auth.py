@@ -1,0 +1,312 @@
+"""Who may call an MCP endpoint: API keys and OAuth 2.1 bearer tokens (a pure module).
+
+The gateway core calls :func:`authenticate` once per HTTP request with the router's
+``auth`` block, the request headers and the snapshot's :class:`KeyIndex`. It
+returns a :class:`Principal` (or ``None`` for an open router) or raises
+:class:`AuthFailure` carrying the status, ``WWW-Authenticate`` header and body to
+send. Nothing here touches Flask or the database; the only IO is the JWKS fetch
+of :class:`OAuthVerifier`, cached by PyJWT.
+
+>>> authenticate({"mode": "none"}, {}, keys=KeyIndex(()), tenant="t",
+...              resource_url="http://h/t/mcp", metadata_url="http://h/.well-known/x", oauth=None) is None
+True
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import jwt
+
+from mcpgw_sdk.records import ApiKey
+from mcpgw_sdk.security import hash_secret
+
+__all__ = ["AuthFailure", "KeyIndex", "OAuthVerifier", "Principal", "auth_config_errors", "authenticate",
+           "hash_secret", "metadata_path", "protected_resource_metadata"]
+
+MODES = ("none", "apikey", "oauth2")
+#: Signature algorithms accepted from an issuer (never ``none``, never HMAC: the key is public).
+ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the user (or token subject), the key used, and what the caller may see.
+
+    ``tools``/``servers`` ``None`` means every tool/server of the tenant; the core
+    filters ``tools/list`` and refuses ``tools/call`` outside them.
+    """
+
+    user: str | None
+    key_id: int | None
+    tenant: str
+    tools: frozenset[str] | None = None
+    servers: frozenset[str] | None = None
+    scopes: frozenset[str] = frozenset()
+
+    def allows(self, server: str, tool: str) -> bool:
+        """True when this caller may see and call ``tool`` of ``server``."""
+        if self.servers is not None and server not in self.servers:
+            return False
+        return self.tools is None or tool in self.tools
+
+
+class AuthFailure(Exception):
+    """Raised when a request to an MCP endpoint is not allowed; carries the HTTP answer to send.
+
+    ``status`` is 401 (no or bad credentials) or 403 (valid token lacking a scope);
+    ``www_authenticate`` the ``WWW-Authenticate`` header value; ``body`` a JSON object.
+    """
+
+    def __init__(self, status: int, error: str, description: str, *, www_authenticate: str):
+        self.status = status
+        self.error = error
+        self.www_authenticate = www_authenticate
+        self.body = {"error": error, "error_description": description}
+        super().__init__(f"{status} {error}: {description}")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class KeyIndex:
+    """API keys of one config snapshot, indexed by the SHA-256 of their secret.
+
+    >>> KeyIndex([]).lookup("nope", datetime.now(timezone.utc)) is None
+    True
+    """
+
+    def __init__(self, keys: Iterable[ApiKey]):
+        self._by_hash = {key.secret_hash.lower(): key for key in keys if key.secret_hash}
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def lookup(self, secret: str, now: datetime | None = None) -> ApiKey | None:
+        """The live key whose secret this is (not revoked, not expired at ``now``), else ``None``."""
+        digest = hash_secret(secret)
+        key = self._by_hash.get(digest)
+        # compare_digest keeps the final comparison constant-time for the matching entry
+        if key is None or not hmac.compare_digest(key.secret_hash.lower(), digest):
+            return None
+        if key.revoked:
+            return None
+        if key.expires_at is not None and _utc(key.expires_at) <= _utc(now or datetime.now(timezone.utc)):
+            return None
+        return key
+
+
+def _challenge(*, metadata_url: str | None = None, error: str | None = None, description: str | None = None,
+               scope: str | None = None) -> str:
+    parts = ['realm="mcpgw"']
+    if error:
+        parts.append(f'error="{error}"')
+    if description:
+        parts.append('error_description="{}"'.format(description.replace('"', "'")))
+    if scope:
+        parts.append(f'scope="{scope}"')
+    if metadata_url:
+        parts.append(f'resource_metadata="{metadata_url}"')
+    return "Bearer " + ", ".join(parts)
+
+
+def bearer_token(headers: dict[str, str]) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header (case-insensitive scheme), else ``None``."""
+    value = headers.get("authorization", "")
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+class OAuthVerifier:
+    """Validates bearer JWTs of one router's issuer (resource-server side of OAuth 2.1).
+
+    Built from the router's ``auth`` block: ``issuer``, ``jwksUri`` (else discovered
+    from the issuer's metadata), ``audience`` (else the resource URL) and
+    ``scopes`` (all required). Keys are fetched with PyJWT's :class:`jwt.PyJWKClient`
+    and cached; an unknown ``kid`` triggers one refetch before the token is refused.
+    Build one per router per snapshot and reuse it.
+    """
+
+    def __init__(self, *, issuer: str | None = None, jwks_uri: str | None = None,
+                 audience: str | list[str] | None = None, scopes: Iterable[str] = (),
+                 leeway: float = 30.0, timeout: float = 5.0, cache_seconds: int = 300):
+        if not issuer and not jwks_uri:
+            raise ValueError("auth.issuer or auth.jwksUri is required for mode oauth2")
+        self.issuer = issuer
+        self.audience = audience
+        self.scopes = tuple(scopes)
+        self.leeway = leeway
+        self.timeout = timeout
+        self._cache_seconds = cache_seconds
+        self._jwks_uri = jwks_uri
+        self._client: jwt.PyJWKClient | None = None
+
+    @classmethod
+    def from_config(cls, auth: dict[str, Any], **kwargs: Any) -> OAuthVerifier:
+        """Build from a router's ``auth`` block (``issuer``, ``jwksUri``, ``audience``, ``scopes``)."""
+        scopes = auth.get("scopes") or ()
+        if isinstance(scopes, str):
+            scopes = scopes.split()
+        return cls(issuer=auth.get("issuer"), jwks_uri=auth.get("jwksUri"), audience=auth.get("audience"),
+                   scopes=scopes, **kwargs)
+
+    def _discover(self) -> str:
+        base = self.issuer.rstrip("/")
+        last: Exception | None = None
+        for suffix in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
+            try:
+                with urllib.request.urlopen(base + suffix, timeout=self.timeout) as resp:  # noqa: S310
+                    meta = json.loads(resp.read().decode("utf-8"))
+                if meta.get("jwks_uri"):
+                    return meta["jwks_uri"]
+            except Exception as exc:  # noqa: BLE001 - try the next well-known location
+                last = exc
+        raise jwt.PyJWKClientError(f"no jwks_uri in the metadata of issuer {self.issuer}: {last}")
+
+    def _jwk_client(self) -> jwt.PyJWKClient:
+        if self._client is None:
+            uri = self._jwks_uri or self._discover()
+            self._client = jwt.PyJWKClient(uri, cache_keys=True, lifespan=self._cache_seconds,
+                                           timeout=self.timeout)
+        return self._client
+
+    def verify(self, token: str, *, resource_url: str) -> dict[str, Any]:
+        """Return the token's claims, or raise :class:`jwt.PyJWTError` / :class:`jwt.PyJWKClientError`."""
+        signing_key = self._jwk_client().get_signing_key_from_jwt(token)
+        audience = self.audience or resource_url
+        options = {"require": ["exp"], "verify_iss": bool(self.issuer)}
+        return jwt.decode(token, signing_key.key, algorithms=ALGORITHMS, audience=audience,
+                          issuer=self.issuer or None, leeway=self.leeway, options=options)
+
+
+def token_scopes(claims: dict[str, Any]) -> frozenset[str]:
+    """Scopes granted by a token: ``scope`` (space-separated) or ``scp`` (list or string)."""
+    granted: set[str] = set()
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            granted.update(value.split())
+        elif isinstance(value, (list, tuple)):
+            granted.update(str(item) for item in value)
+    return frozenset(granted)
+
+
+def _authenticate_key(headers: dict[str, str], *, keys: KeyIndex, tenant: str, now: datetime | None) -> Principal:
+    secret = headers.get("x-api-key", "").strip() or bearer_token(headers)
+    if not secret:
+        raise AuthFailure(401, "invalid_request", "an API key is required (Authorization: Bearer or X-API-Key)",
+                          www_authenticate=_challenge())
+    key = keys.lookup(secret, now)
+    if key is None or key.tenant != tenant:
+        # one answer for unknown, revoked, expired and other-tenant keys: nothing to probe
+        raise AuthFailure(401, "invalid_token", "the API key is unknown, revoked or expired",
+                          www_authenticate=_challenge(error="invalid_token"))
+    return Principal(user=key.user, key_id=key.id, tenant=tenant,
+                     tools=frozenset(key.tools) if key.tools else None,
+                     servers=frozenset(key.servers) if key.servers else None)
+
+
+def _authenticate_oauth(auth: dict[str, Any], headers: dict[str, str], *, tenant: str, resource_url: str,
+                        metadata_url: str, oauth: OAuthVerifier | None) -> Principal:
+    token = bearer_token(headers)
+    if not token:
+        raise AuthFailure(401, "invalid_request", "a bearer token is required",
+                          www_authenticate=_challenge(metadata_url=metadata_url))
+    verifier = oauth or OAuthVerifier.from_config(auth)
+    try:
+        claims = verifier.verify(token, resource_url=resource_url)
+    except (jwt.PyJWTError, jwt.PyJWKClientError) as exc:
+        description = str(exc) or type(exc).__name__
+        raise AuthFailure(401, "invalid_token", description,
+                          www_authenticate=_challenge(metadata_url=metadata_url, error="invalid_token",
+                                                      description=description)) from None
+    granted = token_scopes(claims)
+    missing = [scope for scope in verifier.scopes if scope not in granted]
+    if missing:
+        scope = " ".join(verifier.scopes)
+        raise AuthFailure(403, "insufficient_scope", f"the token lacks scope {' '.join(missing)}",
+                          www_authenticate=_challenge(metadata_url=metadata_url, error="insufficient_scope",
+                                                      scope=scope))
+    return Principal(user=str(claims.get("sub")) if claims.get("sub") is not None else None, key_id=None,
+                     tenant=tenant, scopes=granted)
+
+
+def authenticate(auth: dict[str, Any] | None, headers: dict[str, str], *, keys: KeyIndex, tenant: str,
+                 resource_url: str, metadata_url: str, oauth: OAuthVerifier | None = None,
+                 now: datetime | None = None) -> Principal | None:
+    """Decide whether a request may reach a router; ``headers`` have lower-case names.
+
+    Mode ``none`` (or no ``auth``) → ``None`` (open). Mode ``apikey`` → the key's
+    Principal or 401. Mode ``oauth2`` → the token subject's Principal, 401 for a
+    missing/invalid/expired token or wrong audience, 403 for a missing scope.
+    """
+    mode = (auth or {}).get("mode") or "none"
+    if mode == "none":
+        return None
+    if mode == "apikey":
+        return _authenticate_key(headers, keys=keys, tenant=tenant, now=now)
+    if mode == "oauth2":
+        return _authenticate_oauth(auth or {}, headers, tenant=tenant, resource_url=resource_url,
+                                   metadata_url=metadata_url, oauth=oauth)
+    raise ValueError(f"auth.mode: {mode!r} is not one of {', '.join(MODES)}")
+
+
+AUTH_KEYS = {"mode": str, "issuer": str, "jwksUri": str, "audience": (str, list), "scopes": (str, list)}
+
+
+def auth_config_errors(auth: Any, where: str = "auth") -> list[str]:
+    """Problems of a router's ``auth`` block, each ``field: reason`` (empty when it is usable).
+
+    >>> auth_config_errors({"mode": "oauth2"})
+    ['auth.issuer: required for mode oauth2 (or give auth.jwksUri)']
+    """
+    if auth is None:
+        return []
+    if not isinstance(auth, dict):
+        return [f"{where}: must be a mapping"]
+    errors = []
+    for name, value in auth.items():
+        if name not in AUTH_KEYS:
+            errors.append(f"{where}: unknown key {name!r}; allowed keys: {', '.join(AUTH_KEYS)}")
+        elif not isinstance(value, AUTH_KEYS[name]):
+            errors.append(f"{where}.{name}: has the wrong type ({type(value).__name__})")
+    mode = auth.get("mode", "none")
+    if mode not in MODES:
+        errors.append(f"{where}.mode: {mode!r} is not one of {', '.join(MODES)}")
+    if mode == "oauth2" and not auth.get("issuer") and not auth.get("jwksUri"):
+        errors.append(f"{where}.issuer: required for mode oauth2 (or give {where}.jwksUri)")
+    for name in ("issuer", "jwksUri"):
+        value = auth.get(name)
+        if isinstance(value, str) and not value.startswith(("https://", "http://")):
+            errors.append(f"{where}.{name}: {value!r} is not an http(s) URL")
+    return errors
+
+
+def metadata_path(prefix: str) -> str:
+    """The path of a router's protected-resource metadata (RFC 9728), e.g. ``/.well-known/oauth-protected-resource/t/x``."""
+    return "/.well-known/oauth-protected-resource/" + prefix.strip("/")
+
+
+def protected_resource_metadata(auth: dict[str, Any] | None, resource_url: str) -> dict[str, Any]:
+    """The RFC 9728 document describing a router protected by OAuth 2.1."""
+    auth = auth or {}
+    scopes = auth.get("scopes") or []
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    meta: dict[str, Any] = {
+        "resource": resource_url,
+        "authorization_servers": [auth["issuer"]] if auth.get("issuer") else [],
+        "bearer_methods_supported": ["header"],
+    }
+    if scopes:
+        meta["scopes_supported"] = list(scopes)
+    return meta

@@ -1,0 +1,163 @@
+"""Poll the config revision; on change load, build and swap the snapshot.
+
+Runs as a thread, which is a greenlet in the gevent-patched server. The
+database is never on the request path: when it is down the gateway keeps
+serving the last good snapshot and ``/readyz`` reports the poll error and the
+snapshot's age; the log says so once per outage, not on every poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from .snapshot import build_snapshot, retired_backends
+
+log = logging.getLogger("mcpgw.reloader")
+
+LIST_CHANGED = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+
+
+class Reloader:
+    """Keeps ``gateway.snapshot`` at the store's revision."""
+
+    def __init__(self, gateway: Any, store: Any, *, interval: float = 2.0):
+        self.gateway = gateway
+        self.store = store
+        self.interval = interval
+        self.last_error: str | None = None
+        self.last_poll: float | None = None
+        self._retiring: list[tuple[float, list[Any]]] = []
+        self._config_set: Any = None
+        self._listening: set[int] = set()
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll(self) -> bool:
+        """Check the revision once; return whether a new snapshot was swapped in."""
+        try:
+            revision = self.store.revision()
+            current = self.gateway.snapshot
+            if revision == current.revision:
+                self._ok()
+                return False
+            config_set = self.store.load_config()
+        except Exception as exc:  # noqa: BLE001 - any store failure: keep serving, report on /readyz
+            self._failed(exc)
+            return False
+        self._ok()
+        self._swap(config_set)
+        return True
+
+    def _swap(self, config_set: Any) -> None:
+        with self._lock:
+            current = self.gateway.snapshot
+            self._config_set = config_set
+            new = build_snapshot(config_set, current)
+            self.gateway.snapshot = new  # the swap: one assignment; in-flight calls keep their snapshot
+        self._listen(new)
+        self.gateway.metrics.reloads.labels("ok").inc()
+        self.gateway.metrics.revision.set(new.revision)
+        for key, problems in new.errors.items():
+            log.warning("document %s not (re)loaded: %s", key, "; ".join(problems)[:2000])
+        log.info("serving config revision %s (%d routes)", new.revision, len(new.routes))
+        self._retire(retired_backends(current, new))
+        self.notify_changes(new)
+
+    def _listen(self, snapshot: Any) -> None:
+        for backend in snapshot.backends.values():
+            if hasattr(backend, "add_listener") and id(backend) not in self._listening:
+                self._listening.add(id(backend))
+                backend.add_listener(lambda event, b=backend: self.backend_event(b, event))
+
+    def backend_event(self, backend: Any, event: dict[str, Any]) -> None:
+        """An upstream server's list changed: rebuild the tool tables, tell the sessions of its routes.
+
+        ``event`` is ``{"type": "tools_changed"|"prompts_changed"|"resources_changed", "server": name}``.
+        """
+        kind = event.get("type", "")
+        if kind == "tools_changed":
+            if self._config_set is not None:
+                self._swap(self._config_set)  # notify_changes sends tools/list_changed where lists changed
+            return
+        method = {"prompts_changed": "notifications/prompts/list_changed",
+                  "resources_changed": "notifications/resources/list_changed"}.get(kind)
+        if method is None:
+            return
+        snapshot = self.gateway.snapshot
+        prefixes = {p for p, route in snapshot.routes.items() if any(b is backend for b in route.backends)}
+        for session in self.gateway.sessions.list():
+            if session.prefix in prefixes:
+                self.gateway.sessions.deliver(session.id, {"jsonrpc": "2.0", "method": method})
+
+    def _ok(self) -> None:
+        self.last_poll = time.time()
+        if self.last_error is not None:
+            log.info("config store reachable again")
+            self.last_error = None
+
+    def _failed(self, exc: BaseException) -> None:
+        self.last_poll = time.time()
+        text = f"{type(exc).__name__}: {exc}"
+        if self.last_error is None:
+            log.error("config store unreachable, serving the last good config: %s", text)
+            self.gateway.metrics.reloads.labels("error").inc()
+        self.last_error = text
+
+    def _retire(self, backends: list[Any]) -> None:
+        now = time.monotonic()
+        if backends:
+            self._retiring.append((now, backends))
+        # Closed one grace period later so calls still running on the old snapshot can finish.
+        grace = max(30.0, self.interval * 2)
+        keep = []
+        for since, items in self._retiring:
+            if now - since < grace:
+                keep.append((since, items))
+                continue
+            for backend in items:
+                try:
+                    backend.close()
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("closing backend %s: %s", getattr(backend, "name", backend), exc)
+        self._retiring = keep
+
+    def notify_changes(self, snapshot: Any) -> int:
+        """Send ``tools/list_changed`` to each session whose visible tools changed; return how many."""
+        sessions = self.gateway.sessions
+        sent = 0
+        for session in sessions.list():
+            route = snapshot.routes.get(session.prefix)
+            digest = route.digest if route is not None else ""
+            if digest == session.tools_digest:
+                continue
+            session.tools_digest = digest
+            sessions.save(session)
+            if sessions.deliver(session.id, LIST_CHANGED):
+                sent += 1
+        return sent
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll()
+                self.gateway.sessions.expire()
+                self._retire([])
+            except Exception:  # noqa: BLE001 - the poller must survive any bug in one cycle
+                log.exception("reload cycle failed")
+
+    def start(self) -> None:
+        """Start polling in the background."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mcpgw-reloader", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

@@ -1,0 +1,303 @@
+"""Immutable routing tables built from one config revision.
+
+A :class:`Snapshot` maps each served prefix to a :class:`Route` (its backends,
+visible tools, prompts, CORS and auth blocks). Requests read the snapshot once;
+the reloader swaps a new one in with one assignment. :func:`build_snapshot`
+validates each document on its own: a broken document keeps the version that
+last built, the others reload. Backends are reused across snapshots while their
+definition is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from mcpgw_sdk.documents import validate
+from mcpgw_sdk.errors import ConfigError
+
+from .backends import make_backend
+
+log = logging.getLogger("mcpgw.gateway")
+
+
+class ToolEntry:
+    """A tool as a route exposes it: visible name, descriptor, backend and backend-side name."""
+
+    __slots__ = ("name", "descriptor", "backend", "backend_name", "server", "_validator", "_defaults", "_fast")
+
+    def __init__(self, name: str, descriptor: dict[str, Any], backend: Any, backend_name: str, server: str):
+        self.name = name
+        self.descriptor = descriptor
+        self.backend = backend
+        self.backend_name = backend_name
+        self.server = server
+        self._validator: Any = None
+        self._defaults: dict[str, Any] | None = None
+        self._fast: Any = False  # False: not compiled yet; None: no fast path for this schema
+
+    def surely_valid(self, arguments: dict[str, Any]) -> bool:
+        """A quick check that is only ever ``True`` for valid arguments (``False``: ask the full validator)."""
+        fast = self._fast
+        if fast is False:
+            fast = self._fast = _fast_check(self.descriptor.get("inputSchema") or {"type": "object"})
+        return fast is not None and fast(arguments)
+
+    @property
+    def validator(self) -> Any:
+        """A cached jsonschema validator of the tool's ``inputSchema``."""
+        if self._validator is None:
+            schema = self.descriptor.get("inputSchema") or {"type": "object"}
+            cls = Draft202012Validator
+            try:
+                cls.check_schema(schema)
+            except Exception:  # noqa: BLE001 - a broken schema must not stop calls; validate nothing
+                schema = {"type": "object"}
+            self._validator = cls(schema)
+        return self._validator
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Top-level argument defaults declared by the ``inputSchema``."""
+        if self._defaults is None:
+            props = (self.descriptor.get("inputSchema") or {}).get("properties") or {}
+            self._defaults = {k: v["default"] for k, v in props.items() if isinstance(v, dict) and "default" in v}
+        return self._defaults
+
+
+_SIMPLE_TYPES = {"string": (str,), "boolean": (bool,), "integer": (int,), "number": (int, float)}
+_INERT = frozenset({"description", "title", "default", "examples", "deprecated", "readOnly", "writeOnly"})
+
+
+def _fast_check(schema: dict[str, Any]) -> Any:
+    """A checker for flat object schemas of scalar properties (what most REST tools declare), else ``None``.
+
+    Sound but incomplete: anything unusual (arrays, nested objects, formats, patterns, ``1.0`` for an
+    integer) makes it answer ``False`` so the full jsonschema validator decides.
+    """
+    if not isinstance(schema, dict) or set(schema) - _INERT - {"type", "properties", "required", "$schema"}:
+        return None
+    if schema.get("type", "object") != "object":
+        return None
+    required = tuple(schema.get("required") or ())
+    props: dict[str, tuple[type, ...]] = {}
+    enums: dict[str, tuple] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        if not isinstance(prop, dict) or set(prop) - _INERT - {"type", "enum"}:
+            return None
+        kinds = _SIMPLE_TYPES.get(prop.get("type"))  # type: ignore[arg-type]
+        if kinds is None:
+            return None
+        props[name] = kinds
+        if "enum" in prop:
+            if not isinstance(prop["enum"], list) or not all(isinstance(v, str) for v in prop["enum"]):
+                return None
+            enums[name] = tuple(prop["enum"])
+    items = props.items()
+
+    def check(arguments: dict[str, Any]) -> bool:
+        for name in required:
+            if name not in arguments:
+                return False
+        for name, kinds in items:
+            if name in arguments:
+                value = arguments[name]
+                if type(value) not in kinds:  # exact types: bool is not an integer here
+                    return False
+                if name in enums and value not in enums[name]:
+                    return False
+        return True
+
+    return check
+
+
+@dataclass(frozen=True)
+class Route:
+    """What one prefix serves."""
+
+    prefix: str
+    tenant: str
+    document: str  # "tenant/name"
+    servers: tuple[str, ...]
+    backends: tuple[Any, ...]
+    tools: dict[str, ToolEntry]
+    tool_list: tuple[dict[str, Any], ...]
+    prompts: dict[str, dict[str, Any]]
+    cors: dict[str, Any] | None
+    auth: dict[str, Any] | None
+    sse_prefix: str
+    digest: str  # changes when the visible tool list changes
+    _by_version: dict[str, list] = field(default_factory=dict, compare=False, repr=False)
+
+    def has(self, method: str) -> bool:
+        """Whether any backend implements the optional ``method``."""
+        return any(hasattr(b, method) for b in self.backends)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one revision serves. Never mutated after it is built."""
+
+    revision: int
+    routes: dict[str, Route]
+    errors: dict[str, list[str]]
+    loaded_at: float
+    documents: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # key -> (hash, content)
+    backends: dict[str, Any] = field(default_factory=dict)  # definition hash -> backend
+    keys: tuple = ()
+    tenants: tuple = ()
+
+    def route_for(self, prefix: str) -> Route | None:
+        """The route of an exact prefix."""
+        return self.routes.get(prefix)
+
+
+EMPTY = Snapshot(revision=-1, routes={}, errors={}, loaded_at=0.0)
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _backend_definitions(content: dict[str, Any], key: str) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """server name -> (definition hash, kind, make_backend kwargs)."""
+    defs: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    tools = content.get("tools") or []
+    for server in content.get("servers") or []:
+        allowed = server.get("allowedTools")
+        denied = set(server.get("deniedTools") or ())
+        chosen = [t for t in tools if (allowed is None or t.get("name") in allowed) and t.get("name") not in denied]
+        kwargs = {"name": server["name"], "server": server, "tools": chosen, "document": content}
+        defs[server["name"]] = (_digest(["rest", key, server, chosen]), "rest", kwargs)
+    for server in content.get("mcpServers") or []:
+        kwargs = {"name": server["name"], "server": server, "document": content}
+        defs[server["name"]] = (_digest(["mcp", key, server]), "mcp", kwargs)
+    return defs
+
+
+def _doc_key(content: dict[str, Any]) -> str:
+    return f"{content.get('tenant') or 'default'}/{content.get('name')}"
+
+
+def _tool_name(server: dict[str, Any] | None, tool: dict[str, Any], aggregated: bool) -> str:
+    # Same rule as mcpgw_sdk.documents.visible_tools: toolPrefix ("" turns it off), else "<server>_" when aggregating.
+    server = server or {}
+    prefix = server.get("toolPrefix")
+    if not isinstance(prefix, str):
+        prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", str(server.get("name"))) + "_" if aggregated else ""
+    return prefix + tool["name"]
+
+
+def build_snapshot(config_set: Any, previous: Snapshot | None = None, *,
+                   make: Callable[..., Any] = make_backend) -> Snapshot:
+    """Build the snapshot of ``config_set`` (a :class:`~mcpgw_sdk.records.ConfigSet`).
+
+    A document that fails validation, or whose backends fail to build, keeps its
+    version from ``previous`` (when there is one) and is listed in ``errors``.
+    """
+    previous = previous or EMPTY
+    errors: dict[str, list[str]] = {}
+    documents: dict[str, tuple[str, dict[str, Any]]] = {}
+    for doc in config_set.documents:
+        if getattr(doc, "deleted", False):
+            continue
+        key = f"{doc.tenant}/{doc.name}"
+        try:
+            content = validate(doc.content)
+        except ConfigError as exc:
+            errors[key] = list(exc.errors)
+            if key in previous.documents:
+                documents[key] = previous.documents[key]
+            continue
+        documents[key] = (_digest(content), content)
+
+    backends: dict[str, Any] = {}
+    routes: dict[str, Route] = {}
+    for key, (_, content) in sorted(documents.items()):
+        try:
+            doc_routes, doc_backends = _build_document(key, content, previous, make)
+        except Exception as exc:  # noqa: BLE001 - one document's failure must not stop the others
+            errors.setdefault(key, []).append(f"{key}: {type(exc).__name__}: {exc}")
+            log.warning("document %s did not build: %s", key, exc)
+            doc_routes = {p: r for p, r in previous.routes.items() if r.document == key}
+            used = {id(b) for r in doc_routes.values() for b in r.backends}
+            doc_backends = {d: b for d, b in previous.backends.items() if id(b) in used}
+        for prefix, route in doc_routes.items():
+            if prefix in routes:
+                errors.setdefault(key, []).append(
+                    f"{key}: routers: prefix {prefix} is already served by {routes[prefix].document}")
+                continue
+            routes[prefix] = route
+        backends.update(doc_backends)
+    return Snapshot(revision=config_set.revision, routes=routes, errors=errors, loaded_at=time.time(),
+                    documents=documents, backends=backends, keys=tuple(getattr(config_set, "keys", ()) or ()),
+                    tenants=tuple(getattr(config_set, "tenants", ()) or ()))
+
+
+def retired_backends(old: Snapshot, new: Snapshot) -> list[Any]:
+    """Backends of ``old`` that ``new`` no longer uses (to be closed once in-flight calls finish)."""
+    keep = {id(b) for b in new.backends.values()}
+    return [b for b in old.backends.values() if id(b) not in keep]
+
+
+def _build_document(key: str, content: dict[str, Any], previous: Snapshot,
+                    make: Callable[..., Any]) -> tuple[dict[str, Route], dict[str, Any]]:
+    defs = _backend_definitions(content, key)
+    built: dict[str, Any] = {}
+    by_name: dict[str, Any] = {}
+    fresh: list[Any] = []
+    try:
+        for name, (digest, kind, kwargs) in defs.items():
+            backend = previous.backends.get(digest)
+            if backend is None:
+                backend = make(kind, **kwargs)
+                fresh.append(backend)
+            built[digest] = backend
+            by_name[name] = backend
+        return _routes(key, content, by_name), built
+    except Exception:
+        for backend in fresh:  # nothing else holds them: close now
+            try:
+                backend.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing %s", getattr(backend, "name", backend))
+        raise
+
+
+def _routes(key: str, content: dict[str, Any], by_name: dict[str, Any]) -> dict[str, Route]:
+    server_dicts = {s["name"]: s for s in (content.get("servers") or []) + (content.get("mcpServers") or [])}
+
+    prompts = {p["name"]: p for p in content.get("prompts") or [] if isinstance(p, dict) and p.get("name")}
+    routes: dict[str, Route] = {}
+    for router in content.get("routers") or []:
+        prefix = "/" + str(router.get("prefix", "")).strip("/")
+        names = list(router.get("servers") or ([router["server"]] if router.get("server") else []))
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise ConfigError(f"{key}: routers[{prefix}]: unknown server {', '.join(missing)}")
+        tools: dict[str, ToolEntry] = {}
+        tool_list: list[dict[str, Any]] = []
+        for name in names:
+            backend = by_name[name]
+            for tool in backend.list_tools():
+                visible = _tool_name(server_dicts.get(name), tool, len(names) > 1)
+                if visible in tools:
+                    log.warning("%s: tool %s of %s hidden by %s", key, visible, name, tools[visible].server)
+                    continue
+                descriptor = tool if visible == tool["name"] else {**tool, "name": visible}
+                tools[visible] = ToolEntry(visible, descriptor, backend, tool["name"], name)
+                tool_list.append(descriptor)
+        routes[prefix] = Route(
+            prefix=prefix, tenant=content.get("tenant") or "default", document=key, servers=tuple(names),
+            backends=tuple(by_name[n] for n in names), tools=tools, tool_list=tuple(tool_list),
+            prompts=prompts, cors=router.get("cors"), auth=router.get("auth"),
+            sse_prefix=str(router.get("ssePrefix") or "").rstrip("/"), digest=_digest(tool_list))
+    return routes

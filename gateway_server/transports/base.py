@@ -1,0 +1,150 @@
+"""WSGI plumbing the transports share: responses, bodies, request checks, call contexts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ..backends import CallContext
+from ..mcp import jsonrpc
+from ..origin import cors_headers, host_allowed, origin_allowed
+
+StartResponse = Callable[..., Any]
+JSON = "application/json"
+_REASONS = {200: "200 OK", 202: "202 Accepted", 400: "400 Bad Request", 403: "403 Forbidden",
+            404: "404 Not Found", 405: "405 Method Not Allowed", 406: "406 Not Acceptable",
+            413: "413 Content Too Large", 415: "415 Unsupported Media Type", 421: "421 Misdirected Request",
+            500: "500 Internal Server Error", 503: "503 Service Unavailable"}
+
+
+def status_line(code: int) -> str:
+    """``"404 Not Found"`` for 404."""
+    return _REASONS.get(code) or f"{code} Status"
+
+
+def respond(start_response: StartResponse, code: int, body: bytes = b"", *, content_type: str | None = JSON,
+            headers: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+    """Send a complete response."""
+    out = list(headers)
+    if body and content_type:
+        out.append(("Content-Type", content_type))
+    out.append(("Content-Length", str(len(body))))
+    start_response(status_line(code), out)
+    return [body]
+
+
+def respond_error(start_response: StartResponse, code: int, rpc_code: int, message: str, *, msg_id: Any = None,
+                  headers: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+    """An HTTP error whose body is a JSON-RPC error."""
+    return respond(start_response, code, jsonrpc.dumps(jsonrpc.error(msg_id, rpc_code, message)), headers=headers)
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeds the configured limit."""
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The request body; raise BodyTooLarge above ``limit`` bytes (checked before reading when declared)."""
+    length = environ.get("CONTENT_LENGTH")
+    stream = environ["wsgi.input"]
+    if length:
+        try:
+            size = int(length)
+        except ValueError:
+            size = 0
+        if size > limit:
+            raise BodyTooLarge
+        return stream.read(size) if size else b""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise BodyTooLarge
+    return data
+
+
+def check_request(gateway: Any, route: Any, environ: dict[str, Any],
+                  start_response: StartResponse) -> list[bytes] | None:
+    """Host and Origin checks: an error response, or ``None`` when the request may proceed."""
+    if not host_allowed(environ.get("HTTP_HOST"), local_bind=gateway.local_bind):
+        return respond_error(start_response, 421, jsonrpc.INVALID_REQUEST,
+                             f"Host {environ.get('HTTP_HOST')!r} is not served by this gateway")
+    origin = environ.get("HTTP_ORIGIN")
+    if origin and not origin_allowed(origin, gateway.own_origins(environ), route.cors):
+        return respond_error(start_response, 403, jsonrpc.INVALID_REQUEST,
+                             f"Origin {origin!r} is not allowed for {route.prefix}")
+    return None
+
+
+def extra_headers(route: Any, environ: dict[str, Any]) -> list[tuple[str, str]]:
+    """CORS headers to add to a response (none unless the router configures CORS and the origin is allowed)."""
+    origin = environ.get("HTTP_ORIGIN")
+    return cors_headers(origin, route.cors) if origin and route.cors else []
+
+
+def request_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request's headers with lower-case names."""
+    out = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            out[key[5:].replace("_", "-").lower()] = value
+    if environ.get("CONTENT_TYPE"):
+        out["content-type"] = environ["CONTENT_TYPE"]
+    return out
+
+
+def make_context(environ: dict[str, Any], session: Any, headers: dict[str, str] | None = None) -> CallContext:
+    """The :class:`CallContext` of a call made by this request in this session."""
+    headers = headers if headers is not None else request_headers(environ)
+    cookies: dict[str, str] = {}
+    if headers.get("cookie"):
+        jar = SimpleCookie()
+        try:
+            jar.load(headers["cookie"])
+            cookies = {k: m.value for k, m in jar.items()}
+        except Exception:  # noqa: BLE001 - a malformed cookie header is ignored, not fatal
+            cookies = {}
+    query = dict(parse_qsl(environ.get("QUERY_STRING", ""))) if environ.get("QUERY_STRING") else {}
+    return CallContext(headers=headers, query=query, cookies=cookies, session_id=session.id if session else None,
+                       protocol_version=(session.protocol_version if session else "") or "2025-11-25",
+                       request_id=headers.get("x-request-id"))
+
+
+def sse_event(message: Any, event: str = "message") -> bytes:
+    """One SSE event carrying a JSON-RPC message."""
+    return b"event: " + event.encode() + b"\ndata: " + jsonrpc.dumps(message) + b"\n\n"
+
+
+def authenticate(gateway: Any, route: Any, environ: dict[str, Any],
+                 start_response: StartResponse) -> tuple[Any, list[bytes] | None]:
+    """The caller's principal (``None`` for an open router), or the 401/403 response to send."""
+    if not route.auth or (route.auth.get("mode") or "none") == "none":
+        if gateway.local_bind or gateway.allow_anonymous:
+            return None, None
+        return None, respond_error(
+            start_response, 401, jsonrpc.INVALID_REQUEST,
+            f"{route.prefix} has no auth and this gateway listens beyond loopback: configure routers[].auth "
+            f"or set MCPGW_ALLOW_ANONYMOUS=true", headers=extra_headers(route, environ))
+    from ..mcp_auth import AuthFailure
+
+    try:
+        return gateway.authenticate(route, environ), None
+    except AuthFailure as exc:
+        body = jsonrpc.dumps(exc.body)
+        return None, respond(start_response, exc.status, body,
+                             headers=[("WWW-Authenticate", exc.www_authenticate), *extra_headers(route, environ)])
+
+
+def attach(gateway: Any, ctx: CallContext, session: Any, send: Callable[[dict[str, Any]], Any]) -> CallContext:
+    """Give a call its ways back to the client: ``notify`` and, when the client declared callbacks, ``request``.
+
+    ``request(method, params)`` sends a server-to-client request (sampling, elicitation, roots) through
+    ``send`` and waits for the client's response.
+    """
+    ctx.notify = send
+    caps = session.client_capabilities or {}
+    ctx.client_capabilities = caps  # read with getattr by upstream backends
+    if any(k in caps for k in ("sampling", "elicitation", "roots")):
+        ctx.request = lambda method, params, timeout=None: gateway.client_request(session.id, send, method, params,
+                                                                                   timeout=timeout)
+    return ctx

@@ -1,0 +1,246 @@
+"""Streamable HTTP transport (``P/mcp``): POST messages, GET the server stream, DELETE the session.
+
+JSON responses by default (clients reject SSE events over 1 MiB and JSON is
+cheaper). Sessions come from the gateway's session store, so any process
+sharing that store can answer.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from typing import Any
+
+from ..mcp import core, jsonrpc, versions
+from ..mcp.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND, JsonRpcError
+from ..sessions import Session, new_id
+from .base import (
+    BodyTooLarge,
+    StartResponse,
+    attach,
+    authenticate,
+    check_request,
+    extra_headers,
+    make_context,
+    read_body,
+    respond,
+    respond_error,
+    sse_event,
+)
+
+ALLOW = [("Allow", "GET, POST, DELETE, OPTIONS")]
+
+
+def handle(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse) -> Any:
+    """Serve one request to ``P/mcp``."""
+    refused = check_request(gateway, route, environ, start_response)
+    if refused is not None:
+        return refused
+    principal, refused = authenticate(gateway, route, environ, start_response)
+    if refused is not None:
+        return refused
+    method = environ["REQUEST_METHOD"]
+    if method == "POST":
+        return post(gateway, route, environ, start_response, principal)
+    if method == "GET":
+        return get(gateway, route, environ, start_response)
+    if method == "DELETE":
+        return delete(gateway, route, environ, start_response)
+    return respond_error(start_response, 405, INVALID_REQUEST, f"method {method} not allowed on {route.prefix}/mcp",
+                         headers=ALLOW)
+
+
+def _session(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
+             msg_id: Any = None) -> tuple[Session | None, Any]:
+    sid = environ.get("HTTP_MCP_SESSION_ID")
+    if not sid:
+        return None, respond_error(start_response, 400, INVALID_REQUEST,
+                                   "Bad Request: the Mcp-Session-Id header is required (initialize first)",
+                                   msg_id=msg_id)
+    session = gateway.sessions.get(sid)
+    if session is None or session.prefix != route.prefix:
+        return None, respond_error(start_response, 404, INVALID_REQUEST,
+                                   "Session not found: it expired or was deleted; initialize again", msg_id=msg_id)
+    return session, None
+
+
+def _version_error(environ: dict[str, Any], start_response: StartResponse, msg_id: Any = None) -> Any:
+    version = environ.get("HTTP_MCP_PROTOCOL_VERSION")
+    if version and not versions.supported(version):
+        return respond_error(start_response, 400, INVALID_REQUEST,
+                             f"Bad Request: unsupported MCP-Protocol-Version {version!r} "
+                             f"(supported: {', '.join(versions.HANDSHAKE_VERSIONS)})", msg_id=msg_id)
+    return None
+
+
+def post(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
+         principal: Any = None) -> Any:
+    """POST: one JSON-RPC message (or a batch in 2025-03-26 sessions)."""
+    started = time.perf_counter()
+    cors = extra_headers(route, environ) if route.cors else []
+    try:
+        body = read_body(environ, gateway.max_body_bytes)
+    except BodyTooLarge:
+        return respond_error(start_response, 413, INVALID_REQUEST,
+                             f"request body larger than {gateway.max_body_bytes} bytes", headers=cors)
+    try:
+        message = jsonrpc.parse(body)
+    except JsonRpcError as exc:
+        return respond_error(start_response, 400, exc.code, exc.message, headers=cors)
+    if isinstance(message, list):
+        return _batch(gateway, route, environ, start_response, message, cors, principal)
+    try:
+        what = jsonrpc.kind(message)
+    except JsonRpcError as exc:
+        return respond_error(start_response, 400, exc.code, exc.message, headers=cors)
+    if what == jsonrpc.REQUEST and message["method"] == "initialize":
+        return _initialize(gateway, route, environ, start_response, message, cors)
+    if what == jsonrpc.REQUEST and "HTTP_MCP_SESSION_ID" not in environ and (
+            message["method"] == "server/discover"
+            or environ.get("HTTP_MCP_PROTOCOL_VERSION") == versions.MODERN):
+        # The modern-era probe: a prompt 4xx with -32601 sends clients to initialize at once.
+        return respond_error(start_response, 400, METHOD_NOT_FOUND,
+                             f"method not found: {message['method']} (this server speaks the initialize "
+                             f"handshake, versions {', '.join(versions.HANDSHAKE_VERSIONS)})",
+                             msg_id=message["id"], headers=cors)
+    refused = _version_error(environ, start_response, message.get("id"))
+    if refused is not None:
+        return refused
+    session, refused = _session(gateway, route, environ, start_response, message.get("id"))
+    if refused is not None:
+        return refused
+    ctx = attach(gateway, make_context(environ, session), session,
+                 lambda note, sid=session.id: gateway.sessions.deliver(sid, note))
+    if principal is not None:
+        ctx.user, ctx.key_id = principal.user, principal.key_id
+    gateway.count_method(message.get("method") or "response")
+    if what == jsonrpc.RESPONSE:
+        gateway.resolve(session.id, message)
+        return respond(start_response, 202, headers=cors)
+    if what == jsonrpc.REQUEST and _may_notify(route, message, environ):
+        return _streamed(gateway, route, session, message, ctx, principal, start_response, cors)
+    reply = core.dispatch(route, session, message, ctx, gateway.observe, principal)
+    if what != jsonrpc.REQUEST:
+        return respond(start_response, 202, headers=cors)
+    if message["method"] == "logging/setLevel":
+        gateway.sessions.save(session)
+    gateway.metrics.request_latency.observe(time.perf_counter() - started)
+    return respond(start_response, 200, jsonrpc.dumps(reply), headers=cors)
+
+
+def _may_notify(route: Any, message: dict[str, Any], environ: dict[str, Any]) -> bool:
+    """Whether a request may produce progress or log notifications before its result (upstream MCP tools)."""
+    if message["method"] not in ("tools/call", "prompts/get", "resources/read", "completion/complete"):
+        return False
+    if "text/event-stream" not in environ.get("HTTP_ACCEPT", ""):
+        return False
+    if message["method"] == "tools/call":
+        entry = route.tools.get((message.get("params") or {}).get("name"))
+        return entry is not None and hasattr(entry.backend, "set_logging_level")
+    return any(hasattr(b, "set_logging_level") for b in route.backends)
+
+
+_DONE = object()
+
+
+def _streamed(gateway: Any, route: Any, session: Session, message: dict[str, Any], ctx: Any, principal: Any,
+              start_response: StartResponse, cors: list) -> Any:
+    """Answer with JSON when the call finishes before notifying, else with an SSE stream of its notifications."""
+    events: queue.Queue = queue.Queue()
+    attach(gateway, ctx, session, events.put)
+
+    def work():
+        try:
+            events.put((_DONE, core.dispatch(route, session, message, ctx, gateway.observe, principal)))
+        except BaseException as exc:  # noqa: BLE001 - the waiter must always get an answer
+            events.put((_DONE, jsonrpc.error_response(message["id"], exc)))
+
+    gateway.spawn(work)
+    first = events.get()
+    if isinstance(first, tuple) and first[0] is _DONE:
+        return respond(start_response, 200, jsonrpc.dumps(first[1]), headers=cors)
+    start_response("200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), *cors])
+
+    def stream():
+        item = first
+        while True:
+            if isinstance(item, tuple) and item[0] is _DONE:
+                yield sse_event(item[1])
+                return
+            yield sse_event(item)
+            item = events.get()
+
+    return stream()
+
+
+def _initialize(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
+                message: dict[str, Any], cors: list) -> Any:
+    session = Session(id=new_id(), prefix=route.prefix, transport="streamable")
+    ctx = make_context(environ, session)
+    gateway.count_method("initialize")
+    reply = core.dispatch(route, session, message, ctx, gateway.observe)
+    if "result" not in reply:
+        return respond(start_response, 200, jsonrpc.dumps(reply), headers=cors)
+    gateway.sessions.save(session)
+    gateway.metrics.sessions.inc()
+    headers = [("Mcp-Session-Id", session.id), *cors]
+    return respond(start_response, 200, jsonrpc.dumps(reply), headers=headers)
+
+
+def _batch(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
+           messages: list, cors: list, principal: Any = None) -> Any:
+    if not messages:
+        return respond_error(start_response, 400, INVALID_REQUEST, "invalid request: empty batch", headers=cors)
+    if any(isinstance(m, dict) and m.get("method") == "initialize" for m in messages):
+        return respond_error(start_response, 400, INVALID_REQUEST,
+                             "invalid request: initialize must not be part of a batch", headers=cors)
+    session, refused = _session(gateway, route, environ, start_response)
+    if refused is not None:
+        return refused
+    if not versions.allows_batch(session.protocol_version):
+        return respond_error(start_response, 400, INVALID_REQUEST,
+                             f"invalid request: JSON-RPC batches are not part of protocol version "
+                             f"{session.protocol_version} (only 2025-03-26)", headers=cors)
+    replies = []
+    for message in messages:
+        ctx = attach(gateway, make_context(environ, session), session,
+                     lambda note, sid=session.id: gateway.sessions.deliver(sid, note))
+        if principal is not None:
+            ctx.user, ctx.key_id = principal.user, principal.key_id
+        if isinstance(message, dict):
+            gateway.count_method(message.get("method") or "response")
+            if "method" not in message and ("result" in message or "error" in message):
+                gateway.resolve(session.id, message)
+                continue
+        reply = core.dispatch(route, session, message, ctx, gateway.observe, principal)
+        if reply is not None:
+            replies.append(reply)
+    if not replies:
+        return respond(start_response, 202, headers=cors)
+    return respond(start_response, 200, jsonrpc.dumps(replies), headers=cors)
+
+
+def get(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse) -> Any:
+    """GET: the server-to-client stream of a session (list_changed and other notifications)."""
+    if "text/event-stream" not in environ.get("HTTP_ACCEPT", ""):
+        return respond_error(start_response, 405, INVALID_REQUEST,
+                             "GET needs Accept: text/event-stream (the server-to-client stream)", headers=ALLOW)
+    refused = _version_error(environ, start_response)
+    if refused is not None:
+        return refused
+    session, refused = _session(gateway, route, environ, start_response)
+    if refused is not None:
+        return refused
+    headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
+               ("X-Accel-Buffering", "no"), *extra_headers(route, environ)]
+    start_response("200 OK", headers)
+    return gateway.stream(session.id, first=b": stream open\n\n")
+
+
+def delete(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse) -> Any:
+    """DELETE: end the session."""
+    session, refused = _session(gateway, route, environ, start_response)
+    if refused is not None:
+        return refused
+    gateway.end_session(session, route)
+    return respond(start_response, 200, headers=extra_headers(route, environ))
