@@ -20,6 +20,11 @@ class CallContext:
     ``headers`` have lower-case names. On SSE they come from the connect request.
     ``notify`` sends a JSON-RPC notification to the client (progress, logging) and
     may be ``None``. ``deadline`` is a ``time.monotonic()`` value or ``None``.
+    ``request_id`` is the client's JSON-RPC id (upstreams map cancellations by it).
+    ``request(method, params, timeout=None)`` sends a server→client request (sampling,
+    elicitation, roots) to this client and returns its result, raising ``McpError`` on an
+    error answer; it is ``None`` where the transport cannot. ``client_capabilities`` is what
+    the client declared in ``initialize`` (forward sampling/elicitation only when declared).
     """
 
     headers: dict[str, str] = field(default_factory=dict)
@@ -33,6 +38,8 @@ class CallContext:
     progress_token: Any = None
     notify: Callable[[dict[str, Any]], None] | None = None
     deadline: float | None = None
+    request: Callable[..., dict[str, Any]] | None = None
+    client_capabilities: dict[str, Any] = field(default_factory=dict)
 
 
 class Backend(Protocol):

@@ -143,7 +143,7 @@ def attach(gateway: Any, ctx: CallContext, session: Any, send: Callable[[dict[st
     """
     ctx.notify = send
     caps = session.client_capabilities or {}
-    ctx.client_capabilities = caps  # read with getattr by upstream backends
+    ctx.client_capabilities = caps
     if any(k in caps for k in ("sampling", "elicitation", "roots")):
         ctx.request = lambda method, params, timeout=None: gateway.client_request(session.id, send, method, params,
                                                                                    timeout=timeout)
