@@ -23,6 +23,7 @@ from . import records as r
 from .builders import DocumentBuilder
 from .display import Diff, ServerInfo, Table, ToolInfo, VersionTable
 from .errors import ConfigError, NotFound
+from .local import LocalGateway
 from .store import Store, open_store
 
 FORMATS = ("mcpgw", "unla")
@@ -40,7 +41,7 @@ def connect(url: str | None = None, *, upgrade: bool = False, author: str | None
     store = open_store(url, check=not upgrade)
     if upgrade:
         store.upgrade()
-    return Workspace(store, author=author)
+    return Workspace(store, author=author, url=url)
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,22 @@ class Workspace:
     >>> gw.tools()  # doctest: +SKIP
     """
 
-    def __init__(self, store: Store, *, author: str | None = None):
+    def __init__(self, store: Store, *, author: str | None = None, url: str | None = None):
         self.store = store
         self.author = author
+        self._url = url
+
+    def serve(self, *, port: int = 0, reload_interval: float = 0.5) -> LocalGateway:
+        """Start a gateway for this store in a child process (see :class:`~mcpgw_sdk.local.LocalGateway`).
+
+        >>> with gw.serve() as gateway:  # doctest: +SKIP
+        ...     gateway.client("/default/users").list_tools()
+        """
+        return LocalGateway(self._url, port=port, reload_interval=reload_interval).start()
+
+    def revision(self) -> int:
+        """The config revision: it grows with every saved change; gateways serve the latest within one poll."""
+        return self.store.revision()
 
     def close(self) -> None:
         """Close the store's connections."""

@@ -38,7 +38,7 @@ def test_rest_tools_notebook_runs(tmp_path, monkeypatch):
     client = NotebookClient(nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError naming the failing cell
     text = _outputs_text(nb)
-    assert "NOTEBOOK-OK 3 2" in text, text[-2000:]
+    assert "NOTEBOOK-OK 3 2 GATEWAY-OK" in text, text[-2000:]
     assert "problems: none" in text
     assert db.exists(), "the notebook did not use MCPGW_DATABASE_URL"
     assert not (tmp_path / "mcpgw.db").exists()
