@@ -1,0 +1,66 @@
+"""The mcpgw console: sign in, then pages by role (``streamlit run console/app.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from console import access, ui
+from mcpgw_sdk.errors import AuthError
+
+HERE = Path(__file__).parent
+
+
+def login_page() -> None:
+    """Sign in with a user of the store."""
+    st.title("mcpgw console")
+    st.caption(f"Database: {ui.store().url}  ·  Gateway: {ui.gateway_url()}")
+    with st.form("login"):
+        name = st.text_input("User name", key="login_name")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        try:
+            st.session_state["user"] = access.login(ui.store(), name, password)
+        except AuthError as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()
+
+
+def pages_for(user) -> dict[str, list]:
+    """The navigation sections the user's role sees."""
+    def page(file: str, title: str, icon: str):
+        return st.Page(str(HERE / "pages" / file), title=title, icon=icon)
+
+    sections = {
+        "Configure": [page("servers.py", "Servers", ":material/dns:"),
+                      page("editor.py", "Editor", ":material/edit:"),
+                      page("importer.py", "Import", ":material/upload_file:"),
+                      page("versions.py", "Versions", ":material/history:")],
+        "Try": [page("chat.py", "Chat lab", ":material/chat:"),
+                page("tools.py", "Tool runner", ":material/build:")],
+        "Operate": [page("usage.py", "Usage", ":material/monitoring:"),
+                    page("users.py", "Users & keys" if access.is_admin(user) else "API keys", ":material/key:")],
+    }
+    return sections
+
+
+def main() -> None:
+    """Render the app: the login page, or the pages the signed-in user may use."""
+    st.set_page_config(page_title="mcpgw console", page_icon=":material/hub:", layout="wide")
+    ui.store()
+    user = ui.user()
+    if user is None:
+        st.navigation([st.Page(login_page, title="Sign in", url_path="login")], position="hidden").run()
+        return
+    with st.sidebar:
+        st.markdown(f"Signed in as **{user.name}** ({user.role})")
+        if st.button("Sign out", key="sign_out"):
+            ui.sign_out()
+            st.rerun()
+    st.navigation(pages_for(user)).run()
+
+
+main()

@@ -1,0 +1,90 @@
+"""Import: our YAML, Unla's YAML, or an OpenAPI spec (file or URL); preview the tools, then save."""
+
+import pandas as pd
+import streamlit as st
+
+from console import access, editing, importing, ui
+from mcpgw_sdk.errors import ConfigError
+
+user = ui.require_user()
+store = ui.store()
+state = st.session_state
+
+st.title("Import")
+if "im_flash" in state:
+    st.success(state.pop("im_flash"))
+tenants = access.visible_tenants(store, user)
+if not tenants:
+    st.info("You are not a member of any tenant yet; ask an admin.")
+    st.stop()
+
+source = st.radio("Source", ["Upload a file", "Fetch a URL", "Paste text"], horizontal=True, key="im_source")
+text, label = None, "upload"
+if source == "Upload a file":
+    upload = st.file_uploader("Document or spec (YAML or JSON)", type=["yaml", "yml", "json"], key="im_file")
+    if upload is not None:
+        text, label = upload.getvalue().decode("utf-8", errors="replace"), upload.name
+elif source == "Fetch a URL":
+    url = st.text_input("URL of a spec or document", key="im_url")
+    if url and st.button("Fetch", key="im_fetch"):
+        try:
+            state["im_fetched"] = (importing.fetch(url), url)
+        except ConfigError as exc:
+            st.error(str(exc))
+    if state.get("im_fetched") and state["im_fetched"][1] == url:
+        text, label = state["im_fetched"]
+else:
+    pasted = st.text_area("YAML or JSON", key="im_text", height=240)
+    if pasted.strip():
+        text, label = pasted, "pasted text"
+
+if text is None:
+    st.stop()
+
+try:
+    kind = importing.detect(importing.load(text, source=label))
+except ConfigError as exc:
+    st.error(f"Cannot read {label}: {exc}")
+    st.stop()
+st.caption(f"Recognised as: **{ {'openapi': 'an OpenAPI spec', 'unla': 'an Unla document', 'mcpgw': 'an mcpgw document'}[kind] }**")
+
+cols = st.columns(4)
+tenant = cols[0].selectbox("Tenant", tenants, key="im_tenant")
+name = cols[1].text_input("Document name", key="im_name",
+                          help="Required for OpenAPI specs; replaces the document's own name otherwise.")
+prefix = cols[2].text_input("Router prefix", key="im_prefix", disabled=kind != "openapi",
+                            placeholder=f"/{tenant}/{name or 'name'}")
+base_url = cols[3].text_input("Base URL of the API", key="im_base", disabled=kind != "openapi",
+                              help="Overrides the spec's first server URL.")
+try:
+    preview = importing.convert(text, source=label, tenant=tenant, name=name.strip(), prefix=prefix.strip(),
+                                base_url=base_url.strip())
+except ConfigError as exc:
+    st.error(f"Cannot import {label}: {exc}")
+    st.stop()
+
+st.subheader(f"Preview: {len(preview.tools)} tool(s)")
+st.table(pd.DataFrame(preview.tools, columns=["tool", "method", "endpoint", "arguments", "description"]))
+with st.expander("The document that will be saved"):
+    st.code(editing.to_yaml(preview.content), language="yaml")
+
+errors = editing.validate(preview.content) + editing.set_errors(store, preview.content)
+for error in errors:
+    st.error(f"`{error.path or 'document'}`: {error.reason}", icon="⚠️")
+
+ident = f"{preview.content.get('tenant')}/{preview.content.get('name')}"
+exists = any(f"{d.tenant}/{d.name}" == ident for d in store.list_documents())
+if st.button(f"Save {ident}" + (" as a new version" if exists else ""), type="primary", key="im_save",
+             disabled=bool(errors)):
+    try:
+        current = store.get_document(preview.content["tenant"], preview.content["name"]) if exists else None
+    except LookupError:
+        current = None
+    outcome = editing.save(store, preview.content, user=user, base_version=current.version if current else None)
+    if outcome.ok:
+        state["im_flash"] = f"Saved {ident} as version {outcome.document.version}."
+        st.rerun()
+    for error in outcome.errors:
+        st.error(str(error))
+    if outcome.conflict:
+        st.warning(f"Not saved: {outcome.conflict}. Try again.")

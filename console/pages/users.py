@@ -1,0 +1,135 @@
+"""Users, tenants and API keys (admins); a member manages their own keys. A new key's secret is shown once."""
+
+import pandas as pd
+import streamlit as st
+
+from console import access, ui
+from mcpgw_sdk.errors import ConfigError, ConflictError, Forbidden, NotFound
+
+user = ui.require_user()
+store = ui.store()
+state = st.session_state
+admin = access.is_admin(user)
+
+st.title("Users & keys" if admin else "API keys")
+if "us_flash" in state:
+    st.success(state.pop("us_flash"))
+
+
+def keys_section():
+    st.subheader("API keys")
+    secret = state.pop("us_secret", None)
+    if secret:
+        st.warning("Copy this key now: it is shown once and never again.")
+        st.code(secret, language="text")
+    keys = access.visible_keys(store, user)
+    st.dataframe(pd.DataFrame([{"id": k.id, "name": k.name, "starts with": k.prefix, "user": k.user,
+                                "tenant": k.tenant, "expires": k.expires_at, "last used": k.last_used_at,
+                                "revoked": k.revoked} for k in keys],
+                              columns=["id", "name", "starts with", "user", "tenant", "expires", "last used",
+                                       "revoked"]),
+                 hide_index=True, width="stretch")
+    tenants = access.visible_tenants(store, user)
+    with st.form("us_key", clear_on_submit=True):
+        cols = st.columns(3)
+        name = cols[0].text_input("Key name", key="us_key_name")
+        tenant = cols[1].selectbox("Tenant", tenants, key="us_key_tenant")
+        owner = cols[2].selectbox("For user", [u.name for u in store.list_users()] if admin else [user.name],
+                                  key="us_key_user")
+        if st.form_submit_button("Create key"):
+            if not tenant:
+                st.error("Tenant: you are not a member of any tenant")
+            else:
+                try:
+                    _, secret = store.create_key(owner, tenant, name=name.strip())
+                except (ConfigError, NotFound, ConflictError, Forbidden) as exc:
+                    st.error(f"Not created: {exc}")
+                else:
+                    state["us_secret"] = secret
+                    state["us_flash"] = f"Created key {name.strip() or '(unnamed)'} for {owner} on {tenant}."
+                    st.rerun()
+    live = [k for k in keys if not k.revoked]
+    if live:
+        cols = st.columns([3, 1])
+        labels = {f"#{k.id} {k.name or k.prefix} ({k.user}, {k.tenant})": k for k in live}
+        pick = cols[0].selectbox("Revoke key", list(labels), key="us_revoke_pick")
+        if cols[1].button("Revoke", key="us_revoke"):
+            key = labels[pick]
+            access.check_key(user, key)
+            store.revoke_key(key.id)
+            state["us_flash"] = f"Revoked key #{key.id}."
+            st.rerun()
+
+
+def users_section():
+    st.subheader("Users")
+    users = store.list_users()
+    st.dataframe(pd.DataFrame([{"name": u.name, "role": u.role, "active": u.active, "tenants": ", ".join(u.tenants)}
+                               for u in users], columns=["name", "role", "active", "tenants"]),
+                 hide_index=True, width="stretch")
+    tenant_names = [t.name for t in store.list_tenants()]
+    with st.form("us_add", clear_on_submit=True):
+        st.markdown("**Add a user**")
+        cols = st.columns(4)
+        name = cols[0].text_input("Name", key="us_add_name")
+        password = cols[1].text_input("Password", type="password", key="us_add_password")
+        role = cols[2].selectbox("Role", ["member", "admin"], key="us_add_role")
+        tenants = cols[3].multiselect("Tenants", tenant_names, key="us_add_tenants")
+        if st.form_submit_button("Add user"):
+            if not name.strip() or not password:
+                st.error("Name and password: both required")
+            else:
+                try:
+                    store.create_user(name.strip(), password, role=role, tenants=tenants)
+                except (ConfigError, ConflictError, NotFound) as exc:
+                    st.error(f"Not added: {exc}")
+                else:
+                    state["us_flash"] = f"Added {role} {name.strip()}."
+                    st.rerun()
+    if users:
+        st.markdown("**Change a user**")
+        names = [u.name for u in users]
+        pick = st.selectbox("User", names, key="us_edit_pick")
+        target = users[names.index(pick)]
+        with st.form(f"us_edit_{pick}"):
+            cols = st.columns(3)
+            role = cols[0].selectbox("Role", ["member", "admin"], index=0 if target.role == "member" else 1)
+            active = cols[1].checkbox("Active", value=target.active)
+            tenants = cols[2].multiselect("Tenants", tenant_names, default=[t for t in target.tenants
+                                                                            if t in tenant_names])
+            password = st.text_input("New password (leave empty to keep)", type="password")
+            if st.form_submit_button("Save user"):
+                if target.name == user.name and (role != "admin" or not active):
+                    st.error("Role: you cannot demote or deactivate yourself")
+                else:
+                    store.update_user(target.name, role=role, active=active, tenants=tenants)
+                    if password:
+                        store.set_password(target.name, password)
+                    state["us_flash"] = f"Saved {target.name}."
+                    st.rerun()
+
+
+def tenants_section():
+    st.subheader("Tenants")
+    st.dataframe(pd.DataFrame([{"name": t.name, "prefix": t.prefix, "description": t.description}
+                               for t in store.list_tenants()], columns=["name", "prefix", "description"]),
+                 hide_index=True, width="stretch")
+    with st.form("us_tenant", clear_on_submit=True):
+        cols = st.columns(3)
+        name = cols[0].text_input("Tenant name", key="us_tenant_name")
+        prefix = cols[1].text_input("Prefix", key="us_tenant_prefix", placeholder="/name")
+        description = cols[2].text_input("Description", key="us_tenant_desc")
+        if st.form_submit_button("Add tenant"):
+            try:
+                store.create_tenant(name.strip(), prefix=prefix.strip() or None, description=description)
+            except (ConfigError, ConflictError) as exc:
+                st.error(f"Not added: {exc}")
+            else:
+                state["us_flash"] = f"Added tenant {name.strip()}."
+                st.rerun()
+
+
+if admin:
+    users_section()
+    tenants_section()
+keys_section()

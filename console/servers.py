@@ -1,0 +1,130 @@
+"""What the Servers page shows: every served prefix, its endpoints and ready-to-paste client configs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from mcpgw_sdk.records import Document
+
+
+@dataclass(frozen=True)
+class Served:
+    """One router of a document: the prefix it serves and the server(s) behind it."""
+
+    tenant: str
+    document: str
+    prefix: str
+    servers: tuple[str, ...]
+    auth: str = "none"
+
+
+def served_prefixes(documents: list[Document]) -> list[Served]:
+    """Every router of the documents, ordered by prefix."""
+    items = []
+    for doc in documents:
+        for router in doc.content.get("routers") or []:
+            names = router.get("servers") or ([router["server"]] if router.get("server") else [])
+            auth = (router.get("auth") or {}).get("mode") or "none"
+            items.append(Served(doc.tenant, doc.name, str(router.get("prefix", "")), tuple(names), auth))
+    return sorted(items, key=lambda s: s.prefix)
+
+
+def endpoints(gateway_url: str, prefix: str) -> dict[str, str]:
+    """The Streamable HTTP and SSE URLs of ``prefix``."""
+    base = gateway_url.rstrip("/") + "/" + prefix.strip("/")
+    return {"Streamable HTTP": base + "/mcp", "SSE": base + "/sse"}
+
+
+def server_key(prefix: str) -> str:
+    """A client-config name for a prefix: ``/acme/users`` → ``acme-users``."""
+    return prefix.strip("/").replace("/", "-") or "mcpgw"
+
+
+def client_configs(gateway_url: str, prefix: str) -> dict[str, tuple[str, str]]:
+    """Ready-to-paste configs per client: name → (language, text)."""
+    urls = endpoints(gateway_url, prefix)
+    mcp_url, sse_url = urls["Streamable HTTP"], urls["SSE"]
+    key = server_key(prefix)
+    claude = {"mcpServers": {key: {"command": "npx", "args": ["-y", "mcp-remote", mcp_url]}}}
+    cursor = {"mcpServers": {key: {"url": mcp_url}}}
+    vscode = {"servers": {key: {"type": "http", "url": mcp_url}}}
+    python = (
+        "import asyncio\n\nimport mcp\n\n\n"
+        "async def main():\n"
+        f"    async with mcp.Client({mcp_url!r}) as client:\n"
+        "        tools = await client.list_tools()\n"
+        "        print([tool.name for tool in tools.tools])\n\n\n"
+        "asyncio.run(main())\n"
+    )
+    return {
+        "Claude Desktop (claude_desktop_config.json)": ("json", json.dumps(claude, indent=2)),
+        "Cursor (.cursor/mcp.json)": ("json", json.dumps(cursor, indent=2)),
+        "VS Code (.vscode/mcp.json)": ("json", json.dumps(vscode, indent=2)),
+        "Python (mcp)": ("python", python),
+        "SSE clients": ("text", sse_url),
+    }
+
+
+def fetch_readyz(gateway_url: str, *, timeout: float = 3.0) -> dict[str, Any]:
+    """The gateway's ``/readyz`` JSON, or ``{"reachable": False, "error": …}`` when it cannot be read."""
+    url = gateway_url.rstrip("/") + "/readyz"
+    try:
+        resp = requests.get(url, timeout=timeout)
+    except requests.RequestException as exc:
+        return {"reachable": False, "error": f"cannot reach {url}: {exc.__class__.__name__}"}
+    try:
+        data = resp.json()
+    except ValueError:
+        return {"reachable": True, "ready": False, "status": resp.status_code, "error": resp.text[:200]}
+    if not isinstance(data, dict):
+        data = {"body": data}
+    data.setdefault("ready", resp.status_code == 200)
+    data["reachable"] = True
+    data["status"] = resp.status_code
+    return data
+
+
+def document_errors(readyz: dict[str, Any], tenant: str, name: str) -> list[str]:
+    """The errors ``/readyz`` reports for one document (its format: a list or a map of documents)."""
+    found: list[str] = []
+    ident = f"{tenant}/{name}"
+    raw = readyz.get("documents_with_errors") or readyz.get("errors") or {}
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            if key == ident or key == name:
+                found.extend(_as_list(value.get("errors", value) if isinstance(value, dict) else value))
+    elif isinstance(raw, list):
+        for item in raw:
+            if isinstance(item, dict):
+                doc = item.get("document") or f"{item.get('tenant')}/{item.get('name')}"
+                if doc == ident and (item.get("errors") or item.get("error")):
+                    found.extend(_as_list(item.get("errors") or item.get("error")))
+            elif isinstance(item, str) and item.startswith(ident + ":"):
+                found.append(item)
+    return found
+
+
+def _as_list(value: Any) -> list[str]:
+    if not value:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def state_of(readyz: dict[str, Any], tenant: str, name: str, prefix: str | None = None) -> str:
+    """One word for a document's state at the gateway: unreachable, error, serving or not ready."""
+    if not readyz.get("reachable"):
+        return "gateway unreachable"
+    if document_errors(readyz, tenant, name):
+        return "error (serving last good version)"
+    if not readyz.get("ready"):
+        return "gateway not ready"
+    routes = readyz.get("routes")
+    if isinstance(routes, list) and prefix is not None and prefix not in routes:
+        return "not served yet (the gateway reloads within seconds)"
+    return "serving"

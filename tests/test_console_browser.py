@@ -1,0 +1,348 @@
+"""The console in a real browser: headless Chromium (Debian's) driven by Playwright, against a real
+console subprocess, a real gateway, the demo REST backend and the fake OpenAI server.
+
+Screenshots of each page go to ``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from mcpgw_sdk import open_store
+from tests.helpers import ROOT, Proc, free_port, python, wait_for, wait_http
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+PW = {"admin": "admin-pass-1", "bob": "bob-pass-12"}
+TIMEOUT = 30_000  # ms, for Playwright's expectations
+
+
+def openapi_spec(base_url: str) -> dict:
+    """An OpenAPI 3 spec of the demo backend's user lookup."""
+    return {"openapi": "3.0.3", "info": {"title": "People", "version": "1"}, "servers": [{"url": base_url}],
+            "paths": {"/users/{email}": {"get": {
+                "operationId": "getUser", "summary": "Get one user by email",
+                "parameters": [{"name": "email", "in": "path", "required": True, "schema": {"type": "string"},
+                                "description": "The user's email"}],
+                "responses": {"200": {"description": "the user"}}}}}}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Backend, gateway, fake OpenAI and console processes on one SQLite database."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing = "the playwright package (pip install playwright; never `playwright install`)"
+    else:
+        missing = "" if Path(CHROMIUM).exists() else f"{CHROMIUM} (scripts/system-deps.sh installs it)"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests need {missing}")
+        pytest.skip(f"browser tests need {missing}")
+    tmp = tmp_path_factory.mktemp("console")
+    db = f"sqlite:///{tmp / 'mcpgw.db'}"
+    store = open_store(db, check=False)
+    store.upgrade()
+    store.create_tenant("acme", prefix="/acme")
+    store.create_tenant("beta", prefix="/beta")
+    store.create_user("admin", PW["admin"], role="admin")
+    store.create_user("bob", PW["bob"], role="member", tenants=["acme"])
+    store.save_document({"name": "secret", "tenant": "beta", "routers": [{"prefix": "/beta/secret",
+                                                                         "server": "s"}],
+                         "servers": [{"name": "s", "allowedTools": []}], "tools": []}, author="admin")
+    store.save_document({"name": "inventory", "tenant": "acme", "routers": [{"prefix": "/acme/inventory",
+                                                                            "server": "s"}],
+                         "servers": [{"name": "s", "allowedTools": []}], "tools": []}, author="admin")
+    ports = {name: free_port() for name in ("backend", "gateway", "openai", "console")}
+    mcpgw = str(Path(sys.executable).parent / "mcpgw")
+    procs = []
+
+    def start(args, name, env=None):
+        procs.append(Proc(args, env=env, log=tmp / f"{name}.log"))
+        return procs[-1]
+
+    try:
+        start([python(), "-m", "gateway_server.demo.backend", "--port", str(ports["backend"])], "backend")
+        start([mcpgw, "serve", "--db", db, "--port", str(ports["gateway"]), "--reload-interval", "0.5"], "gateway")
+        start([python(), str(ROOT / "tests" / "fixtures" / "fake_openai.py"), "--port", str(ports["openai"]),
+               "--api-key", "sk-test"], "openai")
+        gateway = f"http://127.0.0.1:{ports['gateway']}"
+        start([mcpgw, "console", "--db", db, "--port", str(ports["console"])], "console",
+              env={"MCPGW_GATEWAY_URL": gateway, "OPENAI_BASE_URL": f"http://127.0.0.1:{ports['openai']}/v1",
+                   "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": "fake-model"})
+        console = f"http://127.0.0.1:{ports['console']}"
+        wait_http(f"{console}/_stcore/health", timeout=60, status=200)
+        wait_http(f"{gateway}/readyz", timeout=60, status=200)
+        wait_http(f"http://127.0.0.1:{ports['backend']}/users", timeout=30, status=200)
+        yield {"store": store, "console": console, "gateway": gateway, "tmp": tmp,
+               "backend": f"http://127.0.0.1:{ports['backend']}", "procs": procs}
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def browser(stack):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 1600})
+    context.set_default_timeout(TIMEOUT)
+    pg = context.new_page()
+    yield pg
+    shot(pg, f"last-{request.node.name}", settle=False)  # the state the test ended in, to look at when it fails
+    context.close()
+
+
+# -- helpers ----------------------------------------------------------------------------
+def shot(page, name: str, *, settle: bool = True) -> None:
+    if settle:
+        idle(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+IDLE = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app !== null && app.getAttribute("data-test-script-state") === "notRunning"
+        && document.querySelector('[data-stale="true"]') === null;
+}"""
+
+
+def idle(page) -> None:
+    """Wait until Streamlit has finished running the script and no stale element is left."""
+    page.wait_for_function(IDLE, timeout=TIMEOUT)
+
+
+def login(page, stack, name: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(stack["console"])
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password", exact=True).fill(PW[name])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
+    idle(page)
+
+
+def goto(page, title: str) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
+    idle(page)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label`` (reopening it if a rerun closed the list)."""
+    idle(page)
+    box = page.get_by_role("combobox", name=label, exact=True)
+    choice = page.get_by_role("option", name=option, exact=True)
+    for _ in range(3):
+        box.click()
+        try:
+            choice.wait_for(timeout=5000)
+        except Exception:  # noqa: BLE001 - a rerun replaced the list; open it again
+            continue
+        choice.click()
+        break
+    else:
+        raise AssertionError(f"no option {option!r} in {label!r}")
+    idle(page)
+
+
+def fill(page, label: str, value: str) -> None:
+    """Type into a text input and commit it (Streamlit reads it on Enter)."""
+    field = page.get_by_role("textbox", name=label, exact=True)
+    field.fill(value)
+    field.press("Enter")
+    idle(page)
+
+
+def mcp_tools(url: str) -> dict:
+    """Tool name → input schema, as the official ``mcp`` client sees the endpoint."""
+    import mcp
+
+    async def run():
+        async with mcp.Client(url) as client:
+            result = await client.list_tools()
+            return {t.name: t.input_schema for t in result.tools}
+
+    # Playwright's sync API keeps an event loop in this thread; the client gets a thread of its own.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result(timeout=60)
+
+
+# -- tests --------------------------------------------------------------------------------
+def test_admin_journey_import_edit_run_chat_rollback(stack, page):
+    from playwright.sync_api import expect
+
+    store = stack["store"]
+    login(page, stack, "admin")
+    expect(page.get_by_text(f"{stack['gateway']}/acme/inventory/mcp", exact=True)).to_be_visible()
+    expect(page.get_by_text("state: serving").first).to_be_visible()
+    shot(page, "01-servers")
+
+    # Import an OpenAPI file and save it.
+    spec_file = stack["tmp"] / "people.json"
+    spec_file.write_text(json.dumps(openapi_spec(stack["backend"])))
+    goto(page, "Import")
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(spec_file))
+    expect(page.get_by_text("Recognised as: an OpenAPI spec")).to_be_visible()
+    choose(page, "Tenant", "acme")
+    fill(page, "Document name", "people")
+    expect(page.get_by_text("Preview: 1 tool(s)")).to_be_visible()
+    expect(page.get_by_role("cell", name="getUser", exact=True)).to_be_visible()
+    shot(page, "02-import-preview")
+    page.get_by_role("button", name="Save acme/people").click()
+    expect(page.get_by_text("Saved acme/people as version 1.")).to_be_visible()
+    assert store.get_document("acme", "people").content["tools"][0]["name"] == "getUser"
+    endpoint = f"{stack['gateway']}/acme/people/mcp"
+    wait_for(lambda: "getUser" in mcp_tools(endpoint), timeout=30, what="getUser served")
+
+    # Add an argument in the form editor; the official client sees it.
+    goto(page, "Editor")
+    choose(page, "Document", "acme/people")
+    page.get_by_text("Tool getUser").click()
+    page.get_by_role("textbox", name="New argument").fill("verbose")
+    choose(page, "Type", "boolean")
+    page.get_by_role("button", name="Add argument").click()
+    idle(page)
+    shot(page, "03-editor-form")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("Saved acme/people as version 2.")).to_be_visible()
+    schema = wait_for(lambda: (s := mcp_tools(endpoint)["getUser"]) and "verbose" in s.get("properties", {}) and s,
+                      timeout=30, what="verbose argument served")
+    assert schema["properties"]["verbose"]["type"] == "boolean"
+
+    # Run the tool from the tool runner.
+    goto(page, "Tool runner")
+    choose(page, "Server", "/acme/people")
+    page.get_by_role("textbox", name="email * (string)").fill("ada@example.com")
+    page.get_by_role("button", name="Call tool").click()
+    expect(page.get_by_text("Ada Lovelace").first).to_be_visible()
+    shot(page, "04-tool-runner")
+
+    # Chat: the model asks for the tool, the gateway runs it, the model answers with the result.
+    goto(page, "Chat lab")
+    choose(page, "Server", "/acme/people")
+    page.get_by_test_id("stChatInputTextArea").fill('getUser {"email": "grace@example.com"}')
+    page.get_by_test_id("stChatInputTextArea").press("Enter")
+    expect(page.get_by_text("Tool result:").first).to_be_visible()
+    expect(page.get_by_text("getUser ·").first).to_be_visible()
+    shot(page, "05-chat")
+    chats = store.list_chats(user="admin")
+    assert len(chats) == 1
+    roles = [m.role for m in store.chat_messages(chats[0].id)]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+    tool_message = store.chat_messages(chats[0].id)[2].content
+    assert "Grace Hopper" in tool_message["content"] and tool_message["_latency_ms"] > 0
+
+    # Roll back to version 1: the argument is gone again.
+    goto(page, "Versions")
+    choose(page, "Document", "acme/people")
+    expect(page.get_by_text("verbose").first).to_be_visible()
+    shot(page, "06-versions")
+    choose(page, "Restore version", "1")
+    page.get_by_role("button", name="Restore version 1 as a new version").click()
+    expect(page.get_by_text("Restored version 1 of acme/people as version 3.")).to_be_visible()
+    wait_for(lambda: "verbose" not in mcp_tools(endpoint)["getUser"].get("properties", {}), timeout=30,
+             what="rollback served")
+
+    for title, name in (("Usage", "07-usage"), ("Users & keys", "08-users")):
+        goto(page, title)
+        shot(page, name)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_member_does_not_see_other_tenants(stack, page):
+    from playwright.sync_api import expect
+
+    login(page, stack, "bob")
+    expect(page.get_by_text("/beta/secret")).to_have_count(0)
+    goto(page, "Versions")
+    page.get_by_role("combobox", name="Document", exact=True).click()
+    expect(page.get_by_role("option", name="acme/inventory")).to_be_visible()
+    expect(page.get_by_role("option", name="beta/secret")).to_have_count(0)
+    page.keyboard.press("Escape")
+    goto(page, "API keys")
+    shot(page, "09-member-keys")
+    expect(page.get_by_role("heading", name="Users")).to_have_count(0)
+
+
+def test_bad_input_is_shown_and_nothing_is_saved(stack, page):
+    from playwright.sync_api import expect
+
+    store = stack["store"]
+    store.save_document({"name": "orders", "tenant": "acme", "routers": [{"prefix": "/acme/orders", "server": "o"}],
+                         "servers": [{"name": "o", "allowedTools": ["list_orders"], "config": {}}],
+                         "tools": [{"name": "list_orders", "method": "GET", "endpoint": "http://127.0.0.1:9/o"}]},
+                        author="admin")
+    versions = len(store.list_versions("acme", "orders"))
+    login(page, stack, "admin")
+    goto(page, "Editor")
+    choose(page, "Document", "acme/orders")
+
+    # A template that does not parse, shown inside its tool.
+    page.get_by_text("Tool list_orders").click()
+    fill(page, "Endpoint", "http://127.0.0.1:9/o/{{ args.id ")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("template does not parse").first).to_be_visible()
+    shot(page, "10-editor-template-error")
+
+    # Invalid YAML.
+    page.get_by_text("YAML", exact=True).click()
+    idle(page)
+    page.get_by_role("textbox", name="YAML", exact=True).fill("name: orders\ntenant: acme\nrouters: [\n")
+    page.keyboard.press("Control+Enter")
+    expect(page.get_by_text("The YAML does not parse").first).to_be_visible()
+    shot(page, "11-editor-yaml-error")
+
+    # A duplicate prefix.
+    page.get_by_role("textbox", name="YAML", exact=True).fill(
+        "name: orders\ntenant: acme\nrouters:\n- prefix: /beta/secret\n  server: o\nservers:\n- name: o\n")
+    page.keyboard.press("Control+Enter")
+    idle(page)
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("also used by beta/secret").first).to_be_visible()
+    assert len(store.list_versions("acme", "orders")) == versions
+
+    # An LLM answering 500.
+    goto(page, "Chat lab")
+    choose(page, "Server", "/acme/orders")
+    page.get_by_test_id("stChatInputTextArea").fill("[fail] list my orders")
+    page.get_by_test_id("stChatInputTextArea").press("Enter")
+    expect(page.get_by_text("HTTP 500").first).to_be_visible()
+    shot(page, "12-chat-llm-error")
+    assert not [c for c in store.list_chats(user="admin") if "fail" in c.title]
+
+
+def test_console_command_is_headless(stack):
+    assert shutil.which(str(Path(sys.executable).parent / "mcpgw"))
+    log = stack["procs"][-1].output()
+    assert "mcpgw console on http://127.0.0.1:" in log
+    assert "Local URL" in log or "You can now view" in log or requests.get(stack["console"], timeout=5).ok
