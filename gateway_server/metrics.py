@@ -29,6 +29,23 @@ class Metrics:
         self.revision = Gauge("mcpgw_config_revision", "Config revision being served.", registry=r)
         self.audit_dropped = Counter("mcpgw_audit_dropped_total", "Audit records dropped (queue full or write failed).",
                                      registry=r)
+        self.upstream_state = Gauge("mcpgw_upstream_state", "Upstream MCP servers: 1 for each one's current state "
+                                    "(connecting, ready, failed, stopped).", ["document", "server", "state"],
+                                    registry=r)
+        self.upstream_restarts = Gauge("mcpgw_upstream_restarts", "Times each upstream MCP server was restarted.",
+                                       ["document", "server"], registry=r)
+        self.upstream_sessions = Gauge("mcpgw_upstream_sessions", "Per-session upstream sessions held open.",
+                                       ["document", "server"], registry=r)
+
+    def set_upstreams(self, statuses: list[dict]) -> None:
+        """Replace the upstream gauges with ``statuses`` (``UpstreamServer.status()`` dicts plus ``document``)."""
+        for gauge in (self.upstream_state, self.upstream_restarts, self.upstream_sessions):
+            gauge.clear()  # servers removed by a reload must disappear, not keep their last value
+        for st in statuses:
+            labels = (st.get("document") or "", st["server"])
+            self.upstream_state.labels(*labels, st["state"]).set(1)
+            self.upstream_restarts.labels(*labels).set(st.get("restarts") or 0)
+            self.upstream_sessions.labels(*labels).set(st.get("sessions") or 0)
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -145,6 +145,8 @@ class Reloader:
             try:
                 self.poll()
                 self.gateway.sessions.expire()
+                if hasattr(self.gateway, "close_expired_sessions"):
+                    self.gateway.close_expired_sessions()
                 self._retire([])
             except Exception:  # noqa: BLE001 - the poller must survive any bug in one cycle
                 log.exception("reload cycle failed")

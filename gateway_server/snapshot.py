@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from mcpgw_sdk.documents import validate
+from mcpgw_sdk.documents import TOOL_NAME_RE, _tool_prefix, validate
 from mcpgw_sdk.errors import ConfigError
 
 from .backends import make_backend
@@ -135,6 +134,7 @@ class Route:
     auth: dict[str, Any] | None
     sse_prefix: str
     digest: str  # changes when the visible tool list changes
+    hidden: tuple[str, ...] = ()  # why upstream tools are not served (name collisions, invalid names)
     _by_version: dict[str, list] = field(default_factory=dict, compare=False, repr=False)
 
     def has(self, method: str) -> bool:
@@ -188,12 +188,9 @@ def _doc_key(content: dict[str, Any]) -> str:
 
 
 def _tool_name(server: dict[str, Any] | None, tool: dict[str, Any], aggregated: bool) -> str:
-    # Same rule as mcpgw_sdk.documents.visible_tools: toolPrefix ("" turns it off), else "<server>_" when aggregating.
-    server = server or {}
-    prefix = server.get("toolPrefix")
-    if not isinstance(prefix, str):
-        prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", str(server.get("name"))) + "_" if aggregated else ""
-    return prefix + tool["name"]
+    # The validator's own rule (toolPrefix, "" turns it off; else "<server>_" when aggregating), so the names
+    # clients see are the names validation checked.
+    return _tool_prefix(server or {}, aggregated) + tool["name"]
 
 
 def build_snapshot(config_set: Any, previous: Snapshot | None = None, *,
@@ -285,12 +282,25 @@ def _routes(key: str, content: dict[str, Any], by_name: dict[str, Any]) -> dict[
             raise ConfigError(f"{key}: routers[{prefix}]: unknown server {', '.join(missing)}")
         tools: dict[str, ToolEntry] = {}
         tool_list: list[dict[str, Any]] = []
+        hidden: list[str] = []
         for name in names:
             backend = by_name[name]
             for tool in backend.list_tools():
                 visible = _tool_name(server_dicts.get(name), tool, len(names) > 1)
+                if not TOOL_NAME_RE.match(visible):
+                    # Upstream names are only known now; clients reject names outside the spec's rule.
+                    problem = (f"tool {visible!r} of server {name!r} is not 1-64 characters of A-Z a-z 0-9 _ . -; "
+                               "not served")
+                    log.warning("%s: routers[%s]: %s", key, prefix, problem)
+                    hidden.append(problem)
+                    continue
                 if visible in tools:
-                    log.warning("%s: tool %s of %s hidden by %s", key, visible, name, tools[visible].server)
+                    # Only upstream tools can collide here (REST names are checked at save): the backend listed
+                    # first in routers[].servers wins, every time, and /readyz reports the hidden tool.
+                    problem = (f"tool {visible!r} of server {name!r} is hidden by the same name from server "
+                               f"{tools[visible].server!r}; set distinct toolPrefix values")
+                    log.warning("%s: routers[%s]: %s", key, prefix, problem)
+                    hidden.append(problem)
                     continue
                 descriptor = tool if visible == tool["name"] else {**tool, "name": visible}
                 tools[visible] = ToolEntry(visible, descriptor, backend, tool["name"], name)
@@ -299,5 +309,6 @@ def _routes(key: str, content: dict[str, Any], by_name: dict[str, Any]) -> dict[
             prefix=prefix, tenant=content.get("tenant") or "default", document=key, servers=tuple(names),
             backends=tuple(by_name[n] for n in names), tools=tools, tool_list=tuple(tool_list),
             prompts=prompts, cors=router.get("cors"), auth=router.get("auth"),
-            sse_prefix=str(router.get("ssePrefix") or "").rstrip("/"), digest=_digest(tool_list))
+            sse_prefix=str(router.get("ssePrefix") or "").rstrip("/"), digest=_digest(tool_list),
+            hidden=tuple(hidden))
     return routes

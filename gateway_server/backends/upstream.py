@@ -177,11 +177,13 @@ class UpstreamServer:
         return self._state
 
     def status(self) -> dict[str, Any]:
-        """State, last error, restart count, process id and number of upstream sessions (for /readyz, metrics)."""
+        """State, last error, restarts, process id, per-session upstream sessions and calls in flight (/readyz)."""
         shared = self._shared
+        links = list(self._links.values()) + ([shared] if shared else [])
         return {"server": self.name, "type": self.type, "policy": self.policy, "state": self._state,
                 "last_error": self.last_error, "restarts": self.restarts,
-                "pid": shared.client.pid if shared else None, "sessions": len(self._links)}
+                "pid": shared.client.pid if shared else None, "sessions": len(self._links),
+                "calls": sum(len(link.active) for link in links)}
 
     def start(self) -> None:
         """Start the background work: the connect/reconnect supervisor (onStart) and the idle reaper."""
@@ -398,6 +400,11 @@ class UpstreamServer:
             self._key_locks.pop(("session", session_id), None)
         if link is not None:
             link.client.close()
+
+    def session_ids(self) -> list[str]:
+        """Downstream session ids that own an upstream session here (the gateway closes those that expired)."""
+        with self._lock:
+            return [key[1] for key in self._links if isinstance(key, tuple) and key[:1] == ("session",)]
 
     # ------------------------------------------------------------------------------------------ messages from upstream
 
