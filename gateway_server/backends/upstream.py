@@ -304,7 +304,7 @@ class UpstreamServer:
                     link.client.close()
                     raise McpConnectionError(f"upstream {self.name} is stopped")
                 self._shared = link
-                self._connected_at = time.monotonic()
+                self._connected_at = link.last_used = time.monotonic()
                 self.capabilities_seen = link.client.server_capabilities
                 self.last_error = None
                 self._set_state("ready")
@@ -386,6 +386,9 @@ class UpstreamServer:
                     link.client.close()
                     raise McpConnectionError(f"upstream {self.name} is stopped")
                 self._links[key] = link
+                # Idle time counts from now, not from before a slow connect: the reaper must
+                # not close a session before its first call.
+                link.last_used = time.monotonic()
                 self.capabilities_seen = self.capabilities_seen or link.client.server_capabilities
                 unlisted = self._shared is None and self._cache["tools"] is None
             if unlisted:
@@ -586,6 +589,9 @@ class UpstreamServer:
             if ctx.request_id is not None:
                 self._inflight[key] = (client, upstream_id)
         try:
+            if client.closed:
+                # Reaped as idle between lookup and use: the call was never sent, so send it on a new session.
+                raise McpSessionExpired(f"upstream {self.name}: idle session closed")
             return client.call_tool(name, arguments, progress_token=token, timeout=remaining, request_id=upstream_id,
                                     on_message=lambda msg: self._call_message(link, ctx, msg),
                                     on_request=lambda msg: self._on_request(link, msg, ctx))
