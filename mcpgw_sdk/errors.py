@@ -8,6 +8,8 @@ JSON-RPC codes and HTTP statuses in one place each.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class McpgwError(Exception):
     """Base class of every error mcpgw raises on purpose."""
@@ -65,3 +67,31 @@ class StorageError(McpgwError, ConnectionError):
 
 class MigrationRequired(McpgwError, RuntimeError):
     """Raised when the database schema is behind; the message says which command to run."""
+
+
+class McpError(McpgwError):
+    """Raised when the server answers a request with a JSON-RPC error; carries ``code``, ``message`` and ``data``."""
+
+    def __init__(self, code: int, message: str, data: Any = None):
+        self.code = code
+        self.message = message
+        self.data = data
+        super().__init__(f"{message} (code {code})")
+
+
+class McpTimeout(McpError, TimeoutError):
+    """Raised when a request gets no answer within its timeout (the request is cancelled upstream)."""
+
+    def __init__(self, message: str):
+        super().__init__(-32001, message)
+
+
+class McpConnectionError(McpError, ConnectionError):
+    """Raised when the connection fails or closes: process exited, HTTP error, session expired."""
+
+    def __init__(self, message: str, data: Any = None):
+        super().__init__(-32000, message, data)
+
+
+class McpSessionExpired(McpConnectionError):
+    """Raised when a Streamable HTTP server no longer knows the session (HTTP 404): reconnect and retry."""
