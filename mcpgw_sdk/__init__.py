@@ -5,18 +5,23 @@
 """
 
 from .builders import DocumentBuilder
+from .client import McpClient
 from .errors import (
     AuthError,
     ConfigError,
     ConflictError,
     Forbidden,
+    McpConnectionError,
+    McpError,
     McpgwError,
+    McpTimeout,
     MigrationRequired,
     NotFound,
     ReadOnlyError,
     StorageError,
     TemplateError,
 )
+from .local import LocalGateway
 from .store import Store, open_store
 from .workspace import NewKey, Workspace, connect
 
@@ -28,6 +33,11 @@ __all__ = [
     "ConflictError",
     "DocumentBuilder",
     "Forbidden",
+    "LocalGateway",
+    "McpClient",
+    "McpConnectionError",
+    "McpError",
+    "McpTimeout",
     "McpgwError",
     "MigrationRequired",
     "NewKey",
