@@ -1,4 +1,5 @@
-"""What the Servers page shows: every served prefix, its endpoints and ready-to-paste client configs."""
+"""What the Servers page shows: every served prefix, its endpoints and ready-to-paste client configs,
+and the switch that disables or enables a prefix (saved as a new version of its document)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Any
 
 import requests
 
-from mcpgw_sdk.records import Document
+from mcpgw_sdk.documents import normalize_prefix
+from mcpgw_sdk.errors import ConflictError, Forbidden, NotFound
+from mcpgw_sdk.records import Document, User
+from mcpgw_sdk.store import Store
+
+from .access import check_tenant
+from .editing import FieldError, SaveOutcome, save
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,8 @@ class Served:
     prefix: str
     servers: tuple[str, ...]
     auth: str = "none"
+    disabled: bool = False
+    version: int = 0  # the document's version this was read from: the base of a toggle
 
 
 def served_prefixes(documents: list[Document]) -> list[Served]:
@@ -29,8 +38,41 @@ def served_prefixes(documents: list[Document]) -> list[Served]:
         for router in doc.content.get("routers") or []:
             names = router.get("servers") or ([router["server"]] if router.get("server") else [])
             auth = (router.get("auth") or {}).get("mode") or "none"
-            items.append(Served(doc.tenant, doc.name, str(router.get("prefix", "")), tuple(names), auth))
+            items.append(Served(doc.tenant, doc.name, str(router.get("prefix", "")), tuple(names), auth,
+                                router.get("disabled") is True, doc.version))
     return sorted(items, key=lambda s: s.prefix)
+
+
+def set_disabled(store: Store, user: User, item: Served, disabled: bool) -> SaveOutcome:
+    """Disable (or enable) ``item``'s router as a new version of its document, based on ``item.version``.
+
+    Nothing is written when the user may not edit the tenant (an error), or when the document changed
+    since ``item`` was read (the outcome carries the conflict, as in the editor).
+    """
+    try:
+        check_tenant(user, item.tenant)
+    except Forbidden as exc:
+        return SaveOutcome(errors=[FieldError("tenant", str(exc).split(": ", 1)[-1])])
+    try:
+        current = store.get_document(item.tenant, item.document)
+    except NotFound:
+        return SaveOutcome(conflict=ConflictError(f"{item.tenant}/{item.document} was deleted meanwhile",
+                                                  base_version=item.version, current_version=None))
+    if current.version != item.version:
+        return SaveOutcome(conflict=ConflictError(
+            f"{item.tenant}/{item.document} is at version {current.version}",
+            base_version=item.version, current_version=current.version))
+    content = current.content
+    wanted = normalize_prefix(item.prefix)
+    router = next((r for r in content.get("routers") or []
+                   if normalize_prefix(str(r.get("prefix", ""))) == wanted), None)
+    if router is None:
+        return SaveOutcome(errors=[FieldError("routers", f"no router with prefix {wanted!r} any more")])
+    if disabled:
+        router["disabled"] = True
+    else:
+        router.pop("disabled", None)
+    return save(store, content, user=user, base_version=item.version)
 
 
 def endpoints(gateway_url: str, prefix: str) -> dict[str, str]:
@@ -116,8 +158,12 @@ def _as_list(value: Any) -> list[str]:
     return [str(value)]
 
 
-def state_of(readyz: dict[str, Any], tenant: str, name: str, prefix: str | None = None) -> str:
-    """One word for a document's state at the gateway: unreachable, error, serving or not ready."""
+def state_of(readyz: dict[str, Any], tenant: str, name: str, prefix: str | None = None,
+             *, disabled: bool = False) -> str:
+    """One word for a document's state at the gateway: unreachable, error, serving, disabled or not ready."""
+    if disabled:  # a fact of the config, whatever the gateway says
+        served = readyz.get("reachable") and prefix in (readyz.get("routes") or [])
+        return "disabled (the gateway stops serving it within seconds)" if served else "disabled"
     if not readyz.get("reachable"):
         return "gateway unreachable"
     if document_errors(readyz, tenant, name):

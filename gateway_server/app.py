@@ -204,6 +204,24 @@ class Gateway:
                 except Exception:  # noqa: BLE001
                     log.exception("session_closed failed")
 
+    def end_orphaned_sessions(self, old: Snapshot, new: Snapshot) -> int:
+        """End the sessions of prefixes ``old`` served and ``new`` does not (removed or disabled routers).
+
+        Their streams close and later requests get 404, as for any unknown prefix; returns how many ended.
+        """
+        gone = {p: r for p, r in old.routes.items() if p not in new.routes}
+        if not gone:
+            return 0  # the common reload lists no sessions
+        ended = 0
+        for session in self.sessions.list():
+            route = gone.get(session.prefix)
+            if route is not None:
+                self.end_session(session, route)
+                ended += 1
+        if ended:
+            log.info("ended %d session(s) of %d prefix(es) no longer served", ended, len(gone))
+        return ended
+
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
         """Load the config once (synchronously), then poll in the background."""
@@ -237,6 +255,7 @@ class Gateway:
             "loaded_at": datetime.fromtimestamp(snap.loaded_at, timezone.utc).isoformat() if ready else None,
             "snapshot_age_seconds": round(time.time() - snap.loaded_at, 3) if ready else None,
             "routes": sorted(snap.routes),
+            "disabled_routes": sorted(snap.disabled),
             "documents_with_errors": snap.errors,
             "last_poll_error": rel.last_error if rel else None,
             "last_poll": datetime.fromtimestamp(rel.last_poll, timezone.utc).isoformat() if rel and rel.last_poll
@@ -318,7 +337,7 @@ def _flask_app(gateway: Gateway) -> Flask:
         route = _route_of(gateway.snapshot, "/" + path)[0]
         origin = request.headers.get("Origin")
         if route is None:
-            return _not_found("/" + path)
+            return _not_found("/" + path, gateway.snapshot)
         if origin and not origin_allowed(origin, gateway.own_origins(request.environ), route.cors):
             return jsonify(jsonrpc.error(None, jsonrpc.INVALID_REQUEST, f"Origin {origin!r} is not allowed")), 403
         resp = Response(status=204)
@@ -329,22 +348,29 @@ def _flask_app(gateway: Gateway) -> Flask:
 
     @app.errorhandler(404)
     def not_found(_exc):
-        """404 with a JSON-RPC error body."""
-        return _not_found(request.path)
+        """404 with a JSON-RPC error body (saying so when the prefix belongs to a disabled router)."""
+        return _not_found(request.path, gateway.snapshot)
 
     @app.errorhandler(405)
     def not_allowed(_exc):
         """405 on operational endpoints; 404 anywhere else."""
         if request.path not in ("/healthz", "/readyz", "/metrics"):
-            return _not_found(request.path)  # the catch-all OPTIONS rule is not a resource
+            return _not_found(request.path, gateway.snapshot)  # the catch-all OPTIONS rule is not a resource
         return jsonify(error="method not allowed", path=request.path), 405
 
     return app
 
 
-def _not_found(path: str):
-    body = jsonrpc.error(None, jsonrpc.METHOD_NOT_FOUND, f"not found: nothing is served at {path}")
-    return jsonify(body), 404
+def _not_found(path: str, snapshot: Snapshot | None = None):
+    message = f"not found: nothing is served at {path}"
+    for suffix, size in _SUFFIXES:
+        document = (snapshot.disabled.get(path[:-size]) if snapshot is not None and path.endswith(suffix)
+                    else None)
+        if document is not None:
+            message = (f"endpoint disabled: {path[:-size]} is disabled in {document} (routers[].disabled);"
+                       " enable it to serve it again")
+            break
+    return jsonify(jsonrpc.error(None, jsonrpc.METHOD_NOT_FOUND, message)), 404
 
 
 _SUFFIXES = (("/mcp", 4), ("/sse", 4), ("/message", 8))

@@ -65,6 +65,8 @@ class Reloader:
             log.warning("document %s not (re)loaded: %s", key, "; ".join(problems)[:2000])
         log.info("serving config revision %s (%d routes)", new.revision, len(new.routes))
         self._retire(retired_backends(current, new))
+        if hasattr(self.gateway, "end_orphaned_sessions"):  # a removed or disabled router's sessions end now
+            self.gateway.end_orphaned_sessions(current, new)
         self.notify_changes(new)
 
     def _listen(self, snapshot: Any) -> None:

@@ -6,6 +6,11 @@ the reloader swaps a new one in with one assignment. :func:`build_snapshot`
 validates each document on its own: a broken document keeps the version that
 last built, the others reload. Backends are reused across snapshots while their
 definition is unchanged.
+
+A router marked ``disabled: true`` gets no route: its prefix is recorded in
+``Snapshot.disabled`` (so the gateway can say why it answers 404 and keep the
+prefix reserved), and backends that only disabled routers use are not built, so
+the reloader retires them like those of a removed router.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from mcpgw_sdk.documents import TOOL_NAME_RE, _tool_prefix, validate
+from mcpgw_sdk.documents import TOOL_NAME_RE, _tool_prefix, disabled_prefixes, validate
 from mcpgw_sdk.errors import ConfigError
 
 from .backends import make_backend
@@ -154,6 +159,7 @@ class Snapshot:
     backends: dict[str, Any] = field(default_factory=dict)  # definition hash -> backend
     keys: tuple = ()
     tenants: tuple = ()
+    disabled: dict[str, str] = field(default_factory=dict)  # prefix of a disabled router -> its document key
 
     def route_for(self, prefix: str) -> Route | None:
         """The route of an exact prefix."""
@@ -218,25 +224,39 @@ def build_snapshot(config_set: Any, previous: Snapshot | None = None, *,
 
     backends: dict[str, Any] = {}
     routes: dict[str, Route] = {}
+    disabled: dict[str, str] = {}
     for key, (_, content) in sorted(documents.items()):
+        doc_disabled = {p: key for p in disabled_prefixes(content)}
         try:
             doc_routes, doc_backends = _build_document(key, content, previous, make)
         except Exception as exc:  # noqa: BLE001 - one document's failure must not stop the others
             errors.setdefault(key, []).append(f"{key}: {type(exc).__name__}: {exc}")
             log.warning("document %s did not build: %s", key, exc)
             doc_routes = {p: r for p, r in previous.routes.items() if r.document == key}
+            doc_disabled = {p: d for p, d in previous.disabled.items() if d == key}
             used = {id(b) for r in doc_routes.values() for b in r.backends}
             doc_backends = {d: b for d, b in previous.backends.items() if id(b) in used}
-        for prefix, route in doc_routes.items():
-            if prefix in routes:
-                errors.setdefault(key, []).append(
-                    f"{key}: routers: prefix {prefix} is already served by {routes[prefix].document}")
-                continue
-            routes[prefix] = route
+        # A disabled router keeps its prefix: it claims it like a served one.
+        for prefix, route in [*doc_routes.items(), *((p, None) for p in doc_disabled)]:
+            owner = routes[prefix].document if prefix in routes else disabled.get(prefix)
+            if owner is not None:
+                errors.setdefault(key, []).append(f"{key}: routers: prefix {prefix} is already served by {owner}")
+            elif route is None:
+                disabled[prefix] = key
+            else:
+                routes[prefix] = route
         backends.update(doc_backends)
     return Snapshot(revision=config_set.revision, routes=routes, errors=errors, loaded_at=time.time(),
                     documents=documents, backends=backends, keys=tuple(getattr(config_set, "keys", ()) or ()),
-                    tenants=tuple(getattr(config_set, "tenants", ()) or ()))
+                    tenants=tuple(getattr(config_set, "tenants", ()) or ()), disabled=disabled)
+
+
+def _prefix(router: dict[str, Any]) -> str:
+    return "/" + str(router.get("prefix", "")).strip("/")
+
+
+def _router_backends(router: dict[str, Any]) -> list[str]:
+    return list(router.get("servers") or ([router["server"]] if router.get("server") else []))
 
 
 def retired_backends(old: Snapshot, new: Snapshot) -> list[Any]:
@@ -248,6 +268,10 @@ def retired_backends(old: Snapshot, new: Snapshot) -> list[Any]:
 def _build_document(key: str, content: dict[str, Any], previous: Snapshot,
                     make: Callable[..., Any]) -> tuple[dict[str, Route], dict[str, Any]]:
     defs = _backend_definitions(content, key)
+    routers = content.get("routers") or []
+    serving = {n for r in routers if r.get("disabled") is not True for n in _router_backends(r)}
+    off = {n for r in routers if r.get("disabled") is True for n in _router_backends(r)} - serving
+    defs = {name: d for name, d in defs.items() if name not in off}  # nothing serves them: do not start them
     built: dict[str, Any] = {}
     by_name: dict[str, Any] = {}
     fresh: list[Any] = []
@@ -275,8 +299,10 @@ def _routes(key: str, content: dict[str, Any], by_name: dict[str, Any]) -> dict[
     prompts = {p["name"]: p for p in content.get("prompts") or [] if isinstance(p, dict) and p.get("name")}
     routes: dict[str, Route] = {}
     for router in content.get("routers") or []:
-        prefix = "/" + str(router.get("prefix", "")).strip("/")
-        names = list(router.get("servers") or ([router["server"]] if router.get("server") else []))
+        if router.get("disabled") is True:
+            continue
+        prefix = _prefix(router)
+        names = _router_backends(router)
         missing = [n for n in names if n not in by_name]
         if missing:
             raise ConfigError(f"{key}: routers[{prefix}]: unknown server {', '.join(missing)}")

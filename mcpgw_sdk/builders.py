@@ -253,7 +253,7 @@ class McpServerBuilder(_Part):
 
 
 class RouterBuilder(_Part):
-    """A router: the URL prefix clients connect to and the server it serves, with CORS and auth."""
+    """A router: the URL prefix clients connect to and the server it serves, with CORS, auth and an off switch."""
 
     kind = "router"
 
@@ -280,6 +280,31 @@ class RouterBuilder(_Part):
         """Set the auth mode: ``apikey``, ``oauth2`` or ``none``."""
         self.data["auth"] = {"mode": mode}
         return self
+
+    def disable(self) -> RouterBuilder:
+        """Stop serving this prefix once saved (``disabled: true``); the prefix stays reserved.
+
+        Gateways answer 404 on it within one poll and end its open sessions; :meth:`enable` undoes it.
+
+        >>> DocumentBuilder("d").router("/default/d", server="d").disable().data["disabled"]
+        True
+        """
+        self.data["disabled"] = True
+        return self
+
+    def enable(self) -> RouterBuilder:
+        """Serve this prefix again once saved (removes ``disabled``).
+
+        >>> "disabled" in DocumentBuilder("d").router("/default/d", server="d").disable().enable().data
+        False
+        """
+        self.data.pop("disabled", None)
+        return self
+
+    @property
+    def disabled(self) -> bool:
+        """Whether the router is marked ``disabled: true``."""
+        return self.data.get("disabled") is True
 
 
 class PromptBuilder(_Part):

@@ -21,6 +21,10 @@ Normalization (what :func:`validate` fills or rewrites):
   string form (JSON text for arrays/objects, ``true``/``false`` for booleans).
 - ``servers[].config``, ``tools[].headers``, ``mcpServers[].env``/``headers`` values become strings.
 - ``mcpServers[].policy`` defaults to ``onDemand``.
+
+``routers[].disabled: true`` keeps a router in the document but off the gateway: it is not served,
+yet its prefix stays reserved (:func:`prefixes` lists it, so :func:`validate_set` still refuses
+another document the same prefix). Absent means enabled, so old documents keep their hash.
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ from .errors import ConfigError
 from .templates import check_template
 
 __all__ = [
-    "POSITIONS", "TOOL_NAME_RE", "canonical_json", "content_hash", "iter_templates", "key", "parse_text",
-    "prefixes", "to_yaml", "tool_input_schema", "validate", "validate_set", "visible_tools",
+    "POSITIONS", "TOOL_NAME_RE", "canonical_json", "content_hash", "disabled_prefixes", "iter_templates", "key",
+    "parse_text", "prefixes", "to_yaml", "tool_input_schema", "validate", "validate_set", "visible_tools",
 ]
 
 POSITIONS = ("header", "query", "path", "body", "form-data", "file")
@@ -74,7 +78,8 @@ _CORS = {"allowOrigins": _STRLIST, "allowMethods": _STRLIST, "allowHeaders": _ST
          "exposeHeaders": _STRLIST, "allowCredentials": _F("bool")}
 _AUTH = {"mode": _F("str", choices=AUTH_MODES)}
 _ROUTER = {"server": _F("str"), "servers": _STRLIST, "prefix": _F("str", required=True),
-           "ssePrefix": _F("str"), "cors": _F("obj", sub=_CORS), "auth": _F("obj", sub=_AUTH)}
+           "ssePrefix": _F("str"), "cors": _F("obj", sub=_CORS), "auth": _F("obj", sub=_AUTH),
+           "disabled": _F("bool")}
 _SERVER = {"name": _F("str", required=True), "description": _F("str"), "namespace": _F("str"),
            "allowedTools": _STRLIST, "deniedTools": _STRLIST, "toolPrefix": _F("str"),
            "config": _F("strmap", template=True)}
@@ -329,6 +334,12 @@ def prefixes(content: dict) -> list[str]:
     """The document's router prefixes, normalized (``/a/b``, no trailing ``/``)."""
     return [normalize_prefix(r["prefix"]) for r in content.get("routers") or []
             if isinstance(r, dict) and isinstance(r.get("prefix"), str)]
+
+
+def disabled_prefixes(content: dict) -> list[str]:
+    """The prefixes of the document's routers marked ``disabled: true`` (normalized); they stay reserved."""
+    return [normalize_prefix(r["prefix"]) for r in content.get("routers") or []
+            if isinstance(r, dict) and isinstance(r.get("prefix"), str) and r.get("disabled") is True]
 
 
 def validate(content: dict) -> dict:

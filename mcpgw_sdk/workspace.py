@@ -148,6 +148,45 @@ class Workspace:
         record = self.store.rollback(tenant, name, version, author=self.author)
         return DocumentBuilder.from_record(record, store=self.store, author=self.author)
 
+    def disable(self, tenant: str, name: str, prefix: str | None = None) -> DocumentBuilder:
+        """Stop serving a router of ``tenant/name`` (``disabled: true``), saved as a new version.
+
+        ``prefix`` names the router; it may be left out when the document has one. Gateways answer 404
+        on the prefix within one poll and end its sessions; the prefix stays reserved. Undo it with
+        :meth:`enable` or :meth:`rollback`.
+
+        >>> gw.disable("default", "users", "/default/users").version  # doctest: +SKIP
+        4
+        """
+        return self._toggle(tenant, name, prefix, disabled=True)
+
+    def enable(self, tenant: str, name: str, prefix: str | None = None) -> DocumentBuilder:
+        """Serve a disabled router of ``tenant/name`` again, saved as a new version (see :meth:`disable`)."""
+        return self._toggle(tenant, name, prefix, disabled=False)
+
+    def _toggle(self, tenant: str, name: str, prefix: str | None, *, disabled: bool) -> DocumentBuilder:
+        from .builders import RouterBuilder
+        from .documents import normalize_prefix
+
+        doc = self.get(tenant, name)
+        routers = [r for r in doc.content.get("routers") or [] if isinstance(r, dict)]
+        if prefix is None:
+            if len(routers) != 1:
+                found = ", ".join(str(r.get("prefix")) for r in routers) or "none"
+                raise ConfigError(f"prefix: {tenant}/{name} has {len(routers)} routers ({found}); name one")
+            router = routers[0]
+        else:
+            wanted = normalize_prefix(prefix)
+            router = next((r for r in routers if normalize_prefix(str(r.get("prefix", ""))) == wanted), None)
+            if router is None:
+                raise NotFound(f"{tenant}/{name} has no router with prefix {wanted!r}")
+        builder = RouterBuilder(doc, router)
+        if disabled:
+            builder.disable()
+        else:
+            builder.enable()
+        return doc.save()
+
     def check(self) -> list[str]:
         """Validate every stored document; return one line per problem (empty when all are valid).
 

@@ -105,6 +105,42 @@ def test_servers_page_shows_endpoints_and_client_configs(store):
     assert any("does not answer" in w.value for w in at.warning)
 
 
+def test_servers_page_toggle_disables_and_enables_an_endpoint_as_new_versions(store):
+    at = app_as(store, "bob", "servers")
+    assert [t.key for t in at.toggle] == ["sv_on_/acme/users_1"]  # bob's tenant only
+    at.toggle(key="sv_on_/acme/users_1").set_value(False).run()
+    assert not at.exception, [e.value for e in at.exception]
+    doc = store.get_document("acme", "users")
+    assert (doc.version, doc.updated_by, doc.content["routers"][0]["disabled"]) == (2, "bob", True)
+    assert any("version 2" in m and "disabled" in m for m in texts(at.success)), texts(at.success)
+    assert at.toggle(key="sv_on_/acme/users_2").value is False
+    assert any("state: disabled" in c for c in texts(at.caption)), texts(at.caption)
+    at.toggle(key="sv_on_/acme/users_2").set_value(True).run()
+    doc = store.get_document("acme", "users")
+    assert doc.version == 3 and "disabled" not in doc.content["routers"][0]
+    assert [v.version for v in store.list_versions("acme", "users")][:3] == [3, 2, 1]
+
+
+def test_servers_page_toggle_after_a_concurrent_edit_shows_the_conflict(store):
+    at = app_as(store, "admin", "servers")
+    other = users_doc()
+    other["tools"][0]["description"] = "changed elsewhere"
+    store.save_document(other, author="bob", base_version=1)
+    at.toggle(key="sv_on_/acme/users_1").set_value(False).run()
+    assert any("changed this document meanwhile" in w and "now 2" in w for w in texts(at.warning)), texts(at.warning)
+    doc = store.get_document("acme", "users")
+    assert doc.version == 2 and "disabled" not in doc.content["routers"][0]
+    assert at.toggle(key="sv_on_/acme/users_2").value is True
+
+
+def test_member_cannot_toggle_another_tenants_endpoint(store):
+    item = next(i for i in servers.served_prefixes(store.list_documents()) if i.tenant == "beta")
+    outcome = servers.set_disabled(store, store.get_user("bob"), item, disabled=True)
+    assert not outcome.ok and "not a member of tenant 'beta'" in str(outcome.errors[0])
+    assert "disabled" not in store.get_document("beta", "secret").content["routers"][0]
+    assert servers.set_disabled(store, store.get_user("eve"), item, disabled=True).ok
+
+
 # -- editor -------------------------------------------------------------------------
 def open_in_editor(at: AppTest, ident: str, mode: str = "Form") -> AppTest:
     at.selectbox(key="ed_pick").select(ident).run()
@@ -426,6 +462,8 @@ def test_client_configs_and_readyz_state():
               "documents_with_errors": {"acme/users": ["acme/users: tools[0].endpoint: bad"]}}
     assert servers.state_of(readyz, "acme", "users", "/acme/users").startswith("error")
     assert servers.state_of(readyz, "acme", "other", "/acme/other").startswith("not served")
+    assert servers.state_of(readyz, "acme", "users", "/acme/users", disabled=True).startswith("disabled (")
+    assert servers.state_of({"reachable": False}, "acme", "users", "/acme/users", disabled=True) == "disabled"
     assert importing.tool_rows(users_doc())[0]["arguments"] == "email* (path)"
 
 

@@ -284,6 +284,19 @@ def test_member_does_not_see_other_tenants(stack, page):
 
     login(page, stack, "bob")
     expect(page.get_by_text("/beta/secret")).to_have_count(0)
+
+    # Bob switches his endpoint off (the gateway answers 404 saying so) and on again: two new versions.
+    store, switch = stack["store"], page.get_by_text("Enable /acme/inventory", exact=True)
+    endpoint = f"{stack['gateway']}/acme/inventory/mcp"
+    switch.click()
+    expect(page.get_by_text("/acme/inventory is disabled.")).to_be_visible()
+    assert store.get_document("acme", "inventory").content["routers"][0]["disabled"] is True
+    wait_for(lambda: "is disabled" in requests.post(endpoint, json={}, timeout=5).text, timeout=30,
+             what="the disabled endpoint's 404")
+    shot(page, "13-servers-disabled")
+    switch.click()
+    expect(page.get_by_text("/acme/inventory is enabled.")).to_be_visible()
+    assert "disabled" not in store.get_document("acme", "inventory").content["routers"][0]
     goto(page, "Versions")
     page.get_by_role("combobox", name="Document", exact=True).click()
     expect(page.get_by_role("option", name="acme/inventory")).to_be_visible()

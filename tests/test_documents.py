@@ -135,6 +135,8 @@ CASES = [
      "default/users: routers[0]: exposed tool name '" + "p" * 60 + "get_user' (from server 'users') must be"),
     ("server and servers", lambda c: c["routers"][0].update(servers=["users"]),
      "default/users: routers[0]: use either server or servers, not both"),
+    ("disabled not a bool", lambda c: c["routers"][0].update(disabled="yes"),
+     "default/users: routers[0].disabled: expected true or false, got string"),
 ]
 
 
@@ -264,6 +266,21 @@ def test_validate_set():
     sibling = edit(lambda c: c["routers"][0].update(prefix="/defaultish/x"))
     assert d.validate_set([inside], tenants) == {}
     assert ("default", "users") in d.validate_set([sibling], tenants)
+
+
+def test_disabled_router_is_kept_and_still_reserves_its_prefix():
+    plain = d.validate(base())
+    assert "disabled" not in plain["routers"][0]  # absent stays absent: old documents keep their hash
+    off = d.validate(edit(lambda c: c["routers"][0].update(disabled=True)))
+    assert off["routers"][0]["disabled"] is True
+    assert d.prefixes(off) == d.disabled_prefixes(off) == ["/default/users"]
+    assert d.disabled_prefixes(d.validate(edit(lambda c: c["routers"][0].update(disabled=False)))) == []
+    assert d.content_hash(off) != d.content_hash(plain)
+    other = d.validate(edit(lambda c: c.update(name="other")))
+    problems = d.validate_set([off, other], {"default": "/default"})
+    assert problems[("default", "other")] == [
+        "default/other: routers[0].prefix: '/default/users' is also used by default/users"]
+    assert "disabled: true" in d.to_yaml(off)
 
 
 def test_tool_input_schema():
