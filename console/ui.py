@@ -97,7 +97,7 @@ def pick_prefix(store: Store, user: User, *, key: str, default: str = "") -> str
     from .access import visible_documents
     from .servers import served_prefixes
 
-    prefixes = [s.prefix for s in served_prefixes(visible_documents(store, user))]
+    prefixes = [s.prefix for s in served_prefixes(visible_documents(store, user)) if not s.disabled]
     if not prefixes:
         st.info("No servers yet. Create one in the Editor or import one.")
         return None

@@ -25,7 +25,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from mcpgw_sdk.documents import TOOL_NAME_RE, _tool_prefix, disabled_prefixes, validate
+from mcpgw_sdk.documents import TOOL_NAME_RE, disabled_prefixes, tool_prefix, validate
 from mcpgw_sdk.errors import ConfigError
 
 from .backends import make_backend
@@ -196,7 +196,7 @@ def _doc_key(content: dict[str, Any]) -> str:
 def _tool_name(server: dict[str, Any] | None, tool: dict[str, Any], aggregated: bool) -> str:
     # The validator's own rule (toolPrefix, "" turns it off; else "<server>_" when aggregating), so the names
     # clients see are the names validation checked.
-    return _tool_prefix(server or {}, aggregated) + tool["name"]
+    return tool_prefix(server or {}, aggregated) + tool["name"]
 
 
 def build_snapshot(config_set: Any, previous: Snapshot | None = None, *,

@@ -43,7 +43,7 @@ from .templates import check_template
 
 __all__ = [
     "POSITIONS", "TOOL_NAME_RE", "canonical_json", "content_hash", "disabled_prefixes", "iter_templates", "key",
-    "parse_text", "prefixes", "to_yaml", "tool_input_schema", "validate", "validate_set", "visible_tools",
+    "parse_text", "prefixes", "to_yaml", "tool_input_schema", "tool_prefix", "validate", "validate_set", "visible_tools",
 ]
 
 POSITIONS = ("header", "query", "path", "body", "form-data", "file")
@@ -490,7 +490,8 @@ def _check_routers(doc: dict, checker: _Checker) -> None:
             _check_visible(doc, router, path, checker, mcp)
 
 
-def _tool_prefix(backend: dict, aggregated: bool) -> str:
+def tool_prefix(backend: dict, aggregated: bool) -> str:
+    """The prefix of a backend's tool names on a router: its ``toolPrefix``, else ``name_`` when aggregated."""
     prefix = backend.get("toolPrefix")
     if isinstance(prefix, str):
         return prefix
@@ -517,7 +518,7 @@ def _check_visible(doc: dict, router: dict, path: str, checker: _Checker, mcp: s
     by_name = {b.get("name"): b for b in doc.get("servers", []) + doc.get("mcpServers", [])}
     prefix_of: dict[str, str] = {}
     for name in names:
-        prefix = _tool_prefix(by_name[name], True)
+        prefix = tool_prefix(by_name[name], True)
         other = prefix_of.get(prefix)
         if other is not None and (name in mcp or other in mcp):
             checker.err(f"{path}.servers", f"servers {other!r} and {name!r} share the tool prefix {prefix!r}, so"
@@ -543,7 +544,7 @@ def visible_tools(content: dict, router: dict) -> list[tuple[str, str, str]]:
             continue
         allowed = server.get("allowedTools")
         denied = set(server.get("deniedTools") or ())
-        prefix = _tool_prefix(server, aggregated)
+        prefix = tool_prefix(server, aggregated)
         for tool in tools:
             tname = tool["name"]
             if (allowed is None or tname in allowed) and tname not in denied:
