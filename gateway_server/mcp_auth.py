@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -109,7 +110,8 @@ def _challenge(*, metadata_url: str | None = None, error: str | None = None, des
     if error:
         parts.append(f'error="{error}"')
     if description:
-        parts.append('error_description="{}"'.format(description.replace('"', "'")))
+        # the text may quote the token (its kid): keep the header one safe, printable line
+        parts.append('error_description="{}"'.format(re.sub(r'[^\x20-\x7e]|["\\]', "'", description)[:200]))
     if scope:
         parts.append(f'scope="{scope}"')
     if metadata_url:

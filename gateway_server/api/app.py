@@ -25,7 +25,7 @@ from mcpgw_sdk.errors import (
 )
 from mcpgw_sdk.store import Store, open_store
 
-from .auth import LoginLimiter, RateLimited, TokenService, load_secret
+from .auth import ApiState, LoginLimiter, RateLimited, TokenService, load_secret
 
 log = logging.getLogger("mcpgw.api")
 PREFIX = "/api/v1"
@@ -124,9 +124,10 @@ def create_app(*, store: Store | None = None, store_url: str | None = None, jwt_
     app.json.sort_keys = False
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    state = ApiState.of(store)
     app.extensions["mcpgw"] = {
         "store": store,
-        "tokens": TokenService(load_secret(store, jwt_secret)),
+        "tokens": TokenService(load_secret(state, jwt_secret), state=state),
         "limiter": LoginLimiter(limit=login_limit),
     }
     from . import routes_activity, routes_admin, routes_auth, routes_documents, routes_keys, routes_transfer

@@ -4,7 +4,8 @@ Tokens are HS256 JWTs (PyJWT). The secret is the ``jwt_secret`` setting when set
 otherwise one is generated on first run and stored in the database (table
 ``_mcpgw_secrets``, created here through the store's peewee database), so every
 worker and replica on that database shares it and tokens survive restarts.
-There is never a built-in default secret.
+There is never a built-in default secret. A password change voids the user's
+earlier tokens (a per-user time kept in the same table).
 """
 
 from __future__ import annotations
@@ -30,35 +31,71 @@ ALGORITHM = "HS256"
 SECRET_NAME = "jwt_secret"
 
 
-def _stored_secret(store: Any) -> str | None:
-    """Read or create the signing secret in the store's database; ``None`` when the store has none."""
-    db = getattr(store, "db", None)
-    if db is None or getattr(store, "read_only", False):
-        return None
-    import peewee
+class ApiState:
+    """A small name → value table (``_mcpgw_secrets``) in the store's own database, for the API's state.
 
-    class Secret(peewee.Model):
-        name = peewee.CharField(max_length=64, primary_key=True)
-        value = peewee.CharField(max_length=255)
+    It holds the generated signing secret and, per user, the time before which
+    their tokens are void (set when a password changes or an account is disabled).
+    Created here on first use, so the store's schema needs no API-specific tables.
+    """
 
-        class Meta:
-            database = db
-            table_name = "_mcpgw_secrets"
+    def __init__(self, db: Any):
+        import peewee
 
-    with db.connection_context():
-        db.create_tables([Secret], safe=True)
-        row = Secret.get_or_none(Secret.name == SECRET_NAME)
-        if row is not None:
-            return row.value
-        try:
-            with db.atomic():
-                Secret.insert(name=SECRET_NAME, value=secrets.token_urlsafe(48)).execute()
-        except peewee.IntegrityError:
-            pass  # another process created it first: use theirs
-        return Secret.get(Secret.name == SECRET_NAME).value
+        self._db = db
+        self._integrity = peewee.IntegrityError
+
+        class Row(peewee.Model):
+            name = peewee.CharField(max_length=200, primary_key=True)
+            value = peewee.CharField(max_length=255)
+
+            class Meta:
+                database = db
+                table_name = "_mcpgw_secrets"
+
+        self._row = Row
+        with db.connection_context():
+            db.create_tables([Row], safe=True)
+
+    @classmethod
+    def of(cls, store: Any) -> ApiState | None:
+        """The state table of ``store``'s database, or ``None`` for a store without one (``yaml://``)."""
+        db = getattr(store, "db", None)
+        if db is None or getattr(store, "read_only", False):
+            return None
+        return cls(db)
+
+    def get(self, name: str) -> str | None:
+        """The value stored under ``name``, else ``None``."""
+        with self._db.connection_context():
+            row = self._row.get_or_none(self._row.name == name)
+        return None if row is None else row.value
+
+    def setdefault(self, name: str, value: str) -> str:
+        """Store ``value`` unless ``name`` exists; return what is stored (the first writer wins a race)."""
+        with self._db.connection_context():
+            try:
+                with self._db.atomic():
+                    self._row.insert(name=name, value=value).execute()
+            except self._integrity:
+                pass
+            return self._row.get(self._row.name == name).value
+
+    def set(self, name: str, value: str) -> None:
+        """Store ``value`` under ``name``, replacing any previous one."""
+        with self._db.connection_context():
+            for _ in range(3):
+                if self._row.update(value=value).where(self._row.name == name).execute():
+                    return
+                try:
+                    with self._db.atomic():
+                        self._row.insert(name=name, value=value).execute()
+                    return
+                except self._integrity:
+                    continue  # inserted meanwhile by another writer: update it
 
 
-def load_secret(store: Any, explicit: str | None = None) -> str:
+def load_secret(state: ApiState | None, explicit: str | None = None) -> str:
     """The signing secret: ``explicit``, else ``MCPGW_JWT_SECRET``, else the one stored in the database.
 
     A store without a database (the read-only YAML directory) gets a random
@@ -71,30 +108,44 @@ def load_secret(store: Any, explicit: str | None = None) -> str:
 
             raise ConfigError("MCPGW_JWT_SECRET: must be at least 16 characters")
         return secret
-    stored = _stored_secret(store)
-    if stored:
-        return stored
+    if state is not None:
+        return state.setdefault(SECRET_NAME, secrets.token_urlsafe(48))
     log.warning("no database to keep the JWT secret in: tokens are valid for this process only "
                 "(set MCPGW_JWT_SECRET to share one)")
     return secrets.token_urlsafe(48)
 
 
 class TokenService:
-    """Issues and verifies the API's tokens.
+    """Issues and verifies the API's tokens; with a state table, tokens can be voided per user.
 
     >>> tokens = TokenService("x" * 32)
     >>> tokens.verify(tokens.issue("alice")["access_token"])["sub"]
     'alice'
     """
 
-    def __init__(self, secret: str, *, access_ttl: int = ACCESS_TTL, refresh_ttl: int = REFRESH_TTL):
+    def __init__(self, secret: str, *, state: ApiState | None = None, access_ttl: int = ACCESS_TTL,
+                 refresh_ttl: int = REFRESH_TTL):
         self._secret = secret
+        self._state = state
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
 
+    def revoke_user(self, user: str) -> None:
+        """Void every token of ``user`` issued until now (after a password change or when disabled)."""
+        if self._state is not None:
+            self._state.set(f"epoch:{user}", repr(time.time()))
+
+    def _void_before(self, user: str) -> float:
+        if self._state is None:
+            return 0.0
+        value = self._state.get(f"epoch:{user}")
+        return float(value) if value else 0.0
+
     def _encode(self, user: str, kind: str, ttl: int) -> str:
-        now = int(time.time())
-        claims = {"sub": user, "typ": kind, "iat": now, "exp": now + ttl, "jti": secrets.token_hex(8)}
+        now = time.time()
+        # iat has one-second resolution; ts orders a token against a revocation in the same second
+        claims = {"sub": user, "typ": kind, "iat": int(now), "exp": int(now) + ttl, "ts": now,
+                  "jti": secrets.token_hex(8)}
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def issue(self, user: str) -> dict[str, Any]:
@@ -117,6 +168,8 @@ class TokenService:
             raise AuthError("the token is not valid") from None
         if claims.get("typ") != kind:
             raise AuthError(f"a {kind} token is required")
+        if float(claims.get("ts", claims["iat"])) <= self._void_before(claims["sub"]):
+            raise AuthError("the token was revoked (the password changed or the account was disabled)")
         return claims
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from mcpgw_sdk import settings
@@ -77,4 +79,13 @@ def register(cli):
 
 def main(argv=None):
     """Run ``mcpgw api`` alone: ``python -m gateway_server.api --db URL --port N``."""
-    return api_command.main(args=argv, prog_name="mcpgw api")
+    from mcpgw_sdk.errors import McpgwError
+
+    try:
+        return api_command.main(args=argv, prog_name="mcpgw api", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except McpgwError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)

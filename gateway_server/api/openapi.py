@@ -247,8 +247,8 @@ PATHS: dict[str, dict[str, Any]] = {
     "/auth/refresh": {"post": _op("refresh", "Exchange a refresh token for new tokens", "auth", body="Refresh",
                                   ok={200: ("Tokens", _json(_ref("Tokens")))}, errors=(401,), public=True)},
     "/me": {"get": _op("me", "The caller's account", "auth", ok={200: ("The caller", _json(_ref("User")))})},
-    "/me/password": {"post": _op("changePassword", "Change the caller's password", "auth", body="PasswordChange",
-                                 ok=NO_CONTENT)},
+    "/me/password": {"post": _op("changePassword", "Change the caller's password; earlier tokens die", "auth",
+                                 body="PasswordChange", ok={200: ("New tokens", _json(_ref("Tokens")))})},
     "/users": {
         "get": _op("listUsers", "Every user (admins)", "users", ok={200: ("Users", _list("User"))}),
         "post": _op("createUser", "Create a user (admins)", "users", body="UserCreate",

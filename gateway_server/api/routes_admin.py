@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from mcpgw_sdk.errors import ConfigError, ConflictError, NotFound
 
@@ -53,13 +53,18 @@ def update_user(name):
     require_admin()
     data = json_body("UserUpdate")
     store().get_user(name)
-    if name == caller().name and (data.get("role", "admin") != "admin" or data.get("active", True) is False):
-        raise ConflictError("you cannot demote or disable yourself; ask another admin")
+    if name == caller().name:
+        if data.get("role", "admin") != "admin" or data.get("active", True) is False:
+            raise ConflictError("you cannot demote or disable yourself; ask another admin")
+        if "password" in data:
+            raise ConflictError("change your own password with POST /api/v1/me/password (it needs the current one)")
     if "tenants" in data:
         _check_tenants_exist(data["tenants"])
     if "password" in data:
         store().set_password(name, data["password"])
     user = store().update_user(name, role=data.get("role"), active=data.get("active"), tenants=data.get("tenants"))
+    if "password" in data or data.get("active") is False:
+        current_app.extensions["mcpgw"]["tokens"].revoke_user(name)
     return jsonify(encode(user))
 
 
@@ -71,6 +76,8 @@ def delete_user(name):
     if name == caller().name:
         raise ConflictError("you cannot delete yourself; ask another admin")
     store().delete_user(name)
+    # a user later created with the same name must not inherit these tokens
+    current_app.extensions["mcpgw"]["tokens"].revoke_user(name)
     return "", 204
 
 

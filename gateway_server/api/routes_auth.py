@@ -54,14 +54,15 @@ def me():
 
 @bp.post("/me/password")
 def change_password():
-    """Change the caller's password (the current one is required)."""
+    """Change the caller's password (the current one is required); earlier tokens die, new ones are returned."""
     data = json_body("PasswordChange")
     try:
         store().authenticate(caller().name, data["current_password"])
     except AuthError:
         raise Forbidden("current_password: is not the current password") from None
     store().set_password(caller().name, data["new_password"])
-    return "", 204
+    _services()["tokens"].revoke_user(caller().name)
+    return jsonify(_services()["tokens"].issue(caller().name))
 
 
 __all__ = ["bp", "RateLimited"]

@@ -1,0 +1,224 @@
+"""MCP endpoint auth decisions: API keys and OAuth 2.1 tokens from a real local issuer (JWKS over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from gateway_server.mcp_auth import (
+    AuthFailure,
+    KeyIndex,
+    OAuthVerifier,
+    Principal,
+    auth_config_errors,
+    authenticate,
+    hash_secret,
+    metadata_path,
+    protected_resource_metadata,
+)
+from mcpgw_sdk.records import ApiKey
+
+RESOURCE = "http://127.0.0.1:5235/acme/mcp"
+METADATA = "http://127.0.0.1:5235" + metadata_path("/acme")
+
+
+def _key(id, secret, *, tenant="acme", revoked=False, expires_at=None, tools=(), servers=()):
+    return ApiKey(id=id, name=f"k{id}", prefix=secret[:6], user="alice", tenant=tenant, tools=tools,
+                  servers=servers, revoked=revoked, expires_at=expires_at, secret_hash=hash_secret(secret))
+
+
+@pytest.fixture
+def keys():
+    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    return KeyIndex([
+        _key(1, "good-secret", tools=("get_user",), servers=("users",)),
+        _key(2, "revoked-secret", revoked=True),
+        _key(3, "expired-secret", expires_at=past),
+        _key(4, "other-tenant", tenant="globex"),
+        _key(5, "naive-future", expires_at=datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(hours=1)),
+    ])
+
+
+def _apikey(headers, keys):
+    return authenticate({"mode": "apikey"}, headers, keys=keys, tenant="acme", resource_url=RESOURCE,
+                        metadata_url=METADATA, oauth=None)
+
+
+def test_open_router_needs_no_credentials(keys):
+    assert authenticate(None, {}, keys=keys, tenant="acme", resource_url=RESOURCE, metadata_url=METADATA) is None
+    assert authenticate({"mode": "none"}, {}, keys=keys, tenant="acme", resource_url=RESOURCE,
+                        metadata_url=METADATA) is None
+
+
+def test_apikey_bearer_and_header_give_scoped_principal(keys):
+    p = _apikey({"authorization": "Bearer good-secret"}, keys)
+    assert p == Principal(user="alice", key_id=1, tenant="acme", tools=frozenset({"get_user"}),
+                          servers=frozenset({"users"}))
+    assert p.allows("users", "get_user") and not p.allows("users", "delete_user")
+    assert not p.allows("billing", "get_user")
+    assert _apikey({"x-api-key": "good-secret"}, keys).key_id == 1
+    unscoped = _apikey({"x-api-key": "naive-future"}, keys)
+    assert unscoped.tools is None and unscoped.servers is None and unscoped.allows("any", "thing")
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"authorization": "Basic Zm9vOmJhcg=="},
+    {"authorization": "Bearer unknown"},
+    {"x-api-key": "revoked-secret"},
+    {"x-api-key": "expired-secret"},
+    {"authorization": "Bearer other-tenant"},
+])
+def test_apikey_refusals_are_401(keys, headers):
+    with pytest.raises(AuthFailure) as info:
+        _apikey(headers, keys)
+    assert info.value.status == 401
+    assert info.value.www_authenticate.startswith("Bearer ")
+    assert info.value.body["error"] in ("invalid_request", "invalid_token")
+
+
+def test_unknown_mode_is_a_clear_error(keys):
+    with pytest.raises(ValueError, match="auth.mode"):
+        authenticate({"mode": "basic"}, {}, keys=keys, tenant="acme", resource_url=RESOURCE, metadata_url=METADATA)
+
+
+# -- OAuth 2.1 with a real issuer serving its JWKS over HTTP ------------------------------------------
+
+
+class Issuer:
+    """A tiny authorization server: a JWKS and its metadata over HTTP, and a signer for tokens."""
+
+    def __init__(self):
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = "k1"
+        self.jwks_hits = 0
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's spelling
+                if self.path == "/jwks.json":
+                    issuer.jwks_hits += 1
+                    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(issuer.key.public_key()))
+                    jwk.update(kid=issuer.kid, use="sig", alg="RS256")
+                    body = {"keys": [jwk]}
+                elif self.path == "/.well-known/oauth-authorization-server":
+                    body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks.json"}
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def token(self, *, aud=RESOURCE, exp_in=300, scope="mcp:tools", kid=None, key=None, **claims):
+        now = int(time.time())
+        payload = {"iss": self.url, "sub": "user-42", "aud": aud, "iat": now, "exp": now + exp_in, **claims}
+        if scope is not None:
+            payload["scope"] = scope
+        return jwt.encode(payload, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def issuer():
+    server = Issuer()
+    yield server
+    server.close()
+
+
+def _oauth(issuer, token, *, verifier=None, auth=None):
+    auth = auth or {"mode": "oauth2", "issuer": issuer.url, "jwksUri": issuer.url + "/jwks.json",
+                    "scopes": ["mcp:tools"]}
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return authenticate(auth, headers, keys=KeyIndex(()), tenant="acme", resource_url=RESOURCE,
+                        metadata_url=METADATA, oauth=verifier)
+
+
+def test_oauth_valid_token_accepted_and_jwks_cached(issuer):
+    verifier = OAuthVerifier(issuer=issuer.url, jwks_uri=issuer.url + "/jwks.json", scopes=["mcp:tools"])
+    for _ in range(3):
+        p = _oauth(issuer, issuer.token(scope="mcp:tools other"), verifier=verifier)
+        assert p.user == "user-42" and p.tenant == "acme" and p.key_id is None
+        assert p.scopes == {"mcp:tools", "other"} and p.tools is None
+    assert issuer.jwks_hits == 1
+
+
+def test_oauth_discovers_jwks_from_issuer_metadata(issuer):
+    auth = {"mode": "oauth2", "issuer": issuer.url, "audience": "api://mcp"}
+    p = _oauth(issuer, issuer.token(aud="api://mcp", scope=None, scp=["x"]), auth=auth)
+    assert p.user == "user-42" and p.scopes == {"x"}
+
+
+@pytest.mark.parametrize("case", ["missing", "wrong_audience", "expired", "unknown_kid", "foreign_key",
+                                  "wrong_issuer", "garbage"])
+def test_oauth_invalid_tokens_are_401_with_resource_metadata(issuer, case):
+    token = {
+        "missing": lambda: None,
+        "wrong_audience": lambda: issuer.token(aud="http://elsewhere/mcp"),
+        "expired": lambda: issuer.token(exp_in=-3600),
+        "unknown_kid": lambda: issuer.token(kid='rotated"\r\nX-Injected: 1'),
+        "foreign_key": lambda: issuer.token(key=rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        "wrong_issuer": lambda: issuer.token(iss="http://evil"),
+        "garbage": lambda: "not.a.jwt",
+    }[case]()
+    with pytest.raises(AuthFailure) as info:
+        _oauth(issuer, token)
+    failure = info.value
+    assert failure.status == 401
+    assert f'resource_metadata="{METADATA}"' in failure.www_authenticate
+    assert "\n" not in failure.www_authenticate and "\r" not in failure.www_authenticate
+    if case != "missing":
+        assert 'error="invalid_token"' in failure.www_authenticate
+        assert failure.body["error"] == "invalid_token"
+
+
+def test_oauth_missing_scope_is_403_insufficient_scope(issuer):
+    with pytest.raises(AuthFailure) as info:
+        _oauth(issuer, issuer.token(scope="read"))
+    assert info.value.status == 403
+    assert info.value.body["error"] == "insufficient_scope"
+    assert 'error="insufficient_scope"' in info.value.www_authenticate
+    assert 'scope="mcp:tools"' in info.value.www_authenticate
+
+
+def test_protected_resource_metadata_is_rfc9728():
+    auth = {"mode": "oauth2", "issuer": "https://idp.example", "scopes": ["mcp:tools"]}
+    assert protected_resource_metadata(auth, RESOURCE) == {
+        "resource": RESOURCE,
+        "authorization_servers": ["https://idp.example"],
+        "scopes_supported": ["mcp:tools"],
+        "bearer_methods_supported": ["header"],
+    }
+    assert metadata_path("/gateway/user/") == "/.well-known/oauth-protected-resource/gateway/user"
+
+
+def test_auth_config_errors_name_the_field():
+    assert auth_config_errors(None) == [] and auth_config_errors({"mode": "apikey"}) == []
+    assert auth_config_errors({"mode": "oauth2", "issuer": "https://idp", "scopes": ["a"], "audience": "x"}) == []
+    errors = auth_config_errors({"mode": "oauth2", "jwks": "x", "scopes": 3}, "routers[0].auth")
+    assert "routers[0].auth: unknown key 'jwks'; allowed keys: mode, issuer, jwksUri, audience, scopes" in errors
+    assert "routers[0].auth.scopes: has the wrong type (int)" in errors
+    assert any(e.startswith("routers[0].auth.issuer: required") for e in errors)
+    assert auth_config_errors({"mode": "basic"}) == ["auth.mode: 'basic' is not one of none, apikey, oauth2"]
+    assert auth_config_errors({"mode": "oauth2", "issuer": "idp"}) == ["auth.issuer: 'idp' is not an http(s) URL"]
