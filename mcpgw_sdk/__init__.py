@@ -5,7 +5,6 @@
 """
 
 from .builders import DocumentBuilder
-from .client import McpClient
 from .errors import (
     AuthError,
     ConfigError,
@@ -21,11 +20,24 @@ from .errors import (
     StorageError,
     TemplateError,
 )
-from .local import LocalGateway
 from .store import Store, open_store
 from .workspace import NewKey, Workspace, connect
 
 __version__ = "0.1.0"
+
+# The MCP client pulls in urllib3 and ssl; entry points that patch with gevent
+# import mcpgw_sdk first, so these load on first use instead.
+_LAZY = {"McpClient": ".client", "LocalGateway": ".local"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AuthError",

@@ -19,8 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from . import settings
@@ -82,6 +80,9 @@ class LocalGateway:
 
     def readiness(self) -> dict[str, Any]:
         """The gateway's ``/readyz`` document."""
+        import urllib.error  # here, not at import: it loads ssl, which gevent must patch first
+        import urllib.request
+
         try:
             with urllib.request.urlopen(self.base_url + "/readyz", timeout=2) as resp:
                 return json.loads(resp.read())
