@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.helpers import Proc
+from tests.helpers import Procs, redis_available
 
 pytest_plugins = ["tests.fixtures_store", "tests.fixtures_gateway"]
 
@@ -27,43 +27,35 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
-def _pg_database():
+def _pg_connect():
     import psycopg2
 
-    name = "mcpgw_t_" + uuid.uuid4().hex[:12]
-    try:
-        conn = psycopg2.connect(PG_ADMIN, connect_timeout=3)
-    except Exception as exc:  # noqa: BLE001
-        _unavailable(f"PostgreSQL at {PG_ADMIN}: {exc}")
+    conn = psycopg2.connect(PG_ADMIN, connect_timeout=3)
     conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0]
-
-    def drop():
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
-
-    return f"{base}/{name}", drop
+    return conn
 
 
-def _mysql_database():
+def _mysql_connect():
     import pymysql
 
+    return pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", connect_timeout=3,
+                           autocommit=True)
+
+
+def _server_database(label: str, admin: str, connect, create: str, drop_sql: str):
+    """Create a uniquely named database through ``connect()``; return its URL (beside ``admin``) and a dropper."""
     name = "mcpgw_t_" + uuid.uuid4().hex[:12]
     try:
-        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", connect_timeout=3,
-                               autocommit=True)
+        conn = connect()
     except Exception as exc:  # noqa: BLE001
-        _unavailable(f"MySQL at {MY_ADMIN}: {exc}")
+        _unavailable(f"{label} at {admin}: {exc}")
     with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    base = MY_ADMIN.rsplit("/", 1)[0]
+        cur.execute(create.format(name=name))
+    base = admin.rsplit("/", 1)[0]
 
     def drop():
         with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(drop_sql.format(name=name))
         conn.close()
 
     return f"{base}/{name}", drop
@@ -74,9 +66,11 @@ def make_database(backend: str, tmp_path) -> tuple[str, callable]:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'mcpgw.db'}", lambda: None
     if backend == "postgresql":
-        return _pg_database()
+        return _server_database("PostgreSQL", PG_ADMIN, _pg_connect, 'CREATE DATABASE "{name}"',
+                                'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     if backend == "mysql":
-        return _mysql_database()
+        return _server_database("MySQL", MY_ADMIN, _mysql_connect, "CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
+                                "DROP DATABASE IF EXISTS `{name}`")
     raise ValueError(backend)
 
 
@@ -97,17 +91,11 @@ def sqlite_url(tmp_path):
 @pytest.fixture
 def procs(tmp_path):
     """Start real subprocesses with ``procs.start(args, env=…, name=…)``; all are stopped at teardown."""
+    with Procs(tmp_path) as holder:
+        yield holder
 
-    class Procs:
-        def __init__(self):
-            self.items: list[Proc] = []
 
-        def start(self, args, *, env=None, name="proc", cwd=None) -> Proc:
-            proc = Proc(list(args), env=env, cwd=cwd, log=tmp_path / f"{name}-{len(self.items)}.log")
-            self.items.append(proc)
-            return proc
-
-    holder = Procs()
-    yield holder
-    for proc in reversed(holder.items):
-        proc.stop()
+@pytest.fixture
+def redis_url():
+    """The test Redis URL (``MCPGW_TEST_REDIS``); skipped locally, failed under CI, when Redis is down."""
+    return redis_available()

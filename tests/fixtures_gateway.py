@@ -2,6 +2,9 @@
 
 ``gateway`` starts ``python -m gateway_server`` on a free port against a SQLite
 file seeded with the demo document; ``start_gateway`` starts more on any URL.
+Module-scoped fixtures build the same from :func:`run_backend`, :func:`seed` and
+:func:`run_gateway` on a :class:`~tests.helpers.Procs`; ``http_url``/``sse_url``
+serve the conformance fixture upstream over HTTP.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import copy
 import os
 import queue
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +21,11 @@ import pytest
 import requests
 import yaml
 
-from tests.helpers import ROOT, free_port, python, wait_for, wait_http
+from tests.helpers import ROOT, Proc, Procs, free_port, python, wait_for, wait_http
 
 DEMO_CONFIG = ROOT / "gateway_server" / "demo" / "config.yaml"
 DEMO_PREFIX = "/gateway/demo"
+FIXTURE = str(ROOT / "tests" / "fixtures" / "conformance_server.py")
 
 
 def demo_document(backend_url: str, *, name: str = "demo-users", prefix: str = DEMO_PREFIX) -> dict:
@@ -63,17 +68,23 @@ class GatewayProc:
         return wait_for(served, timeout=timeout, what=f"revision {revision} on {self.base}/readyz")
 
 
-@pytest.fixture
-def demo_backend(procs):
-    """The demo REST backend (``gateway_server.demo.backend``) on a free port; yields its base URL."""
+def run_backend(procs: Procs) -> str:
+    """Start the demo REST backend (``gateway_server.demo.backend``) on a free port; return its base URL."""
     port = free_port()
     procs.start([python(), "-m", "gateway_server.demo.backend", "--port", str(port)], name="backend")
     url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/users")
+    wait_http(f"{url}/users", status=200)
     return url
 
 
-def _open(url: str):
+@pytest.fixture
+def demo_backend(procs):
+    """The demo REST backend (``gateway_server.demo.backend``) on a free port; yields its base URL."""
+    return run_backend(procs)
+
+
+def migrated_store(url: str):
+    """The store at ``url``, migrated to the current schema (the caller closes it)."""
     from mcpgw_sdk.store import open_store
 
     store = open_store(url, check=False)
@@ -81,27 +92,54 @@ def _open(url: str):
     return store
 
 
+def seed(url: str, *documents: dict) -> int:
+    """Migrate the store at ``url``, save ``documents`` in order and return the store's revision."""
+    store = migrated_store(url)
+    try:
+        for document in documents:
+            store.save_document(document)
+        return store.revision()
+    finally:
+        store.close()
+
+
+def run_gateway(procs: Procs, db_url: str, *, reload_interval: float = 1, env: dict | None = None, args=(),
+                command=None, revision: int | None = None, name: str = "gateway") -> GatewayProc:
+    """Start ``python -m gateway_server`` on ``db_url`` and a free port; return it once ``/readyz`` is 200.
+
+    ``command`` replaces the command line: its parts are formatted with ``{port}`` and ``{db}`` and the
+    database and reload interval then go in through ``MCPGW_*`` variables. With ``revision`` it also
+    waits until that revision is served. A gateway that does not get ready fails with its output.
+    """
+    port = free_port()
+    full_env = dict(env or {})
+    if command is None:
+        cmd = [python(), "-m", "gateway_server", "--db", db_url, "--port", str(port),
+               "--reload-interval", str(reload_interval), *args]
+    else:
+        cmd = [part.format(port=port, db=db_url) for part in command]
+        full_env["MCPGW_DATABASE_URL"] = db_url
+        full_env["MCPGW_RELOAD_INTERVAL"] = str(reload_interval)
+    proc = procs.start(cmd, env=full_env, name=name)
+    gw = GatewayProc(base=f"http://127.0.0.1:{port}", port=port, proc=proc, db_url=db_url)
+    try:
+        wait_http(f"{gw.base}/readyz", status=200, timeout=30)
+        if revision is not None:
+            gw.wait_revision(revision)
+    except AssertionError as exc:
+        raise AssertionError(f"{name} did not become ready ({exc}); its output:\n{proc.output()[-3000:]}") from None
+    return gw
+
+
 @pytest.fixture
-def start_gateway(procs, tmp_path):
-    """``start_gateway(db_url, reload_interval=0.3, env=None, args=())`` → a ready :class:`GatewayProc`."""
+def start_gateway(procs):
+    """``start_gateway(db_url, reload_interval=0.3, env=None, args=(), command=None)`` → a ready
+    :class:`GatewayProc` logging at INFO (see :func:`run_gateway`)."""
 
     def start(db_url: str, *, reload_interval: float = 0.3, env: dict | None = None, args=(),
               command=None) -> GatewayProc:
-        port = free_port()
-        full_env = {"MCPGW_LOG_LEVEL": "INFO", **(env or {})}
-        cmd = command or [python(), "-m", "gateway_server", "--db", db_url, "--port", str(port),
-                          "--reload-interval", str(reload_interval), *args]
-        if command is not None:
-            cmd = [part.format(port=port, db=db_url) for part in command]
-            full_env["MCPGW_DATABASE_URL"] = db_url
-            full_env["MCPGW_RELOAD_INTERVAL"] = str(reload_interval)
-        proc = procs.start(cmd, env=full_env, name="gateway")
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_http(f"{base}/readyz", status=200, timeout=30)
-        except AssertionError:
-            raise AssertionError(f"gateway did not become ready; its output:\n{proc.output()[-3000:]}") from None
-        return GatewayProc(base=base, port=port, proc=proc, db_url=db_url)
+        return run_gateway(procs, db_url, reload_interval=reload_interval, env={"MCPGW_LOG_LEVEL": "INFO", **(env or {})},
+                           args=args, command=command)
 
     return start
 
@@ -110,7 +148,7 @@ def start_gateway(procs, tmp_path):
 def seeded_store(tmp_path, demo_backend):
     """A migrated SQLite store holding the demo document; yields ``(store, url, backend_url)``."""
     url = f"sqlite:///{tmp_path / 'gw.db'}"
-    store = _open(url)
+    store = migrated_store(url)
     store.save_document(demo_document(demo_backend))
     yield store, url, demo_backend
     store.close()
@@ -123,6 +161,17 @@ def gateway(seeded_store, start_gateway):
     gw = start_gateway(url)
     gw.wait_revision(store.revision())
     return gw
+
+
+def gunicorn_path() -> str:
+    """The ``gunicorn`` executable of this environment; skip when the production extra is not installed."""
+    import shutil
+    import sys
+
+    found = shutil.which("gunicorn") or str(Path(sys.executable).parent / "gunicorn")
+    if not Path(found).exists():
+        pytest.skip("gunicorn is not installed (the production extra)")
+    return found
 
 
 def node_tool(name: str) -> str:
@@ -147,35 +196,47 @@ def path_with_node() -> str:
 @pytest.fixture(scope="module")
 def shared_gateway(tmp_path_factory):
     """One demo backend and one gateway for a whole test module (for tests that do not change config)."""
-    from tests.helpers import Proc
+    with Procs(tmp_path_factory.mktemp("gw")) as procs:
+        url = f"sqlite:///{procs.log_dir / 'gw.db'}"
+        revision = seed(url, demo_document(run_backend(procs)))
+        yield run_gateway(procs, url, env={"MCPGW_SSE_HEARTBEAT": "1"}, revision=revision)
 
-    tmp = tmp_path_factory.mktemp("gw")
-    started = []
+
+def listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_fixture(tmp_path, transport: str, *extra: str) -> tuple[Proc, str]:
+    """Start the conformance fixture server (:data:`FIXTURE`) on ``transport``; return it with its URL."""
+    port = free_port()
+    proc = Proc([python(), FIXTURE, "--transport", transport, "--port", str(port), *extra],
+                log=tmp_path / f"fixture-{transport}-{port}.log")
     try:
-        port = free_port()
-        started.append(Proc([python(), "-m", "gateway_server.demo.backend", "--port", str(port)],
-                            log=tmp / "backend.log"))
-        backend = f"http://127.0.0.1:{port}"
-        wait_http(f"{backend}/users")
-        url = f"sqlite:///{tmp / 'gw.db'}"
-        store = _open(url)
-        store.save_document(demo_document(backend))
-        revision = store.revision()
-        store.close()
-        gw_port = free_port()
-        proc = Proc([python(), "-m", "gateway_server", "--db", url, "--port", str(gw_port), "--reload-interval", "1"],
-                    env={"MCPGW_SSE_HEARTBEAT": "1"}, log=tmp / "gateway.log")
-        started.append(proc)
-        gw = GatewayProc(base=f"http://127.0.0.1:{gw_port}", port=gw_port, proc=proc, db_url=url)
-        try:
-            wait_http(f"{gw.base}/readyz", status=200, timeout=30)
-        except AssertionError:
-            raise AssertionError(f"gateway did not become ready:\n{proc.output()[-3000:]}") from None
-        gw.wait_revision(revision)
-        yield gw
-    finally:
-        for proc in reversed(started):
-            proc.stop()
+        wait_for(lambda: listening(port), timeout=30, what=f"fixture server on {port}")
+    except AssertionError:
+        proc.stop()
+        raise AssertionError(f"fixture server did not start: {proc.output()[-2000:]}") from None
+    path = "/sse" if transport == "sse" else "/mcp"
+    return proc, f"http://127.0.0.1:{port}{path}"
+
+
+@pytest.fixture(scope="module")
+def http_url(tmp_path_factory):
+    """The conformance fixture over Streamable HTTP (one per test module); yields its ``/mcp`` URL."""
+    proc, url = start_fixture(tmp_path_factory.mktemp("http"), "streamable-http")
+    yield url
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def sse_url(tmp_path_factory):
+    """The conformance fixture over SSE (one per test module); yields its ``/sse`` URL."""
+    proc, url = start_fixture(tmp_path_factory.mktemp("sse"), "sse")
+    yield url
+    proc.stop()
 
 
 class SseStream:

@@ -2,7 +2,8 @@
 
 ``store``: an upgraded :class:`~mcpgw_sdk.sqlstore.SqlStore` on each backend of
 ``db_url`` (SQLite, PostgreSQL, MySQL/MariaDB). ``sqlite_store``: the same on a
-SQLite file only. :func:`make_document` builds a small valid config document.
+SQLite file only. :func:`make_document` builds a small valid config document;
+:func:`seed_console_users` adds the console tests' tenants and users.
 """
 
 from __future__ import annotations
@@ -26,6 +27,21 @@ def make_document(name: str = "users", *, tenant: str = "default", prefix: str |
                    "args": [{"name": "id", "position": "query", "required": False, "type": "string"}]}
                   for tool in tools],
     }
+
+
+CONSOLE_TENANTS = {"bob": "acme", "eve": "beta"}
+
+
+def seed_console_users(store, passwords: dict[str, str]) -> None:
+    """Tenants ``acme`` and ``beta``, then the users of ``passwords`` in order: ``admin`` an admin, any other a
+    member of its tenant in :data:`CONSOLE_TENANTS` (bob of acme, eve of beta)."""
+    store.create_tenant("acme", prefix="/acme")
+    store.create_tenant("beta", prefix="/beta")
+    for name, password in passwords.items():
+        if name == "admin":
+            store.create_user(name, password, role="admin")
+        else:
+            store.create_user(name, password, role="member", tenants=[CONSOLE_TENANTS[name]])
 
 
 def _open(url: str) -> SqlStore:

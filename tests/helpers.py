@@ -8,14 +8,18 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import TypeVar
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import requests
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("MCPGW_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 def free_port() -> int:
@@ -91,3 +95,91 @@ class Proc:
 def python() -> str:
     """The interpreter running the tests (the project's virtualenv)."""
     return sys.executable
+
+
+class Procs:
+    """Real subprocesses logging to ``<log_dir>/<name>-<n>.log``; all stopped, newest first, by :meth:`stop`.
+
+    Usable as a context manager: ``with Procs(tmp) as procs: procs.start([...], name="backend")``.
+    """
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.items: list[Proc] = []
+
+    def start(self, args, *, env: dict[str, str] | None = None, name: str = "proc",
+              cwd: str | Path | None = None) -> Proc:
+        """Start ``args`` as a :class:`Proc` that :meth:`stop` will end."""
+        proc = Proc(list(args), env=env, cwd=cwd, log=self.log_dir / f"{name}-{len(self.items)}.log")
+        self.items.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        """Stop every process started here, the newest first."""
+        for proc in reversed(self.items):
+            proc.stop()
+
+    def __enter__(self) -> Procs:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def redis_available() -> str:
+    """The test Redis URL (``MCPGW_TEST_REDIS``); skip locally (fail under CI) when it does not answer."""
+    import pytest
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis unavailable in CI at {REDIS_URL}: {exc}")
+        pytest.skip(f"Redis unavailable at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+def key_prefix() -> str:
+    """A fresh Redis key prefix, so tests sharing one Redis never see each other's keys."""
+    return f"mcpgw-test-{uuid.uuid4().hex[:12]}:"
+
+
+def drop_keys(prefix: str) -> None:
+    """Delete every key under ``prefix`` (test cleanup)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + "*", count=500))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited (no such process, or a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def wsgi_server(app) -> WSGIServer:
+    """A threaded, quiet WSGI server for ``app`` bound to a free loopback port (not yet serving)."""
+    return make_server("127.0.0.1", 0, app, server_class=_ThreadingServer, handler_class=_QuietHandler)

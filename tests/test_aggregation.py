@@ -19,10 +19,9 @@ from mcp.shared.exceptions import MCPError
 
 from mcpgw_sdk.documents import visible_tools
 from mcpgw_sdk.errors import ConfigError
-from tests.fixtures_gateway import GatewayProc, _open, demo_document
-from tests.helpers import ROOT, Proc, free_port, python, wait_for, wait_http
+from tests.fixtures_gateway import FIXTURE, GatewayProc, demo_document, migrated_store, run_backend, run_gateway, seed
+from tests.helpers import Procs, wait_for
 
-FIXTURE = str(ROOT / "tests" / "fixtures" / "conformance_server.py")
 AGG = "/gateway/agg"
 CLASH = "/gateway/clash"
 
@@ -54,35 +53,12 @@ EXPECTED = {"users_list_users", "users_get_user", "alpha_echo", "alpha_pid", "te
 
 @pytest.fixture(scope="module")
 def agg(tmp_path_factory):
-    """A gateway serving the aggregated and the clash documents; yields ``(gateway, store_url)``."""
-    tmp = tmp_path_factory.mktemp("agg")
-    started: list[Proc] = []
-    try:
-        port = free_port()
-        started.append(Proc([python(), "-m", "gateway_server.demo.backend", "--port", str(port)],
-                            log=tmp / "backend.log"))
-        backend = f"http://127.0.0.1:{port}"
-        wait_http(f"{backend}/users")
-        url = f"sqlite:///{tmp / 'gw.db'}"
-        store = _open(url)
-        store.save_document(aggregated_document(backend))
-        store.save_document(clash_document())
-        revision = store.revision()
-        store.close()
-        gw_port = free_port()
-        proc = Proc([python(), "-m", "gateway_server", "--db", url, "--port", str(gw_port), "--reload-interval", "1"],
-                    log=tmp / "gateway.log")
-        started.append(proc)
-        gw = GatewayProc(base=f"http://127.0.0.1:{gw_port}", port=gw_port, proc=proc, db_url=url)
-        try:
-            wait_http(f"{gw.base}/readyz", status=200, timeout=30)
-        except AssertionError:
-            raise AssertionError(f"gateway did not become ready:\n{proc.output()[-3000:]}") from None
-        gw.wait_revision(revision)
-        yield gw, backend
-    finally:
-        for proc in reversed(started):
-            proc.stop()
+    """A gateway serving the aggregated and the clash documents; yields ``(gateway, backend_url)``."""
+    with Procs(tmp_path_factory.mktemp("agg")) as procs:
+        backend = run_backend(procs)
+        url = f"sqlite:///{procs.log_dir / 'gw.db'}"
+        revision = seed(url, aggregated_document(backend), clash_document())
+        yield run_gateway(procs, url, revision=revision), backend
 
 
 def _names(url: str, transport: str = "http") -> list[str]:
@@ -134,7 +110,7 @@ def test_visible_rest_names_match_the_validator(agg):
 
 def test_collisions_are_refused_at_save_with_the_field(agg, tmp_path):
     _, backend = agg
-    store = _open(f"sqlite:///{tmp_path / 'refuse.db'}")
+    store = migrated_store(f"sqlite:///{tmp_path / 'refuse.db'}")
     try:
         same_prefix = aggregated_document(backend)
         same_prefix["mcpServers"][1]["toolPrefix"] = "alpha_"

@@ -4,53 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 
 import pytest
 import requests
 
 from mcpgw_sdk.client import McpClient, McpConnectionError, McpError, McpTimeout
-from tests.helpers import ROOT, Proc, free_port, python, wait_for
+from tests.fixtures_gateway import FIXTURE, listening, start_fixture
+from tests.helpers import Proc, free_port, gone, python, wait_for
 
-FIXTURE = str(ROOT / "tests" / "fixtures" / "conformance_server.py")
 CONFORMANCE_TOOLS = {"test_simple_text", "test_image_content", "test_audio_content", "test_embedded_resource",
                      "test_multiple_content_types", "test_tool_with_logging", "test_tool_with_progress",
                      "test_error_handling", "test_sampling", "test_elicitation"}
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def start_fixture(tmp_path, transport: str, *extra: str) -> tuple[Proc, str]:
-    """Start the fixture server on ``transport`` and return it with its URL."""
-    port = free_port()
-    proc = Proc([python(), FIXTURE, "--transport", transport, "--port", str(port), *extra],
-                log=tmp_path / f"fixture-{transport}-{port}.log")
-    try:
-        wait_for(lambda: _listening(port), timeout=30, what=f"fixture server on {port}")
-    except AssertionError:
-        proc.stop()
-        raise AssertionError(f"fixture server did not start: {proc.output()[-2000:]}") from None
-    path = "/sse" if transport == "sse" else "/mcp"
-    return proc, f"http://127.0.0.1:{port}{path}"
-
-
-@pytest.fixture(scope="module")
-def http_url(tmp_path_factory):
-    proc, url = start_fixture(tmp_path_factory.mktemp("http"), "streamable-http")
-    yield url
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def sse_url(tmp_path_factory):
-    proc, url = start_fixture(tmp_path_factory.mktemp("sse"), "sse")
-    yield url
-    proc.stop()
 
 
 def stdio_client(**kwargs) -> McpClient:
@@ -90,19 +55,7 @@ def test_stdio_tools_prompts_resources():
         assert info.value.code == -32601
         pid = client.pid
     assert client.closed
-    wait_for(lambda: _gone(pid), timeout=10, what="the stdio server to exit")
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] == "Z"
-    except OSError:
-        return True
+    wait_for(lambda: gone(pid), timeout=10, what="the stdio server to exit")
 
 
 def test_stdio_progress_and_logging():
@@ -263,7 +216,7 @@ def test_everything_streamable_http(tmp_path):
     port = free_port()
     proc = Proc([path, "streamableHttp"], env={"PORT": str(port)}, log=tmp_path / "everything.log")
     try:
-        wait_for(lambda: _listening(port), timeout=30, what="server-everything")
+        wait_for(lambda: listening(port), timeout=30, what="server-everything")
         with McpClient(f"http://127.0.0.1:{port}/mcp") as client:
             assert client.session_id
             assert client.call_tool("echo", {"message": "http"})["content"][0]["text"] == "Echo: http"

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_gateway import GatewayProc, _open, demo_document, node_tool
-from tests.helpers import ROOT, Proc, free_port, python, wait_http
+from tests.fixtures_gateway import FIXTURE, GatewayProc, demo_document, node_tool, run_backend, run_gateway, seed
+from tests.helpers import Procs
 
 pytestmark = pytest.mark.node
 
-FIXTURE = str(ROOT / "tests" / "fixtures" / "conformance_server.py")
 UPSTREAM_PREFIX = "/gateway/conformance"
 REST_PREFIX = "/gateway/demo"
 # The scenarios a REST-only server can pass (the suite's 0.1.16 release has no separate session-lifecycle one).
@@ -40,34 +39,10 @@ def conformance_document() -> dict:
 @pytest.fixture(scope="module")
 def conformance_gateway(tmp_path_factory):
     """One gateway serving the fixture upstream and the demo REST document (module scope)."""
-    tmp = tmp_path_factory.mktemp("conformance")
-    started: list[Proc] = []
-    try:
-        port = free_port()
-        started.append(Proc([python(), "-m", "gateway_server.demo.backend", "--port", str(port)],
-                            log=tmp / "backend.log"))
-        backend = f"http://127.0.0.1:{port}"
-        wait_http(f"{backend}/users")
-        url = f"sqlite:///{tmp / 'gw.db'}"
-        store = _open(url)
-        store.save_document(demo_document(backend))
-        store.save_document(conformance_document())
-        revision = store.revision()
-        store.close()
-        gw_port = free_port()
-        proc = Proc([python(), "-m", "gateway_server", "--db", url, "--port", str(gw_port),
-                     "--reload-interval", "1"], env={"MCPGW_LOG_LEVEL": "INFO"}, log=tmp / "gateway.log")
-        started.append(proc)
-        gw = GatewayProc(base=f"http://127.0.0.1:{gw_port}", port=gw_port, proc=proc, db_url=url)
-        try:
-            wait_http(f"{gw.base}/readyz", status=200, timeout=30)
-        except AssertionError:
-            raise AssertionError(f"gateway did not become ready:\n{proc.output()[-3000:]}") from None
-        gw.wait_revision(revision)
-        yield gw
-    finally:
-        for proc in reversed(started):
-            proc.stop()
+    with Procs(tmp_path_factory.mktemp("conformance")) as procs:
+        url = f"sqlite:///{procs.log_dir / 'gw.db'}"
+        revision = seed(url, demo_document(run_backend(procs)), conformance_document())
+        yield run_gateway(procs, url, env={"MCPGW_LOG_LEVEL": "INFO"}, revision=revision)
 
 
 def run_suite(gw: GatewayProc, prefix: str, out: Path, scenarios=()) -> tuple[dict[str, list[dict]], str]:

@@ -20,7 +20,9 @@ from console.mcp_tools import GatewayTools, McpCallError
 from mcpgw_sdk import open_store
 from mcpgw_sdk.records import AuditRecord
 from tests.fixtures.fake_openai import make_server
-from tests.helpers import free_port, python, wait_for, wait_http
+from tests.fixtures_gateway import run_backend
+from tests.fixtures_store import seed_console_users
+from tests.helpers import free_port, wait_for, wait_http
 
 APP = Path(__file__).resolve().parent.parent / "console" / "app.py"
 PW = {"admin": "admin-pass-1", "bob": "bob-pass-12", "eve": "eve-pass-12"}
@@ -43,11 +45,7 @@ def store(sqlite_url, monkeypatch):
     monkeypatch.setenv("MCPGW_GATEWAY_URL", f"http://127.0.0.1:{free_port()}")
     s = open_store(sqlite_url, check=False)
     s.upgrade()
-    s.create_tenant("acme", prefix="/acme")
-    s.create_tenant("beta", prefix="/beta")
-    s.create_user("admin", PW["admin"], role="admin")
-    s.create_user("bob", PW["bob"], role="member", tenants=["acme"])
-    s.create_user("eve", PW["eve"], role="member", tenants=["beta"])
+    seed_console_users(s, PW)
     s.save_document(users_doc(), author="admin")
     s.save_document(users_doc(tenant="beta", name="secret", prefix="/beta/secret"), author="admin")
     yield s
@@ -419,15 +417,13 @@ def test_schema_form_converts_and_names_bad_fields():
 @pytest.fixture
 def gateway(store, sqlite_url, procs, monkeypatch):
     """The demo REST backend and a real gateway serving ``acme/users`` from the test store."""
-    backend_port, gateway_port = free_port(), free_port()
-    procs.start([python(), "-m", "gateway_server.demo.backend", "--port", str(backend_port)], name="backend")
-    store.save_document(users_doc(f"http://127.0.0.1:{backend_port}"), author="admin", base_version=1)
+    gateway_port = free_port()
+    store.save_document(users_doc(run_backend(procs)), author="admin", base_version=1)
     url = f"http://127.0.0.1:{gateway_port}"
     procs.start([str(Path(sys.executable).parent / "mcpgw"), "serve", "--db", sqlite_url,
                  "--port", str(gateway_port), "--reload-interval", "0.3"], name="gateway")
     wait_http(f"{url}/readyz", timeout=30, status=200)
     monkeypatch.setenv("MCPGW_GATEWAY_URL", url)
-    wait_http(f"http://127.0.0.1:{backend_port}/users", timeout=15)
     return url
 
 

@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from mcpgw_sdk import open_store
-from tests.helpers import ROOT, Proc, free_port, python, wait_for, wait_http
+from tests.fixtures_store import seed_console_users
+from tests.helpers import ROOT, Procs, free_port, python, wait_for, wait_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -57,10 +58,7 @@ def stack(tmp_path_factory):
     db = f"sqlite:///{tmp / 'mcpgw.db'}"
     store = open_store(db, check=False)
     store.upgrade()
-    store.create_tenant("acme", prefix="/acme")
-    store.create_tenant("beta", prefix="/beta")
-    store.create_user("admin", PW["admin"], role="admin")
-    store.create_user("bob", PW["bob"], role="member", tenants=["acme"])
+    seed_console_users(store, PW)
     store.save_document({"name": "secret", "tenant": "beta", "routers": [{"prefix": "/beta/secret",
                                                                          "server": "s"}],
                          "servers": [{"name": "s", "allowedTools": []}], "tools": []}, author="admin")
@@ -69,30 +67,25 @@ def stack(tmp_path_factory):
                          "servers": [{"name": "s", "allowedTools": []}], "tools": []}, author="admin")
     ports = {name: free_port() for name in ("backend", "gateway", "openai", "console")}
     mcpgw = str(Path(sys.executable).parent / "mcpgw")
-    procs = []
-
-    def start(args, name, env=None):
-        procs.append(Proc(args, env=env, log=tmp / f"{name}.log"))
-        return procs[-1]
-
+    procs = Procs(tmp)
     try:
-        start([python(), "-m", "gateway_server.demo.backend", "--port", str(ports["backend"])], "backend")
-        start([mcpgw, "serve", "--db", db, "--port", str(ports["gateway"]), "--reload-interval", "0.5"], "gateway")
-        start([python(), str(ROOT / "tests" / "fixtures" / "fake_openai.py"), "--port", str(ports["openai"]),
-               "--api-key", "sk-test"], "openai")
+        procs.start([python(), "-m", "gateway_server.demo.backend", "--port", str(ports["backend"])], name="backend")
+        procs.start([mcpgw, "serve", "--db", db, "--port", str(ports["gateway"]), "--reload-interval", "0.5"],
+                    name="gateway")
+        procs.start([python(), str(ROOT / "tests" / "fixtures" / "fake_openai.py"), "--port", str(ports["openai"]),
+                     "--api-key", "sk-test"], name="openai")
         gateway = f"http://127.0.0.1:{ports['gateway']}"
-        start([mcpgw, "console", "--db", db, "--port", str(ports["console"])], "console",
-              env={"MCPGW_GATEWAY_URL": gateway, "OPENAI_BASE_URL": f"http://127.0.0.1:{ports['openai']}/v1",
-                   "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": "fake-model"})
+        procs.start([mcpgw, "console", "--db", db, "--port", str(ports["console"])], name="console",
+                    env={"MCPGW_GATEWAY_URL": gateway, "OPENAI_BASE_URL": f"http://127.0.0.1:{ports['openai']}/v1",
+                         "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": "fake-model"})
         console = f"http://127.0.0.1:{ports['console']}"
         wait_http(f"{console}/_stcore/health", timeout=60, status=200)
         wait_http(f"{gateway}/readyz", timeout=60, status=200)
         wait_http(f"http://127.0.0.1:{ports['backend']}/users", timeout=30, status=200)
         yield {"store": store, "console": console, "gateway": gateway, "tmp": tmp,
-               "backend": f"http://127.0.0.1:{ports['backend']}", "procs": procs}
+               "backend": f"http://127.0.0.1:{ports['backend']}", "procs": procs.items}
     finally:
-        for proc in reversed(procs):
-            proc.stop()
+        procs.stop()
         store.close()
 
 

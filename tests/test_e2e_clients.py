@@ -75,11 +75,11 @@ def test_upstream_mcp_server_through_the_gateway(tmp_path, start_gateway):
     import requests
     from mcp import types
 
-    from tests.fixtures_gateway import SseStream, _open
+    from tests.fixtures_gateway import SseStream, migrated_store
     from tests.helpers import ROOT
 
     url = f"sqlite:///{tmp_path / 'up.db'}"
-    store = _open(url)
+    store = migrated_store(url)
     store.save_document({"name": "up", "tenant": "default", "routers": [{"prefix": "/up", "server": "fixture"}],
                          "mcpServers": [{"name": "fixture", "type": "stdio", "command": sys.executable,
                                          "args": [str(ROOT / "tests/fixtures/conformance_server.py")]}]})

@@ -17,8 +17,8 @@ import requests
 from mcp import Client
 from mcp.client.sse import sse_client
 
-from tests.fixtures_gateway import GatewayProc, _open, node_tool, path_with_node
-from tests.helpers import Proc, free_port, python, wait_for, wait_http
+from tests.fixtures_gateway import GatewayProc, node_tool, path_with_node, run_gateway, seed
+from tests.helpers import Procs, free_port, wait_for
 
 pytestmark = pytest.mark.node
 
@@ -38,14 +38,11 @@ def everything(tmp_path_factory):
     """server-everything over SSE and Streamable HTTP, and a gateway with one router per upstream type."""
     exe = node_tool("mcp-server-everything")
     node_tool("node")
-    tmp = tmp_path_factory.mktemp("everything")
     env = {"PATH": path_with_node()}
-    started: list[Proc] = []
-    try:
+    with Procs(tmp_path_factory.mktemp("everything")) as procs:
         sse_port, http_port = free_port(), free_port()
-        started.append(Proc([exe, "sse"], env={**env, "PORT": str(sse_port)}, log=tmp / "everything-sse.log"))
-        started.append(Proc([exe, "streamableHttp"], env={**env, "PORT": str(http_port)},
-                            log=tmp / "everything-http.log"))
+        procs.start([exe, "sse"], env={**env, "PORT": str(sse_port)}, name="everything-sse")
+        procs.start([exe, "streamableHttp"], env={**env, "PORT": str(http_port)}, name="everything-http")
         wait_for(lambda: _listening(f"http://127.0.0.1:{http_port}/") and
                  _listening(f"http://127.0.0.1:{sse_port}/"), timeout=30, what="server-everything")
         servers = [{"name": "ev-stdio", "type": "stdio", "command": exe, "args": ["stdio"], "timeout": 20},
@@ -54,27 +51,14 @@ def everything(tmp_path_factory):
                     "timeout": 20}]
         doc = {"name": "everything", "tenant": "default", "mcpServers": servers,
                "routers": [{"prefix": ROUTERS[s["type"]], "server": s["name"]} for s in servers]}
-        url = f"sqlite:///{tmp / 'gw.db'}"
-        store = _open(url)
-        store.save_document(doc)
-        revision = store.revision()
-        store.close()
-        gw_port = free_port()
-        proc = Proc([python(), "-m", "gateway_server", "--db", url, "--port", str(gw_port), "--reload-interval", "1"],
-                    env=env, log=tmp / "gateway.log")
-        started.append(proc)
-        gw = GatewayProc(base=f"http://127.0.0.1:{gw_port}", port=gw_port, proc=proc, db_url=url)
+        url = f"sqlite:///{procs.log_dir / 'gw.db'}"
+        gw = run_gateway(procs, url, env=env, revision=seed(url, doc))
         try:
-            wait_http(f"{gw.base}/readyz", status=200, timeout=30)
-            gw.wait_revision(revision)
             wait_for(lambda: all(u["state"] == "ready" for u in gw.readyz()["upstreams"]) and
                      len(gw.readyz()["upstreams"]) == 3, timeout=40, what="all three upstreams ready")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{proc.output()[-3000:]}") from None
+            raise AssertionError(f"{exc}\n{gw.proc.output()[-3000:]}") from None
         yield gw
-    finally:
-        for proc in reversed(started):
-            proc.stop()
 
 
 def _client(gw: GatewayProc, kind: str, transport: str) -> Client:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
@@ -12,15 +10,7 @@ from gateway_server.backends import CallContext, make_backend
 from gateway_server.backends.guard import Guard, Refused, classify, host_tokens
 from gateway_server.backends.http import HttpClient
 from gateway_server.backends.rest import result_text
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+from tests.helpers import wsgi_server
 
 
 def _app(environ, start_response):
@@ -39,7 +29,7 @@ def _app(environ, start_response):
 @pytest.fixture(scope="module")
 def backend():
     """A real HTTP server on loopback; yields its port."""
-    server = make_server("127.0.0.1", 0, _app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+    server = wsgi_server(_app)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server.server_port

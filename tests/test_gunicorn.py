@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
-from pathlib import Path
 
-import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 
-
-def _gunicorn() -> str:
-    found = shutil.which("gunicorn") or str(Path(sys.executable).parent / "gunicorn")
-    if not Path(found).exists():
-        pytest.skip("gunicorn is not installed (the production extra)")
-    return found
+from tests.fixtures_gateway import gunicorn_path
 
 
 def test_e2e_under_gunicorn_gevent(seeded_store, start_gateway):
     store, url, _ = seeded_store
-    gw = start_gateway(url, command=[_gunicorn(), "-k", "gevent", "-w", "1", "--graceful-timeout", "2", "-b", "127.0.0.1:{port}",
-                                     "gateway_server.wsgi:app"])
+    gw = start_gateway(url, command=[gunicorn_path(), "-k", "gevent", "-w", "1", "--graceful-timeout", "2",
+                                     "-b", "127.0.0.1:{port}", "gateway_server.wsgi:app"])
     gw.wait_revision(store.revision())
 
     async def main():

@@ -9,15 +9,14 @@ import re
 import threading
 import time
 import zlib
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
 from gateway_server.backends import CallContext, make_backend
 from gateway_server.backends.http import HttpClient, decode_body
 from gateway_server.backends.rest import result_text
-from tests.helpers import Proc, free_port, python, wait_http
+from tests.fixtures_gateway import run_backend
+from tests.helpers import Procs, free_port, wsgi_server
 
 AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40)
 
@@ -25,23 +24,8 @@ AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40)
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """The demo user service as a real subprocess; yields its base URL."""
-    port = free_port()
-    proc = Proc([python(), "-m", "gateway_server.demo.backend", "--port", str(port)],
-                log=tmp_path_factory.mktemp("demo") / "backend.log")
-    try:
-        wait_http(f"http://127.0.0.1:{port}/users", status=200)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.stop()
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+    with Procs(tmp_path_factory.mktemp("demo")) as procs:
+        yield run_backend(procs)
 
 
 def _extra_app(release: threading.Event):
@@ -96,8 +80,7 @@ def _extra_app(release: threading.Event):
 def extra():
     """A threaded WSGI server in this process for encodings, redirects, hangs, audio and large bodies."""
     release = threading.Event()
-    server = make_server("127.0.0.1", 0, _extra_app(release), server_class=_ThreadingServer,
-                         handler_class=_QuietHandler)
+    server = wsgi_server(_extra_app(release))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -466,8 +449,7 @@ def test_https_verifies_the_certificate_of_the_original_host_name(tmp_path):
     import ssl
 
     cert, key = _self_signed(tmp_path)
-    server = make_server("127.0.0.1", 0, _extra_app(threading.Event()), server_class=_ThreadingServer,
-                         handler_class=_QuietHandler)
+    server = wsgi_server(_extra_app(threading.Event()))
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)
     server.socket = server_ctx.wrap_socket(server.socket, server_side=True)

@@ -11,71 +11,35 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import shutil
-import sys
-import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
 from gateway_server.sessions import open_sessions
 from gateway_server.sessions_redis import RedisSessionStore
-from tests.fixtures_gateway import DEMO_PREFIX, GatewayProc, SseStream, _open, demo_document
-from tests.helpers import Proc, free_port, python, wait_for, wait_http
-from tests.test_sessions_redis import REDIS_URL, drop_keys, redis_available
-
-
-def _gunicorn() -> str:
-    found = shutil.which("gunicorn") or str(Path(sys.executable).parent / "gunicorn")
-    if not Path(found).exists():
-        pytest.skip("gunicorn is not installed (the production extra)")
-    return found
+from tests.fixtures_gateway import DEMO_PREFIX, SseStream, demo_document, gunicorn_path, run_backend, run_gateway, seed
+from tests.helpers import REDIS_URL, Procs, drop_keys, key_prefix, python, redis_available, wait_for
 
 
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory):
     """``(a, b, key_prefix)``: two replicas on one SQLite file and one Redis key prefix (shared by the module)."""
-    redis_available()
-    gunicorn = _gunicorn()
-    tmp = tmp_path_factory.mktemp("scaleout")
-    key_prefix = f"mcpgw-test-{uuid.uuid4().hex[:12]}:"
-    env = {"MCPGW_REDIS_URL": f"{REDIS_URL}?key_prefix={key_prefix}", "MCPGW_SSE_HEARTBEAT": "1",
-           "MCPGW_RELOAD_INTERVAL": "1"}
-    started: list[Proc] = []
+    redis_url = redis_available()
+    gunicorn = gunicorn_path()
+    prefix = key_prefix()
+    env = {"MCPGW_REDIS_URL": f"{redis_url}?key_prefix={prefix}", "MCPGW_SSE_HEARTBEAT": "1"}
+    commands = {"a": [python(), "-m", "gateway_server", "--db", "{db}", "--port", "{port}"],
+                "b": [gunicorn, "-k", "gevent", "-w", "2", "--graceful-timeout", "2", "-b", "127.0.0.1:{port}",
+                      "gateway_server.wsgi:app"]}
     try:
-        port = free_port()
-        started.append(Proc([python(), "-m", "gateway_server.demo.backend", "--port", str(port)],
-                            log=tmp / "backend.log"))
-        backend = f"http://127.0.0.1:{port}"
-        wait_http(f"{backend}/users")
-        url = f"sqlite:///{tmp / 'gw.db'}"
-        store = _open(url)
-        store.save_document(demo_document(backend))
-        revision = store.revision()
-        store.close()
-        gateways = []
-        for name in ("a", "b"):
-            gw_port = free_port()
-            if name == "a":
-                args = [python(), "-m", "gateway_server", "--db", url, "--port", str(gw_port)]
-            else:
-                args = [gunicorn, "-k", "gevent", "-w", "2", "--graceful-timeout", "2", "-b", f"127.0.0.1:{gw_port}",
-                        "gateway_server.wsgi:app"]
-            proc = Proc(args, env={**env, "MCPGW_DATABASE_URL": url}, log=tmp / f"gateway-{name}.log")
-            started.append(proc)
-            gw = GatewayProc(base=f"http://127.0.0.1:{gw_port}", port=gw_port, proc=proc, db_url=url)
-            try:
-                wait_http(f"{gw.base}/readyz", status=200, timeout=30)
-            except AssertionError:
-                raise AssertionError(f"replica {name} did not become ready:\n{proc.output()[-3000:]}") from None
-            gw.wait_revision(revision)
-            gateways.append(gw)
-        yield gateways[0], gateways[1], key_prefix
+        with Procs(tmp_path_factory.mktemp("scaleout")) as procs:
+            url = f"sqlite:///{procs.log_dir / 'gw.db'}"
+            revision = seed(url, demo_document(run_backend(procs)))
+            a, b = (run_gateway(procs, url, env=env, command=command, revision=revision, name=f"replica {name}")
+                    for name, command in commands.items())
+            yield a, b, prefix
     finally:
-        for proc in reversed(started):
-            proc.stop()
-        drop_keys(key_prefix)
+        drop_keys(prefix)
 
 
 def rpc(method, params=None, id=1):

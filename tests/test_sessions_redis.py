@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -13,42 +12,14 @@ import pytest
 from gateway_server.sessions import MemorySessionStore, Session, new_id
 from gateway_server.sessions_redis import RedisSessionStore
 from mcpgw_sdk.errors import ConfigError, StorageError
-from tests.helpers import free_port, wait_for
-
-REDIS_URL = os.environ.get("MCPGW_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-def redis_available() -> str:
-    """The test Redis URL; skip locally (fail under CI) when it does not answer."""
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        client.ping()
-        client.close()
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis unavailable in CI at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis unavailable at {REDIS_URL}: {exc}")
-    return REDIS_URL
-
-
-def drop_keys(prefix: str) -> None:
-    """Delete every key under ``prefix`` (test cleanup)."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=prefix + "*", count=500))
-    if keys:
-        client.delete(*keys)
-    client.close()
+from tests.helpers import drop_keys, free_port, key_prefix, redis_available, wait_for
 
 
 @pytest.fixture(params=["memory", "redis"])
 def make_store(request):
     """``make_store(ttl=…)`` → a fresh store of the parametrized kind (Redis: a unique key prefix)."""
     stores = []
-    prefix = f"mcpgw-test-{uuid.uuid4().hex[:12]}:"
+    prefix = key_prefix()
     url = redis_available() if request.param == "redis" else ""
 
     def make(*, ttl: float = 60.0):
@@ -64,15 +35,23 @@ def make_store(request):
 
 
 @pytest.fixture
-def redis_pair():
+def redis_pair(redis_url):
     """Two Redis stores on one prefix: two processes' views of the same sessions."""
-    url = redis_available()
-    prefix = f"mcpgw-test-{uuid.uuid4().hex[:12]}:"
-    a, b = RedisSessionStore(url, ttl=60, prefix=prefix), RedisSessionStore(url, ttl=60, prefix=prefix)
+    prefix = key_prefix()
+    a, b = RedisSessionStore(redis_url, ttl=60, prefix=prefix), RedisSessionStore(redis_url, ttl=60, prefix=prefix)
     yield a, b
     a.close()
     b.close()
     drop_keys(prefix)
+
+
+@pytest.fixture
+def redis_store(redis_url):
+    """A RedisSessionStore (ttl 60) on a fresh key prefix; closed and its keys dropped at teardown."""
+    store = RedisSessionStore(redis_url, ttl=60, prefix=key_prefix())
+    yield store
+    store.close()
+    drop_keys(store.prefix)
 
 
 def session(prefix: str = "/gateway/demo", **kw) -> Session:
@@ -262,11 +241,11 @@ def test_two_stores_share_sessions_and_streams(redis_pair):
     assert a.get(s.id) is None
 
 
-def test_expire_prunes_the_index():
+def test_expire_prunes_the_index(redis_url):
     import redis
 
-    url = redis_available()
-    prefix = f"mcpgw-test-{uuid.uuid4().hex[:12]}:"
+    url = redis_url
+    prefix = key_prefix()
     store = RedisSessionStore(url, ttl=0.2, prefix=prefix)
     client = redis.Redis.from_url(url)
     try:
@@ -282,10 +261,10 @@ def test_expire_prunes_the_index():
         drop_keys(prefix)
 
 
-def test_one_subscriber_connection_per_store():
+def test_one_subscriber_connection_per_store(redis_url):
     import redis
 
-    url = redis_available()
+    url = redis_url
     name = f"mcpgw-test-{uuid.uuid4().hex[:12]}"
     store = RedisSessionStore(f"{url}?client_name={name}", ttl=60, prefix=name + ":")
     client = redis.Redis.from_url(url)
@@ -311,20 +290,14 @@ def test_one_subscriber_connection_per_store():
         drop_keys(name + ":")
 
 
-def test_close_ends_local_streams():
-    url = redis_available()
-    prefix = f"mcpgw-test-{uuid.uuid4().hex[:12]}:"
-    store = RedisSessionStore(url, ttl=60, prefix=prefix)
-    try:
-        s = session()
-        store.save(s)
-        reader = Reader(store, s.id, timeout=30)
-        subscribed(store, s.id)
-        store.close()
-        assert reader.done.wait(5)
-    finally:
-        store.close()
-        drop_keys(prefix)
+def test_close_ends_local_streams(redis_store):
+    store = redis_store
+    s = session()
+    store.save(s)
+    reader = Reader(store, s.id, timeout=30)
+    subscribed(store, s.id)
+    store.close()
+    assert reader.done.wait(5)
 
 
 def test_bad_settings_name_the_field():
@@ -345,34 +318,28 @@ def test_unreachable_redis_is_a_storage_error():
         store.close()
 
 
-def test_two_streams_of_one_session_in_one_process():
-    url = redis_available()
-    prefix = f"mcpgw-test-{uuid.uuid4().hex[:12]}:"
-    store = RedisSessionStore(url, ttl=60, prefix=prefix)
-    try:
-        s = session()
-        store.save(s)
-        first, second = Reader(store, s.id, timeout=30), Reader(store, s.id, timeout=30)
-        # listen() returns once subscribed, so both streams are live when both readers hold a listener
-        wait_for(lambda: first.listener and second.listener, what="both listeners")
-        assert store.deliver(s.id, {"jsonrpc": "2.0", "id": 1, "result": {}})
-        assert first.next_message()["id"] == 1 and second.next_message()["id"] == 1
-        first.listener.close()  # one stream ends; the session's channel stays subscribed for the other
-        assert store.deliver(s.id, {"jsonrpc": "2.0", "id": 2, "result": {}})
-        assert second.next_message()["id"] == 2
-        assert first.done.wait(5), "close() from another thread did not end the first stream"
-        store.delete(s.id)
-        assert second.done.wait(5)
-    finally:
-        store.close()
-        drop_keys(prefix)
+def test_two_streams_of_one_session_in_one_process(redis_store):
+    store = redis_store
+    s = session()
+    store.save(s)
+    first, second = Reader(store, s.id, timeout=30), Reader(store, s.id, timeout=30)
+    # listen() returns once subscribed, so both streams are live when both readers hold a listener
+    wait_for(lambda: first.listener and second.listener, what="both listeners")
+    assert store.deliver(s.id, {"jsonrpc": "2.0", "id": 1, "result": {}})
+    assert first.next_message()["id"] == 1 and second.next_message()["id"] == 1
+    first.listener.close()  # one stream ends; the session's channel stays subscribed for the other
+    assert store.deliver(s.id, {"jsonrpc": "2.0", "id": 2, "result": {}})
+    assert second.next_message()["id"] == 2
+    assert first.done.wait(5), "close() from another thread did not end the first stream"
+    store.delete(s.id)
+    assert second.done.wait(5)
 
 
-def test_key_prefix_in_the_url():
+def test_key_prefix_in_the_url(redis_url):
     import redis
 
-    url = redis_available()
-    prefix = f"mcpgw-test-{uuid.uuid4().hex[:12]}:"
+    url = redis_url
+    prefix = key_prefix()
     store = RedisSessionStore(f"{url}?key_prefix={prefix}&client_name=mcpgw-test", ttl=60)
     client = redis.Redis.from_url(url)
     try:
@@ -423,14 +390,14 @@ print(json.dumps({"ended": listener.dead, "messages": [m for m in got if m], "he
 """
 
 
-def test_cooperative_under_gevent():
+def test_cooperative_under_gevent(redis_url):
     import json
     import subprocess
 
     from tests.helpers import ROOT, python
 
-    url = redis_available()
-    prefix = f"mcpgw-test-{uuid.uuid4().hex[:12]}:"
+    url = redis_url
+    prefix = key_prefix()
     try:
         out = subprocess.run([python(), "-c", GEVENT_SCRIPT, url, prefix], capture_output=True, text=True, timeout=60,
                              cwd=ROOT)

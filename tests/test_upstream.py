@@ -12,8 +12,8 @@ import pytest
 from gateway_server.backends import CallContext, make_backend
 from gateway_server.backends.upstream import UpstreamServer
 from mcpgw_sdk.errors import ConfigError
-from tests.helpers import wait_for
-from tests.test_client import FIXTURE, _gone, _listening, python, start_fixture
+from tests.fixtures_gateway import FIXTURE, listening, start_fixture
+from tests.helpers import gone, python, wait_for
 
 
 def stdio_spec(**extra) -> dict:
@@ -33,20 +33,6 @@ def servers():
     yield make
     for server in made:
         server.close()
-
-
-@pytest.fixture(scope="module")
-def http_url(tmp_path_factory):
-    proc, url = start_fixture(tmp_path_factory.mktemp("up-http"), "streamable-http")
-    yield url
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def sse_url(tmp_path_factory):
-    proc, url = start_fixture(tmp_path_factory.mktemp("up-sse"), "sse")
-    yield url
-    proc.stop()
 
 
 def text(result: dict) -> str:
@@ -70,7 +56,7 @@ def test_stdio_on_start_lists_and_calls(servers):
     pid = status["pid"]
     up.close()
     assert up.state == "stopped"
-    wait_for(lambda: _gone(pid), timeout=10, what="the process to stop")
+    wait_for(lambda: gone(pid), timeout=10, what="the process to stop")
 
 
 @pytest.mark.parametrize("kind", ["streamable-http", "sse"])
@@ -109,7 +95,7 @@ def test_on_demand_connects_on_use_and_closes_when_idle(servers):
     assert up.state == "ready"
     assert int(text(up.call_tool("pid", {}, CallContext()))) == first  # one process, not one per call
     wait_for(lambda: up.state == "stopped", timeout=10, what="idle close")
-    wait_for(lambda: _gone(first), timeout=10, what="the idle process to stop")
+    wait_for(lambda: gone(first), timeout=10, what="the idle process to stop")
     second = int(text(up.call_tool("pid", {}, CallContext())))
     assert second != first
 
@@ -271,7 +257,7 @@ def test_http_upstream_restarted_server_gets_a_new_session(servers, tmp_path):
         proc.stop(signal.SIGKILL)
         proc = Proc([python(), FIXTURE, "--transport", "streamable-http", "--port", port],
                     log=tmp_path / "fixture-again.log")
-        wait_for(lambda: _listening(int(port)), timeout=30, what="the restarted fixture")
+        wait_for(lambda: listening(int(port)), timeout=30, what="the restarted fixture")
         again = up.call_tool("echo", {"text": "two"}, CallContext())
         assert text(again) == "two", again
         assert up._shared.client.session_id != old_session

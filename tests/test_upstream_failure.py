@@ -17,10 +17,9 @@ import time
 import pytest
 import requests
 
-from tests.fixtures_gateway import GatewayProc, _open, demo_document
-from tests.helpers import ROOT, Proc, free_port, python, wait_for, wait_http
+from tests.fixtures_gateway import FIXTURE, GatewayProc, demo_document, run_backend, run_gateway, seed
+from tests.helpers import Procs, wait_for
 
-FIXTURE = str(ROOT / "tests" / "fixtures" / "conformance_server.py")
 FX, OTHER, DEMO = "/gateway/fx", "/gateway/other", "/gateway/demo"
 CALL_TIMEOUT = 10
 
@@ -67,43 +66,19 @@ def text(result: dict) -> str:
     return result["content"][0]["text"]
 
 
-def _start(tmp, env: dict | None = None) -> tuple[list[Proc], GatewayProc]:
-    started: list[Proc] = []
-    port = free_port()
-    started.append(Proc([python(), "-m", "gateway_server.demo.backend", "--port", str(port)], log=tmp / "backend.log"))
-    backend = f"http://127.0.0.1:{port}"
-    wait_http(f"{backend}/users")
-    url = f"sqlite:///{tmp / 'gw.db'}"
-    store = _open(url)
-    store.save_document(demo_document(backend))
-    store.save_document(upstream_document("fx", FX))
-    store.save_document(upstream_document("other", OTHER))
-    revision = store.revision()
-    store.close()
-    gw_port = free_port()
-    proc = Proc([python(), "-m", "gateway_server", "--db", url, "--port", str(gw_port), "--reload-interval", "0.5"],
-                env=env, log=tmp / "gateway.log")
-    started.append(proc)
-    gw = GatewayProc(base=f"http://127.0.0.1:{gw_port}", port=gw_port, proc=proc, db_url=url)
-    try:
-        wait_http(f"{gw.base}/readyz", status=200, timeout=30)
-        gw.wait_revision(revision)
-    except AssertionError:
-        for p in reversed(started):
-            p.stop()
-        raise AssertionError(f"gateway did not become ready:\n{proc.output()[-3000:]}") from None
-    return started, gw
+def _start(procs: Procs, env: dict | None = None) -> GatewayProc:
+    """The demo backend and a gateway serving the demo document and the ``fx`` and ``other`` upstreams."""
+    backend = run_backend(procs)
+    url = f"sqlite:///{procs.log_dir / 'gw.db'}"
+    revision = seed(url, demo_document(backend), upstream_document("fx", FX), upstream_document("other", OTHER))
+    return run_gateway(procs, url, reload_interval=0.5, env=env, revision=revision)
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
     """A gateway with two stdio upstream prefixes and the demo REST prefix."""
-    started, gateway = _start(tmp_path_factory.mktemp("fail"))
-    try:
-        yield gateway
-    finally:
-        for proc in reversed(started):
-            proc.stop()
+    with Procs(tmp_path_factory.mktemp("fail")) as procs:
+        yield _start(procs)
 
 
 def upstream_status(gw: GatewayProc, server: str) -> dict:
@@ -182,26 +157,22 @@ def test_slow_upstream_call_does_not_block_other_sessions(gw):
     assert text(box) == "slept 5.0"
 
 
-def test_expired_session_closes_its_upstream_session(tmp_path):
+def test_expired_session_closes_its_upstream_session(procs):
     """A session that times out without DELETE releases its own upstream session (a process for stdio)."""
-    started, gw = _start(tmp_path, env={"MCPGW_SESSION_TTL": "3"})
-    try:
-        ready_pid(gw, "fx")
-        session = Mcp(gw.mcp_url(FX))
-        # logging/setLevel gives the session an upstream session of its own.
-        assert "result" in session.request("logging/setLevel", {"level": "info"})
-        assert upstream_status(gw, "fx")["sessions"] == 1
-        wait_for(lambda: upstream_status(gw, "fx")["sessions"] == 0, timeout=15, interval=0.2,
-                 what="the expired session's upstream session to close")
-        expired = requests.post(gw.mcp_url(FX), json={"jsonrpc": "2.0", "id": 9, "method": "ping"},
-                                headers=session.headers, timeout=5)
-        assert expired.status_code == 404
-        # DELETE still closes at once.
-        fresh = Mcp(gw.mcp_url(FX))
-        assert "result" in fresh.request("logging/setLevel", {"level": "info"})
-        assert upstream_status(gw, "fx")["sessions"] == 1
-        assert requests.delete(gw.mcp_url(FX), headers=fresh.headers, timeout=5).status_code == 200
-        assert upstream_status(gw, "fx")["sessions"] == 0
-    finally:
-        for proc in reversed(started):
-            proc.stop()
+    gw = _start(procs, env={"MCPGW_SESSION_TTL": "3"})
+    ready_pid(gw, "fx")
+    session = Mcp(gw.mcp_url(FX))
+    # logging/setLevel gives the session an upstream session of its own.
+    assert "result" in session.request("logging/setLevel", {"level": "info"})
+    assert upstream_status(gw, "fx")["sessions"] == 1
+    wait_for(lambda: upstream_status(gw, "fx")["sessions"] == 0, timeout=15, interval=0.2,
+             what="the expired session's upstream session to close")
+    expired = requests.post(gw.mcp_url(FX), json={"jsonrpc": "2.0", "id": 9, "method": "ping"},
+                            headers=session.headers, timeout=5)
+    assert expired.status_code == 404
+    # DELETE still closes at once.
+    fresh = Mcp(gw.mcp_url(FX))
+    assert "result" in fresh.request("logging/setLevel", {"level": "info"})
+    assert upstream_status(gw, "fx")["sessions"] == 1
+    assert requests.delete(gw.mcp_url(FX), headers=fresh.headers, timeout=5).status_code == 200
+    assert upstream_status(gw, "fx")["sessions"] == 0
