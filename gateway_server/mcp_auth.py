@@ -25,13 +25,14 @@ from typing import Any
 
 import jwt
 
+from mcpgw_sdk.documents import AUTH_MODES, auth_errors
 from mcpgw_sdk.records import ApiKey
 from mcpgw_sdk.security import hash_secret
 
-__all__ = ["AuthFailure", "KeyIndex", "OAuthVerifier", "Principal", "auth_config_errors", "authenticate",
-           "hash_secret", "metadata_path", "protected_resource_metadata"]
+__all__ = ["CREDENTIAL_HEADERS", "AuthFailure", "KeyIndex", "OAuthVerifier", "Principal", "auth_config_errors",
+           "authenticate", "backend_headers", "hash_secret", "metadata_path", "protected_resource_metadata"]
 
-MODES = ("none", "apikey", "oauth2")
+MODES = AUTH_MODES
 #: Signature algorithms accepted from an issuer (never ``none``, never HMAC: the key is public).
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 
@@ -242,6 +243,27 @@ def _authenticate_oauth(auth: dict[str, Any], headers: dict[str, str], *, tenant
                      tenant=tenant, scopes=granted)
 
 
+#: Request headers that carry a client's credential for the gateway itself.
+CREDENTIAL_HEADERS = ("authorization", "x-api-key")
+
+
+def backend_headers(auth: dict[str, Any] | None, headers: dict[str, str]) -> dict[str, str]:
+    """The request headers backends may see: without the gateway credential when the router checks one.
+
+    A router with ``auth.mode`` ``apikey`` or ``oauth2`` consumes ``Authorization`` and
+    ``X-API-Key``: they are the caller's key or token *for the gateway*, so templates
+    (``{{ request.headers.authorization }}``) and ``forward_headers`` must never pass them on.
+    An open router keeps them (Unla documents forward the client's own backend token that way).
+    ``headers`` have lower-case names; the same dict is returned when nothing is removed.
+
+    >>> backend_headers({"mode": "apikey"}, {"x-api-key": "k", "accept": "*/*"})
+    {'accept': '*/*'}
+    """
+    if (auth or {}).get("mode") in ("apikey", "oauth2") and any(name in headers for name in CREDENTIAL_HEADERS):
+        return {k: v for k, v in headers.items() if k not in CREDENTIAL_HEADERS}
+    return headers
+
+
 def authenticate(auth: dict[str, Any] | None, headers: dict[str, str], *, keys: KeyIndex, tenant: str,
                  resource_url: str, metadata_url: str, oauth: OAuthVerifier | None = None,
                  now: datetime | None = None) -> Principal | None:
@@ -262,35 +284,16 @@ def authenticate(auth: dict[str, Any] | None, headers: dict[str, str], *, keys: 
     raise ValueError(f"auth.mode: {mode!r} is not one of {', '.join(MODES)}")
 
 
-AUTH_KEYS = {"mode": str, "issuer": str, "jwksUri": str, "audience": (str, list), "scopes": (str, list)}
-
-
 def auth_config_errors(auth: Any, where: str = "auth") -> list[str]:
     """Problems of a router's ``auth`` block, each ``field: reason`` (empty when it is usable).
+
+    The SDK's rules (:func:`mcpgw_sdk.documents.auth_errors`): one rule set for saving a
+    document and for serving it.
 
     >>> auth_config_errors({"mode": "oauth2"})
     ['auth.issuer: required for mode oauth2 (or give auth.jwksUri)']
     """
-    if auth is None:
-        return []
-    if not isinstance(auth, dict):
-        return [f"{where}: must be a mapping"]
-    errors = []
-    for name, value in auth.items():
-        if name not in AUTH_KEYS:
-            errors.append(f"{where}: unknown key {name!r}; allowed keys: {', '.join(AUTH_KEYS)}")
-        elif not isinstance(value, AUTH_KEYS[name]):
-            errors.append(f"{where}.{name}: has the wrong type ({type(value).__name__})")
-    mode = auth.get("mode", "none")
-    if mode not in MODES:
-        errors.append(f"{where}.mode: {mode!r} is not one of {', '.join(MODES)}")
-    if mode == "oauth2" and not auth.get("issuer") and not auth.get("jwksUri"):
-        errors.append(f"{where}.issuer: required for mode oauth2 (or give {where}.jwksUri)")
-    for name in ("issuer", "jwksUri"):
-        value = auth.get(name)
-        if isinstance(value, str) and not value.startswith(("https://", "http://")):
-            errors.append(f"{where}.{name}: {value!r} is not an http(s) URL")
-    return errors
+    return auth_errors(auth, where)
 
 
 def metadata_path(prefix: str) -> str:

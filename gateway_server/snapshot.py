@@ -293,6 +293,25 @@ def _build_document(key: str, content: dict[str, Any], previous: Snapshot,
         raise
 
 
+def _check_auth(key: str, prefix: str, auth: dict[str, Any] | None) -> None:
+    """Raise ConfigError for an ``auth`` block that could not serve a request.
+
+    :func:`validate` already refuses these; checking again where the route is built means no
+    request can reach an unusable block (an OAuth verifier that cannot be built would be a 500):
+    the document keeps its last good routes and ``/readyz`` names the problem instead.
+    """
+    from .mcp_auth import OAuthVerifier, auth_config_errors
+
+    problems = auth_config_errors(auth, f"routers[{prefix}].auth")
+    if not problems and (auth or {}).get("mode") == "oauth2":
+        try:
+            OAuthVerifier.from_config(auth)
+        except ValueError as exc:
+            problems = [f"routers[{prefix}].auth: {exc}"]
+    if problems:
+        raise ConfigError(f"{key}: {'; '.join(problems)}", [f"{key}: {p}" for p in problems])
+
+
 def _routes(key: str, content: dict[str, Any], by_name: dict[str, Any]) -> dict[str, Route]:
     server_dicts = {s["name"]: s for s in (content.get("servers") or []) + (content.get("mcpServers") or [])}
 
@@ -302,6 +321,7 @@ def _routes(key: str, content: dict[str, Any], by_name: dict[str, Any]) -> dict[
         if router.get("disabled") is True:
             continue
         prefix = _prefix(router)
+        _check_auth(key, prefix, router.get("auth"))
         names = _router_backends(router)
         missing = [n for n in names if n not in by_name]
         if missing:

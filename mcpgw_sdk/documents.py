@@ -35,6 +35,7 @@ import json
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -42,7 +43,7 @@ from .errors import ConfigError
 from .templates import check_template
 
 __all__ = [
-    "POSITIONS", "TOOL_NAME_RE", "canonical_json", "content_hash", "disabled_prefixes", "iter_templates", "key",
+    "AUTH_MODES", "POSITIONS", "TOOL_NAME_RE", "auth_errors", "canonical_json", "content_hash", "disabled_prefixes", "iter_templates", "key",
     "parse_text", "prefixes", "to_yaml", "tool_input_schema", "tool_prefix", "validate", "validate_set", "visible_tools",
 ]
 
@@ -76,7 +77,8 @@ class _F:
 _STRLIST = _F("strlist")
 _CORS = {"allowOrigins": _STRLIST, "allowMethods": _STRLIST, "allowHeaders": _STRLIST,
          "exposeHeaders": _STRLIST, "allowCredentials": _F("bool")}
-_AUTH = {"mode": _F("str", choices=AUTH_MODES)}
+_AUTH = {"mode": _F("str", choices=AUTH_MODES), "issuer": _F("url"), "jwksUri": _F("url"),
+         "audience": _F("strs"), "scopes": _F("strs")}
 _ROUTER = {"server": _F("str"), "servers": _STRLIST, "prefix": _F("str", required=True),
            "ssePrefix": _F("str"), "cors": _F("obj", sub=_CORS), "auth": _F("obj", sub=_AUTH),
            "disabled": _F("bool")}
@@ -117,7 +119,7 @@ _DOC = {"name": _F("str", required=True), "tenant": _F("str", default="default")
 _TYPE_NAMES = {"str": "a string", "bool": "true or false", "int": "an integer", "posnum": "a number > 0",
                "posint": "an integer > 0", "count": "an integer >= 0", "strlist": "a list of strings",
                "strmap": "a mapping of names to strings", "object": "a mapping", "obj": "a mapping",
-               "list": "a list"}
+               "list": "a list", "url": "an http(s) URL", "strs": "a string or a list of strings"}
 
 
 def _kind_of(value: Any) -> str:
@@ -143,7 +145,8 @@ class _Checker:
         self.errors: list[str] = []
 
     def err(self, path: str, reason: str) -> None:
-        self.errors.append(f"{self.label}: {path}: {reason}" if path else f"{self.label}: {reason}")
+        text = f"{path}: {reason}" if path else reason
+        self.errors.append(f"{self.label}: {text}" if self.label else text)
 
     def obj(self, value: Any, schema: dict[str, _F], path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -170,6 +173,21 @@ class _Checker:
         kind = spec.kind
         ok = True
         if kind == "str":
+            ok = isinstance(value, str)
+        elif kind == "url":
+            ok = isinstance(value, str)
+            if ok and not _is_http_url(value):
+                # kept (the document fails anyway) so rules across fields do not also call it missing
+                self.err(path, f"{value!r} is not an http(s) URL")
+                return value
+        elif kind == "strs":
+            if isinstance(value, list):
+                for i, item in enumerate(value):
+                    if not isinstance(item, str) or not item.strip():
+                        self.err(f"{path}[{i}]", f"expected a non-empty string, got {_kind_of(item)}"
+                                 + (f" {item!r}" if isinstance(item, str) else ""))
+                        return _BAD
+                return list(value)
             ok = isinstance(value, str)
         elif kind == "bool":
             ok = isinstance(value, bool)
@@ -249,6 +267,37 @@ class _Checker:
 
 
 _BAD = object()
+
+
+def _is_http_url(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _check_auth(auth: dict, path: str, checker: _Checker) -> None:
+    """Rules across an ``auth`` block's fields (each field's own type is checked by the schema)."""
+    if auth.get("mode") == "oauth2" and not auth.get("issuer") and not auth.get("jwksUri"):
+        checker.err(f"{path}.issuer", f"required for mode oauth2 (or give {path}.jwksUri)")
+
+
+def auth_errors(auth: Any, where: str = "auth") -> list[str]:
+    """Problems of a router's ``auth`` block, each ``path: reason`` (empty when it is usable).
+
+    The same rules :func:`validate` applies to ``routers[].auth``: ``mode`` is one of
+    :data:`AUTH_MODES`; ``issuer``/``jwksUri`` are http(s) URLs, one of them required for
+    ``oauth2``; ``audience`` and ``scopes`` are a string or a list of strings (a string of
+    scopes is split on spaces).
+
+    >>> auth_errors({"mode": "oauth2"})
+    ['auth.issuer: required for mode oauth2 (or give auth.jwksUri)']
+    """
+    if auth is None:
+        return []
+    checker = _Checker("")
+    checked = checker.field(auth, _F("obj", sub=_AUTH), where)
+    if isinstance(checked, dict):
+        _check_auth(checked, where, checker)
+    return checker.errors
 
 
 # -- parsing -------------------------------------------------------------
@@ -455,6 +504,8 @@ def _check_routers(doc: dict, checker: _Checker) -> None:
     seen_prefix: dict[str, str] = {}
     for i, router in enumerate(doc.get("routers", [])):
         path = f"routers[{i}]"
+        if isinstance(router.get("auth"), dict):
+            _check_auth(router["auth"], f"{path}.auth", checker)
         prefix = router.get("prefix")
         if isinstance(prefix, str):
             if not prefix.startswith("/"):

@@ -111,6 +111,26 @@ CASES = [
      "default/users: mcpServers[0].policy: 'always' is not one of onStart, onDemand"),
     ("auth mode", lambda c: c["routers"][0].update(auth={"mode": "basic"}),
      "default/users: routers[0].auth.mode: 'basic' is not one of apikey, oauth2, none"),
+    ("oauth2 needs issuer", lambda c: c["routers"][0].update(auth={"mode": "oauth2", "audience": "a"}),
+     "default/users: routers[0].auth.issuer: required for mode oauth2 (or give routers[0].auth.jwksUri)"),
+    ("auth issuer url", lambda c: c["routers"][0].update(auth={"mode": "oauth2", "issuer": "idp.example"}),
+     "default/users: routers[0].auth.issuer: 'idp.example' is not an http(s) URL"),
+    ("auth jwksUri scheme", lambda c: c["routers"][0].update(auth={"mode": "oauth2", "jwksUri": "ftp://idp/jwks"}),
+     "default/users: routers[0].auth.jwksUri: 'ftp://idp/jwks' is not an http(s) URL"),
+    ("auth issuer type", lambda c: c["routers"][0].update(auth={"mode": "oauth2", "issuer": ["https://idp"]}),
+     "default/users: routers[0].auth.issuer: expected an http(s) URL, got list"),
+    ("auth audience type", lambda c: c["routers"][0].update(auth={"mode": "oauth2", "issuer": "https://idp",
+                                                                   "audience": 5}),
+     "default/users: routers[0].auth.audience: expected a string or a list of strings, got integer"),
+    ("auth audience item", lambda c: c["routers"][0].update(auth={"mode": "oauth2", "issuer": "https://idp",
+                                                                   "audience": ["a", 2]}),
+     "default/users: routers[0].auth.audience[1]: expected a non-empty string, got integer"),
+    ("auth scopes item", lambda c: c["routers"][0].update(auth={"mode": "oauth2", "issuer": "https://idp",
+                                                                 "scopes": ["mcp:tools", ""]}),
+     "default/users: routers[0].auth.scopes[1]: expected a non-empty string, got string ''"),
+    ("auth unknown key", lambda c: c["routers"][0].update(auth={"mode": "oauth2", "issuer": "https://idp",
+                                                                 "jwks": "https://idp/jwks"}),
+     "default/users: routers[0].auth: unknown key 'jwks'; allowed keys: mode, issuer, jwksUri, audience, scopes"),
     ("timeout zero", lambda c: c["tools"][0].update(timeout=0), "default/users: tools[0].timeout: must be > 0, got 0"),
     ("timeout negative", lambda c: c["mcpServers"][0].update(timeout=-1),
      "default/users: mcpServers[0].timeout: must be > 0, got -1"),
@@ -149,6 +169,30 @@ def test_validation_error_messages(change, expected):
             router.pop("server")
     errors = errors_of(doc)
     assert any(e.startswith(expected) or expected in e for e in errors), errors
+
+
+@pytest.mark.parametrize("auth", [
+    {"mode": "oauth2", "issuer": "https://idp.example", "audience": "https://mcp.example/default/users/mcp",
+     "scopes": ["mcp:tools", "users:read"]},
+    {"mode": "oauth2", "jwksUri": "http://127.0.0.1:9/jwks.json", "audience": ["a", "b"], "scopes": "mcp:tools x"},
+    {"mode": "apikey"},
+    {"mode": "none"},
+    {},
+])
+def test_usable_auth_blocks_are_kept_as_written(auth):
+    doc = base()
+    doc["routers"][0]["auth"] = copy.deepcopy(auth)
+    assert d.validate(doc)["routers"][0]["auth"] == auth
+    assert d.auth_errors(auth) == []
+
+
+def test_auth_errors_is_the_rule_set_of_validate():
+    assert d.auth_errors(None) == []
+    assert d.auth_errors("apikey") == ["auth: expected a mapping, got string"]
+    assert d.auth_errors({"mode": "oauth2"}, "routers[0].auth") == [
+        "routers[0].auth.issuer: required for mode oauth2 (or give routers[0].auth.jwksUri)"]
+    assert d.auth_errors({"mode": "oauth2", "issuer": "idp"}) == ["auth.issuer: 'idp' is not an http(s) URL"]
+    assert d.auth_errors({"mode": "basic"}) == ["auth.mode: 'basic' is not one of apikey, oauth2, none"]
 
 
 def test_every_problem_is_reported_at_once():

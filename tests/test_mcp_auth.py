@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -19,11 +14,13 @@ from gateway_server.mcp_auth import (
     Principal,
     auth_config_errors,
     authenticate,
+    backend_headers,
     hash_secret,
     metadata_path,
     protected_resource_metadata,
 )
 from mcpgw_sdk.records import ApiKey
+from tests.auth_issuer import Issuer
 
 RESOURCE = "http://127.0.0.1:5235/acme/mcp"
 METADATA = "http://127.0.0.1:5235" + metadata_path("/acme")
@@ -92,57 +89,9 @@ def test_unknown_mode_is_a_clear_error(keys):
 # -- OAuth 2.1 with a real issuer serving its JWKS over HTTP ------------------------------------------
 
 
-class Issuer:
-    """A tiny authorization server: a JWKS and its metadata over HTTP, and a signer for tokens."""
-
-    def __init__(self):
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = "k1"
-        self.jwks_hits = 0
-        issuer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's spelling
-                if self.path == "/jwks.json":
-                    issuer.jwks_hits += 1
-                    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(issuer.key.public_key()))
-                    jwk.update(kid=issuer.kid, use="sig", alg="RS256")
-                    body = {"keys": [jwk]}
-                elif self.path == "/.well-known/oauth-authorization-server":
-                    body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks.json"}
-                else:
-                    self.send_error(404)
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def token(self, *, aud=RESOURCE, exp_in=300, scope="mcp:tools", kid=None, key=None, **claims):
-        now = int(time.time())
-        payload = {"iss": self.url, "sub": "user-42", "aud": aud, "iat": now, "exp": now + exp_in, **claims}
-        if scope is not None:
-            payload["scope"] = scope
-        return jwt.encode(payload, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def issuer():
-    server = Issuer()
+    server = Issuer(audience=RESOURCE)
     yield server
     server.close()
 
@@ -218,7 +167,55 @@ def test_auth_config_errors_name_the_field():
     assert auth_config_errors({"mode": "oauth2", "issuer": "https://idp", "scopes": ["a"], "audience": "x"}) == []
     errors = auth_config_errors({"mode": "oauth2", "jwks": "x", "scopes": 3}, "routers[0].auth")
     assert "routers[0].auth: unknown key 'jwks'; allowed keys: mode, issuer, jwksUri, audience, scopes" in errors
-    assert "routers[0].auth.scopes: has the wrong type (int)" in errors
+    assert "routers[0].auth.scopes: expected a string or a list of strings, got integer" in errors
     assert any(e.startswith("routers[0].auth.issuer: required") for e in errors)
-    assert auth_config_errors({"mode": "basic"}) == ["auth.mode: 'basic' is not one of none, apikey, oauth2"]
+    assert auth_config_errors({"mode": "basic"}) == ["auth.mode: 'basic' is not one of apikey, oauth2, none"]
     assert auth_config_errors({"mode": "oauth2", "issuer": "idp"}) == ["auth.issuer: 'idp' is not an http(s) URL"]
+
+
+def _snapshot_doc(auth):
+    return {"name": "locked", "tenant": "acme", "routers": [{"prefix": "/acme/x", "server": "s", "auth": auth}],
+            "servers": [{"name": "s"}], "tools": [{"name": "t", "endpoint": "http://127.0.0.1:1/t"}]}
+
+
+class _NoBackend:
+    def __init__(self, *, name, **_):
+        self.name = name
+
+    def list_tools(self):
+        return []
+
+    def close(self):
+        pass
+
+
+def test_unusable_auth_block_keeps_the_last_good_route():
+    from gateway_server.snapshot import _check_auth, build_snapshot
+    from mcpgw_sdk.errors import ConfigError
+    from mcpgw_sdk.records import ConfigSet, Document
+
+    def config(revision, auth):
+        return ConfigSet(revision, (Document("acme", "locked", _snapshot_doc(auth), revision),), (), ())
+
+    good = {"mode": "oauth2", "issuer": "https://idp.example", "scopes": "mcp:tools"}
+    first = build_snapshot(config(1, good), make=lambda kind, **kw: _NoBackend(**kw))
+    assert not first.errors and first.routes["/acme/x"].auth == good
+    second = build_snapshot(config(2, {"mode": "oauth2", "audience": "x"}), first,
+                            make=lambda kind, **kw: _NoBackend(**kw))
+    assert second.errors["acme/locked"] == [
+        "acme/locked: routers[0].auth.issuer: required for mode oauth2 (or give routers[0].auth.jwksUri)"]
+    assert second.routes["/acme/x"].auth == good  # still served with the last good block
+    # the route builder refuses it too, whatever let it through validation
+    with pytest.raises(ConfigError, match=r"routers\[/acme/x\]\.auth\.issuer: required"):
+        _check_auth("acme/locked", "/acme/x", {"mode": "oauth2"})
+    _check_auth("acme/locked", "/acme/x", None)
+    _check_auth("acme/locked", "/acme/x", {"mode": "apikey"})
+
+
+def test_backend_headers_drop_the_gateway_credential_only_when_it_is_checked():
+    headers = {"authorization": "Bearer t", "x-api-key": "k", "accept": "*/*"}
+    for mode in ("apikey", "oauth2"):
+        assert backend_headers({"mode": mode}, headers) == {"accept": "*/*"}
+    assert backend_headers(None, headers) is headers
+    assert backend_headers({"mode": "none"}, headers) is headers
+    assert headers == {"authorization": "Bearer t", "x-api-key": "k", "accept": "*/*"}  # not changed in place
