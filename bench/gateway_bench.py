@@ -8,13 +8,18 @@ config), then measures ``tools/call`` of ``get_user`` (one ``GET /users/<email>`
 
 - Streamable HTTP with a session and JSON responses, with ``wrk`` (a Lua script
   gives every request a unique JSON-RPC id), at 1 and 50 connections, against the
-  backend called directly and the forwarder: requests/s, p50, p99 and ratios;
+  backend called directly and the forwarder: requests/s, p50, p99, the serving
+  process's CPU time per call (from /proc; the steadiest figure on a shared
+  machine) and ratios;
 - HTTP+SSE (POST ``/message`` → 202, the answer read from the stream) with a
   gevent Python client, at 1 and 50 sessions;
 - memory per idle SSE session: gateway RSS delta over N open, initialized streams;
 - reload: write N documents with the store, time until ``/readyz`` shows the revision.
 
 Without ``wrk`` on PATH a gevent Python client replaces it (slower: compare ratios).
+``--calls-only`` skips the memory and reload figures; ``--baseline DIR`` adds the gateway
+of another source tree (say ``git archive`` of the last release) for a before/after in one run. ``bench/profile_call.py`` profiles
+the same call in process (cProfile), ``bench/auth_bench.py`` compares API-key auth on/off.
 See ``bench/README.md``.
 """
 
@@ -50,9 +55,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+def start(args: list[str], log: Path, env: dict | None = None, cwd: Path = ROOT) -> subprocess.Popen:
     """Start a server process in its own session, output to ``log``."""
-    return subprocess.Popen(args, stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT,  # noqa: SIM115
+    return subprocess.Popen(args, stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=cwd,  # noqa: SIM115
                             env={**os.environ, **(env or {})}, start_new_session=True)
 
 
@@ -111,6 +116,12 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def mcp_session(url: str) -> str:
     """Initialize a Streamable HTTP session and check one call works; return the session id."""
     import requests
@@ -167,7 +178,8 @@ def wrk(url: str, *, conns: int, duration: float, method: str = "GET", headers: 
     for line in out.stdout.splitlines():
         if line.startswith("WRKJSON "):
             data = json.loads(line[8:])
-            return {"rps": data["requests"] / (data["duration_us"] / 1e6), "p50": data["p50_us"] / 1000,
+            return {"rps": data["requests"] / (data["duration_us"] / 1e6), "calls": data["requests"],
+                    "p50": data["p50_us"] / 1000,
                     "p99": data["p99_us"] / 1000, "errors": data["errors"] + data["non2xx"]}
     raise SystemExit(f"wrk failed: {out.stdout}\n{out.stderr}")
 
@@ -185,8 +197,8 @@ def pyload(spec: dict) -> dict:
 def _summary(latencies: list[float], elapsed: float, errors: int) -> dict:
     latencies.sort()
     if not latencies:
-        return {"rps": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": errors}
-    return {"rps": len(latencies) / elapsed, "p50": latencies[len(latencies) // 2] * 1000,
+        return {"rps": 0.0, "calls": 0, "p50": float("nan"), "p99": float("nan"), "errors": errors}
+    return {"rps": len(latencies) / elapsed, "calls": len(latencies), "p50": latencies[len(latencies) // 2] * 1000,
             "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, "errors": errors}
 
 
@@ -377,8 +389,12 @@ def _idle_sse(spec: dict, gevent) -> None:
 
 # -- measurements ----------------------------------------------------------------
 
-def throughput(args, urls: dict, session: str, workdir: Path) -> list[tuple]:
-    """Streamable HTTP (and the two baselines) at 1 and 50 connections; medians over rounds."""
+def throughput(args, urls: dict, session: str, workdir: Path, pids: dict) -> list[tuple]:
+    """Streamable HTTP (and the two baselines) at 1 and 50 connections; medians over rounds.
+
+    Each row also carries the serving process's CPU time per call (``pids`` by target name;
+    the backend's own CPU is not counted for the forwarder and the gateway).
+    """
     use_wrk = shutil.which("wrk") is not None
     if not use_wrk:
         print("wrk not found: using the gevent Python load generator (its own cost dominates; compare ratios)")
@@ -389,31 +405,40 @@ def throughput(args, urls: dict, session: str, workdir: Path) -> list[tuple]:
         "gateway": dict(url=urls["gateway"] + PREFIX + "/mcp", method="POST",
                         headers={**MCP_HEADERS, "Mcp-Session-Id": session}, body=CALL),
     }
+    if "baseline" in urls:
+        targets["baseline"] = dict(url=urls["baseline"] + PREFIX + "/mcp", method="POST",
+                                   headers={**MCP_HEADERS, "Mcp-Session-Id": urls["baseline session"]}, body=CALL)
     rows = []
     for conns in (1, 50):
         runs: dict[str, list[dict]] = {name: [] for name in targets}
         for _round in range(args.rounds):
             for name, target in targets.items():  # interleaved, so drifts hit all alike
+                cpu_before = cpu_seconds(pids[name])
                 if use_wrk:
-                    runs[name].append(wrk(target["url"], conns=conns, duration=args.duration, method=target["method"],
-                                          headers=target["headers"], body=target["body"], workdir=workdir))
+                    result = wrk(target["url"], conns=conns, duration=args.duration, method=target["method"],
+                                 headers=target["headers"], body=target["body"], workdir=workdir)
                 else:
-                    runs[name].append(pyload({"mode": "http", "conns": conns, "duration": args.duration, **target}))
+                    result = pyload({"mode": "http", "conns": conns, "duration": args.duration, **target})
+                result["cpu_ms"] = (cpu_seconds(pids[name]) - cpu_before) * 1000 / max(result["calls"], 1)
+                runs[name].append(result)
         for name, results in runs.items():
-            rows.append(("streamable-http" if name == "gateway" else "http", conns, name,
+            rows.append(("streamable-http" if name in ("gateway", "baseline") else "http", conns, name,
                          statistics.median(r["rps"] for r in results), statistics.median(r["p50"] for r in results),
-                         statistics.median(r["p99"] for r in results), sum(r["errors"] for r in results)))
+                         statistics.median(r["p99"] for r in results), sum(r["errors"] for r in results),
+                         statistics.median(r["cpu_ms"] for r in results)))
     return rows
 
 
-def sse_throughput(args, urls: dict) -> list[tuple]:
-    """HTTP+SSE tools/call with the Python client at 1 and 50 sessions."""
+def sse_throughput(args, urls: dict, gateway_pid: int) -> list[tuple]:
+    """HTTP+SSE tools/call with the Python client at 1 and 50 sessions (CPU includes session setup)."""
     rows = []
     for conns in (1, 50):
+        before = cpu_seconds(gateway_pid)
         result = pyload({"mode": "sse", "conns": conns, "duration": args.duration, "base": urls["gateway"],
                          "prefix": PREFIX})
+        cpu_ms = (cpu_seconds(gateway_pid) - before) * 1000 / max(result["calls"], 1)
         rows.append(("sse (py client)", conns, "gateway", result["rps"], result["p50"], result["p99"],
-                     result["errors"]))
+                     result["errors"], cpu_ms))
     return rows
 
 
@@ -478,6 +503,10 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, help="idle SSE sessions for the memory figure (default 5000)")
     parser.add_argument("--documents", type=int, help="documents for the reload figure (default 1000)")
     parser.add_argument("--reload-interval", type=float, default=1.0, help="the gateway's poll interval (s)")
+    parser.add_argument("--calls-only", action="store_true", help="only the tools/call figures (no memory, reload)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also measure the gateway of another source tree DIR (holding gateway_server/ and "
+                             "mcpgw_sdk/, e.g. from `git archive`) as the row 'baseline'")
     args = parser.parse_args()
     args.duration = args.duration or (2.0 if args.quick else 5.0)
     args.rounds = args.rounds or (1 if args.quick else 3)
@@ -515,21 +544,44 @@ def main() -> None:
         wait_url(urls["gateway"] + "/readyz", gateway)
         session = mcp_session(urls["gateway"] + PREFIX + "/mcp")
         wait_port(ports["forwarder"], forwarder)  # it only takes POSTs, so poll the port
+        pids = {"backend direct": backend.pid, "forwarder": forwarder.pid, "gateway": gateway.pid}
+        if args.baseline:
+            # The same gateway command run from another source tree (e.g. `git archive` of a commit).
+            base_db = f"sqlite:///{workdir / 'baseline.db'}"
+            prepare(base_db, urls["backend"])
+            urls["baseline"] = f"http://127.0.0.1:{free_port()}"
+            baseline = start([sys.executable, "-m", "gateway_server", "--db", base_db, "--port",
+                              urls["baseline"].rsplit(":", 1)[1], "--reload-interval", str(args.reload_interval)],
+                             workdir / "baseline.log", {**env, "PYTHONPATH": str(args.baseline)},
+                             cwd=args.baseline)
+            procs.append(baseline)
+            wait_url(urls["baseline"] + "/readyz", baseline)
+            urls["baseline session"] = mcp_session(urls["baseline"] + PREFIX + "/mcp")
+            pids["baseline"] = baseline.pid
 
         print(f"mcpgw gateway benchmark ({'quick' if args.quick else 'full'}: {args.rounds} round(s) x "
               f"{args.duration:g} s, {os.cpu_count()} CPUs; logs in {workdir})")
-        rows = throughput(args, urls, session, workdir) + sse_throughput(args, urls)
-        print(f"\n{'transport':<17}{'conns':>6}  {'target':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
-        for transport, conns, target, rps, p50, p99, errors in rows:
-            print(f"{transport:<17}{conns:>6}  {target:<16}{rps:>10.0f}{p50:>9.2f}{p99:>9.2f}{errors:>8}")
+        rows = throughput(args, urls, session, workdir, pids) + sse_throughput(args, urls, gateway.pid)
+        print(f"\n{'transport':<17}{'conns':>6}  {'target':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+              f"{'CPU ms/call':>13}")
+        for transport, conns, target, rps, p50, p99, errors, cpu in rows:
+            print(f"{transport:<17}{conns:>6}  {target:<16}{rps:>10.0f}{p50:>9.2f}{p99:>9.2f}{errors:>8}{cpu:>13.3f}")
         by = {(r[2], r[1], r[0]): r for r in rows}
         print()
         for conns in (1, 50):
             gw = by[("gateway", conns, "streamable-http")]
             direct, fwd = by[("backend direct", conns, "http")], by[("forwarder", conns, "http")]
             print(f"ratios at {conns:>2} conns: gateway/direct req/s {gw[3] / direct[3]:.2f}, "
-                  f"gateway/forwarder req/s {gw[3] / fwd[3]:.2f}, p50 gateway/forwarder {gw[4] / fwd[4]:.2f}")
+                  f"gateway/forwarder req/s {gw[3] / fwd[3]:.2f}, p50 gateway/forwarder {gw[4] / fwd[4]:.2f} "
+                  f"(p50 gateway - forwarder {gw[4] - fwd[4]:+.2f} ms), CPU/call gateway/forwarder "
+                  f"{gw[7] / fwd[7]:.2f}")
+            if ("baseline", conns, "streamable-http") in by:
+                base = by[("baseline", conns, "streamable-http")]
+                print(f"  baseline at {conns:>2} conns: baseline/forwarder req/s {base[3] / fwd[3]:.2f}, "
+                      f"gateway/baseline req/s {gw[3] / base[3]:.2f}, CPU/call gateway/baseline {gw[7] / base[7]:.2f}")
 
+        if args.calls_only:
+            return
         mem = sse_memory(args, urls, gateway)
         print(f"\nidle SSE sessions: {mem['opened']} open ({mem['failed']} failed; /readyz counts "
               f"{mem['sessions_seen']}), gateway RSS {mem['rss_before_kib'] / 1024:.1f} -> "

@@ -73,7 +73,7 @@ class Gateway:
         self._origins: dict[str, frozenset[str]] = {}
         self._method_counters: dict[str, Any] = {}
         self._tool_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-        self._auth_cache: dict[tuple[int, str], Any] = {}
+        self._auth_cache: dict[Any, tuple[Any, Any]] = {}
         self._pending: dict[tuple[str, str], queue.Queue] = {}
         self._client_ids = itertools.count(1)
 
@@ -120,22 +120,24 @@ class Gateway:
         from . import mcp_auth
 
         snap = self.snapshot
-        keys = self._auth_cache.get((id(snap), "keys"))
-        if keys is None:
-            keys = self._auth_cache[(id(snap), "keys")] = mcp_auth.KeyIndex(snap.keys)
-            for stale in [k for k in self._auth_cache if k[0] != id(snap)]:
-                del self._auth_cache[stale]
-        oauth = None
-        if (route.auth or {}).get("mode") == "oauth2":
-            oauth = self._auth_cache.get((id(route), "oauth"))
-            if oauth is None:
-                oauth = self._auth_cache[(id(route), "oauth")] = mcp_auth.OAuthVerifier.from_config(route.auth)
+        # Cached with the object they were built from: an id() alone can be reused by a later snapshot.
+        cached = self._auth_cache.get("keys")
+        if cached is None or cached[0] is not snap:
+            self._auth_cache.clear()
+            cached = self._auth_cache["keys"] = (snap, mcp_auth.KeyIndex(snap.keys))
+        keys = cached[1]
+        if (route.auth or {}).get("mode") != "oauth2":  # API keys: no URLs or verifier needed
+            return mcp_auth.authenticate(route.auth, request_headers(environ), keys=keys, tenant=route.tenant,
+                                         resource_url="", metadata_url="")
+        cached = self._auth_cache.get(("oauth", route.prefix))
+        if cached is None or cached[0] is not route:
+            cached = self._auth_cache[("oauth", route.prefix)] = (route, mcp_auth.OAuthVerifier.from_config(route.auth))
         base = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST') or f'{self.host}:{self.port}'}"
         if self.public_url:
             base = self.public_url.rstrip("/")
         return mcp_auth.authenticate(route.auth, request_headers(environ), keys=keys, tenant=route.tenant,
                                      resource_url=f"{base}{route.prefix}/mcp",
-                                     metadata_url=base + mcp_auth.metadata_path(route.prefix), oauth=oauth)
+                                     metadata_url=base + mcp_auth.metadata_path(route.prefix), oauth=cached[1])
 
     def client_request(self, session_id: str, send: Callable[[dict[str, Any]], Any], method: str,
                        params: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:

@@ -34,15 +34,25 @@ def patch() -> None:
         pass
 
 
+def listen_error(host: str, port: int, exc: OSError) -> str:
+    """``cannot listen on 127.0.0.1:5235: address already in use`` for a failed bind."""
+    import errno
+
+    reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc)).lower()
+    return f"cannot listen on {host}:{port}: {reason}"
+
+
 def run(*, db: str | None, host: str | None, port: int | None, reload_interval: float | None) -> None:
     """Serve the gateway until SIGTERM/SIGINT (call :func:`patch` first)."""
+    import http.client
     import signal
     import socket
 
-    from gevent.pywsgi import WSGIHandler, WSGIServer
+    from gevent.pywsgi import OldMessage, WSGIHandler, WSGIServer
 
     from . import logs
     from .app import create_app
+    from .backends.http import parse_headers
 
     logs.setup(level=settings.get("log_level"), fmt=settings.get("log_format"))
     import logging
@@ -54,7 +64,11 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
     app.start()
 
     class NoDelayHandler(WSGIHandler):
-        """Sets TCP_NODELAY: without it keep-alive responses stall ~40 ms (Nagle + delayed ACK)."""
+        """Sets TCP_NODELAY: without it keep-alive responses stall ~40 ms (Nagle + delayed ACK).
+
+        Also sends the status line, headers and a small body in one write (gevent sends
+        the headers first, then the body: two syscalls and two packets per JSON answer).
+        """
 
         def __init__(self, sock, address, server, rfile=None):
             try:
@@ -63,8 +77,37 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
                 pass
             super().__init__(sock, address, server, rfile)
 
+        def MessageClass(self, fp, *args):
+            # gevent parses request headers with the email package; this reads the same lines, ~5x cheaper.
+            try:
+                return parse_headers(fp, OldMessage)
+            except http.client.LineTooLong:
+                message = OldMessage()
+                message.status = "Line too long"
+                return message
+
+        def _write_with_headers(self, data):
+            if not data or len(data) > 65536 or (self.provided_content_length is None
+                                                 and not hasattr(self.result, "__len__")):
+                return super()._write_with_headers(data)  # streams (SSE) and large bodies: gevent's way
+            self.headers_sent = True
+            self.finalize_headers()
+            out = bytearray(b"HTTP/1.1 ")
+            out += self.status
+            out += b"\r\n"
+            for header, value in self.response_headers:
+                out += header + b": " + value + b"\r\n"
+            out += b"\r\n"
+            out += data
+            self._sendall(out)
+
     server = WSGIServer((host, port), app, handler_class=NoDelayHandler, log=None,
                         error_log=logging.getLogger("mcpgw.http"))
+    try:
+        server.init_socket()
+    except OSError as exc:
+        app.stop()
+        raise click.ClickException(listen_error(host, port, exc)) from None
 
     def shutdown(*_):
         log.info("shutting down")

@@ -63,6 +63,27 @@ def _template(text: Any, field: str):
         return exc
 
 
+_CONFIG_REF = re.compile(r"\{\{\s*config\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def _constant(template: Any, config: dict[str, str]) -> Any:
+    """``template`` as plain text when it only inserts plain ``config`` values (``{{ config.baseUrl }}/users``).
+
+    Such an endpoint renders the same on every call, so it is rendered once per snapshot
+    instead of through Jinja per call. Anything else is returned unchanged.
+    """
+    text = getattr(template, "text", None)
+    if isinstance(template, (_Plain, Exception)) or not isinstance(text, str) or "\r" in text:
+        return template
+    rest = _CONFIG_REF.sub("", text)
+    if "{{" in rest or "{%" in rest or "{#" in rest:
+        return template
+    names = _CONFIG_REF.findall(text)
+    if not all(isinstance(config.get(name), str) for name in names):
+        return template
+    return _Plain(_CONFIG_REF.sub(lambda m: config[m.group(1)], text))
+
+
 def _render(template, context: dict[str, Any], field: str) -> str:
     if isinstance(template, Exception):
         raise _Failed(f"invalid template {template}" if str(template).startswith(field)
@@ -207,6 +228,9 @@ class _Tool:
         self.literal_hosts = server_literals | host_tokens([endpoint])
         # Which client request data can reach the URL (then it counts as untrusted, like arguments).
         self.request_refs = _request_refs([endpoint])
+        # Templates can only reach the client's request by naming it; without that, skip building it.
+        self.uses_request = any("request" in str(text) for text in
+                                [endpoint, body, response, *(tool.get("headers") or {}).values()])
 
 
 class RestServer:
@@ -239,6 +263,13 @@ class RestServer:
                 continue
             self.tools[tool["name"]] = _Tool(tool, literals, self._descriptor(tool, tool_input_schema(tool)))
         self.prompts = {p["name"]: p for p in content.get("prompts") or [] if isinstance(p, dict) and "name" in p}
+        # A config of plain values (the common case) is the same for every call: build it once.
+        self.plain_config = ({key: tpl.text for key, tpl in self.config.items()}
+                             if all(isinstance(tpl, _Plain) for tpl in self.config.values()) else None)
+        if self.plain_config is not None:
+            for compiled in self.tools.values():
+                compiled.endpoint = _constant(compiled.endpoint, self.plain_config)
+        self.config_uses_request = any("request" in str(value) for value in config.values())
         self.forward_headers = tuple(h.strip().lower() for h in settings.get("forward_headers") if h.strip())
         self.default_timeout = float(settings.get("tool_timeout"))
         self.default_max_bytes = int(settings.get("max_response_bytes"))
@@ -320,12 +351,18 @@ class RestServer:
                 args[arg_name] = default
             if arg_name in args:
                 args[arg_name] = _coerce(args[arg_name], kind)
-        request = request_context(ctx.headers, ctx.query, ctx.cookies)
-        if isinstance(request, dict) and "request" in request and "headers" not in request:
-            request = request["request"]
+        if tool.uses_request or self.config_uses_request:
+            request = request_context(ctx.headers, ctx.query, ctx.cookies)
+            if isinstance(request, dict) and "request" in request and "headers" not in request:
+                request = request["request"]
+        else:
+            request = request_context(None, None, None)
         context: dict[str, Any] = {"args": args, "request": request}
-        context["config"] = {key: _render(tpl, context, f"servers[{self.name}].config.{key}")
-                             for key, tpl in self.config.items()}
+        if self.plain_config is not None:
+            context["config"] = dict(self.plain_config)  # a copy: a template may not change the next call's
+        else:
+            context["config"] = {key: _render(tpl, context, f"servers[{self.name}].config.{key}")
+                                 for key, tpl in self.config.items()}
         url = self._url(tool, args, context)
         headers = self._headers(tool, args, context, ctx)
         body = self._body(tool, args, context, headers)

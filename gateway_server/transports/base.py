@@ -83,13 +83,17 @@ def extra_headers(route: Any, environ: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def request_headers(environ: dict[str, Any]) -> dict[str, str]:
-    """The request's headers with lower-case names."""
+    """The request's headers with lower-case names (built once per request: auth and the call both read them)."""
+    out = environ.get("mcpgw.headers")
+    if out is not None:
+        return out
     out = {}
     for key, value in environ.items():
         if key.startswith("HTTP_"):
             out[key[5:].replace("_", "-").lower()] = value
     if environ.get("CONTENT_TYPE"):
         out["content-type"] = environ["CONTENT_TYPE"]
+    environ["mcpgw.headers"] = out
     return out
 
 
