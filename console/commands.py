@@ -22,7 +22,8 @@ def streamlit_command(*, host: str, port: int) -> list[str]:
             "--server.port", str(port),
             "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none",
-            "--global.developmentMode", "false"]
+            "--global.developmentMode", "false",
+            "--client.toolbarMode", "minimal"]  # no "Deploy" button: this app is not deployed to Streamlit Cloud
 
 
 def console_env(*, db: str | None, gateway_url: str | None) -> dict[str, str]:

@@ -67,6 +67,14 @@ def over_time(df: pd.DataFrame, freq: str) -> pd.DataFrame:
     return out[columns]
 
 
+def latency_as_line(timeline: pd.DataFrame) -> bool:
+    """Whether the latency of :func:`over_time` can be drawn as lines.
+
+    A line needs two buckets with calls; with fewer it would be blank, so the page draws bars.
+    """
+    return int(timeline[["p50_ms", "p95_ms"]].notna().any(axis=1).sum()) >= 2 if not timeline.empty else False
+
+
 def summary(df: pd.DataFrame) -> dict[str, float]:
     """Total calls, error rate (0..1) and overall p50/p95 latency."""
     if df.empty:

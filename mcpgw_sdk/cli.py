@@ -7,6 +7,7 @@ of them.
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import entry_points
 
@@ -149,7 +150,12 @@ def import_(files, fmt, author, db):
 @db_option
 def export(tenant, name, fmt, output, db):
     """Write stored config documents as a YAML stream (documents separated by ---)."""
-    text = _workspace(db).export(tenant=tenant, name=name, format=fmt)
+    skipped: list[str] = []
+    text = _workspace(db).export(tenant=tenant, name=name, format=fmt, skipped=skipped)
+    for reason in skipped:
+        click.echo(f"Warning: skipped {reason}", err=True)
+    if skipped and not text:
+        raise click.ClickException(f"nothing exported: {len(skipped)} document(s) have no Unla spelling")
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -163,15 +169,62 @@ def export(tenant, name, fmt, output, db):
 @db_option
 def check(db):
     """Validate every stored config document; exit 1 listing the problems."""
+    import logging
+
+    # A yaml:// store logs each problem it finds while loading; check prints them itself, once.
+    quiet = logging.getLogger("mcpgw_sdk.yamlstore")
+    was = quiet.disabled
+    quiet.disabled = True
+    click.get_current_context().call_on_close(lambda: setattr(quiet, "disabled", was))
     gw = _workspace(db)
     problems = gw.check()
-    count = len(gw.store.list_documents())
+    records = gw.store.list_documents()
+    count = len(records)
+    for line in _env_warnings(records):
+        click.echo(f"Warning: {line}", err=True)
     if problems:
         for line in problems:
             click.echo(line)
         click.echo(f"{len(problems)} problem(s) in {count} document(s).", err=True)
         sys.exit(1)
     click.echo(f"All {count} document(s) are valid.")
+
+
+def _fit_problems(db: str | None, content: dict) -> list[str]:
+    """Why the stored configuration would refuse ``content`` (its tenant's prefix, prefixes taken); [] if unknown."""
+    from . import documents
+
+    url = settings.get("database_url", db)
+    if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///"):]):
+        return []  # nothing stored yet (and a dry run creates no database)
+    try:
+        store = open_store(url)
+    except McpgwError:
+        return []
+    try:
+        tenants = {t.name: t.prefix for t in store.list_tenants()}
+        key = documents.key(content)
+        tenants.setdefault(key[0], "/")  # a new tenant is created around its first document
+        others = [d.content for d in store.list_documents() if (d.tenant, d.name) != key]
+    except McpgwError:
+        return []
+    finally:
+        store.close()
+    return documents.validate_set([content, *others], tenants).get(key, [])
+
+
+def _env_warnings(records) -> list[str]:
+    """Template fields that read an ``env()`` name the ``template_env`` setting does not allow."""
+    from .documents import iter_templates
+    from .templates import forbidden_env
+
+    lines = []
+    for record in records:
+        for path, container, key in iter_templates(record.content):
+            reason = forbidden_env(str(container[key]), field=path)
+            if reason:
+                lines.append(f"{record.tenant}/{record.name}: {reason} (what reads it fails until then)")
+    return lines
 
 
 # -- openapi -------------------------------------------------------------------
@@ -201,6 +254,8 @@ def openapi_import(spec, name, tenant, prefix, base_url, dry_run, author, db):
             args = ", ".join(a.get("name", "") for a in tool.get("args", []) or [])
             click.echo(f"{tool.get('name')}  {tool.get('method', '')} {tool.get('endpoint', '')}  ({args})")
         prefixes = ", ".join(r.get("prefix", "") for r in content.get("routers", []) or [])
+        for problem in _fit_problems(db, content):
+            click.echo(f"Warning: {problem} (the import would be refused; choose another --prefix)", err=True)
         click.echo(f"Dry run: {len(tools)} tool(s) for {tenant}/{name} at {prefixes}; nothing written.", err=True)
         return
     doc = _workspace(db, author=author).import_openapi(spec, name=name, tenant=tenant, prefix=prefix,

@@ -32,7 +32,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from . import settings
 from .errors import TemplateError
 
-__all__ = ["Headers", "Template", "check_template", "compile_template", "render", "request_context"]
+__all__ = ["Headers", "Template", "check_template", "compile_template", "env_names", "forbidden_env", "render",
+           "request_context"]
 
 _CACHE_LIMIT = 4096
 
@@ -230,6 +231,35 @@ def check_template(text: str) -> str | None:
         compile_template(text)
     except TemplateError as exc:
         return str(exc)
+    return None
+
+
+def env_names(text: str) -> list[str]:
+    """The names ``text`` reads with ``env("NAME")`` (literal names only; empty when it does not parse).
+
+    >>> env_names('Bearer {{ env("TOKEN") }}')
+    ['TOKEN']
+    """
+    if not _has_markup(text) or "env" not in text:
+        return []
+    from jinja2 import nodes
+
+    try:
+        tree = _ENV.parse(text)
+    except TemplateSyntaxError:
+        return []
+    return list(dict.fromkeys(
+        call.args[0].value for call in tree.find_all(nodes.Call)
+        if isinstance(call.node, nodes.Name) and call.node.name == "env" and call.args
+        and isinstance(call.args[0], nodes.Const) and isinstance(call.args[0].value, str)))
+
+
+def forbidden_env(text: str, *, field: str = "") -> str | None:
+    """Why ``text`` can never render here (it reads an ``env()`` name not in ``template_env``), or None."""
+    allowed = settings.get("template_env")
+    for name in env_names(text):
+        if name not in allowed:
+            return f"{_where(field)}env({name!r}) is not allowed; add it to MCPGW_TEMPLATE_ENV"
     return None
 
 

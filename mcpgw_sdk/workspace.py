@@ -393,8 +393,12 @@ class Workspace:
         record = self.store.save_document(doc.content, author=self.author)
         return DocumentBuilder.from_record(record, store=self.store, author=self.author)
 
-    def export(self, tenant: str | None = None, name: str | None = None, format: str = "mcpgw") -> str:
+    def export(self, tenant: str | None = None, name: str | None = None, format: str = "mcpgw", *,
+               skipped: list[str] | None = None) -> str:
         """Stored documents as a YAML stream (``---`` between documents), ours or Unla's format.
+
+        A document with no Unla spelling raises :class:`TemplateError`; when a ``skipped``
+        list is given it is left out instead and ``"tenant/name: reason"`` appended to it.
 
         >>> print(gw.export(tenant="default", format="unla"))  # doctest: +SKIP
         """
@@ -417,8 +421,16 @@ class Workspace:
             content = record.content
             if format == "unla":
                 from . import unla
+                from .errors import TemplateError
 
-                content = unla.to_unla(content)
+                try:
+                    content = unla.to_unla(content)
+                except TemplateError as exc:
+                    if skipped is None:
+                        raise
+                    key = f"{record.tenant}/{record.name}"
+                    skipped.append("; ".join(e if e.startswith(key) else f"{key}: {e}" for e in exc.errors))
+                    continue
             parts.append(documents.to_yaml(content))
         return "---\n".join(p if p.endswith("\n") else p + "\n" for p in parts)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import records as r
-from .errors import AuthError, ConfigError, NotFound, ReadOnlyError, StorageError
+from .errors import AuthError, ConfigError, NotFound, ReadOnlyError, StorageError, TemplateError
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class YamlStore(Store):
             return state
 
     def _load(self, fingerprint: tuple) -> dict[str, Any]:
-        from . import documents
+        from . import documents, unla
 
         docs: dict[tuple[str, str], r.Document] = {}
         sources: dict[tuple[str, str], str] = {}
@@ -105,6 +105,11 @@ class YamlStore(Store):
                 continue
             when = datetime.fromtimestamp(mtime_ns / 1e9, tz=timezone.utc)
             for content in parsed:
+                if unla.is_unla(content):  # as `mcpgw import` does: Unla's Go templates become ours
+                    try:
+                        content = unla.from_unla(content)
+                    except TemplateError as exc:
+                        errors.extend(f"{name}: {e}" for e in exc.errors)
                 try:
                     content = documents.validate(content)
                 except ConfigError as exc:

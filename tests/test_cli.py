@@ -123,9 +123,9 @@ def test_user_add_list_passwd(db):
     empty = run(db, "user", "add", "carol", "--role", "member", "--password-stdin", input="\n", ok=False)
     assert "Error: password: is empty" in empty.stderr
     assert "carol" not in run(db, "user", "list").stdout
-    taken = run(db, "user", "add", "alice", "--role", "admin", "--password-stdin", input="x-y-z-1\n", ok=False)
+    taken = run(db, "user", "add", "alice", "--role", "admin", "--password-stdin", input="x-y-z-12\n", ok=False)
     assert "Error: " in taken.stderr and "alice" in taken.stderr
-    assert "Error: " in run(db, "user", "passwd", "nobody", "--password-stdin", input="x-y-z-1\n", ok=False).stderr
+    assert "Error: " in run(db, "user", "passwd", "nobody", "--password-stdin", input="x-y-z-12\n", ok=False).stderr
     result = CliRunner().invoke(cli, ["user", "add", "x", "--role", "owner", "--db", db])
     assert result.exit_code == 2 and "owner" in result.stderr
     result = CliRunner().invoke(cli, ["user", "add", "x", "--password-stdin", "--db", db], input="pw-x-1\n")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import signal
 import socket
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from gateway_server.demo.run import demo_document, prepare
@@ -109,22 +108,56 @@ def test_prepare_stores_the_document_and_generates_a_password_once(tmp_path, mon
     assert demo_document("http://h:1/")["servers"][0]["config"]["baseUrl"] == "http://h:1"
 
 
-def test_demo_reports_a_child_that_fails_and_exits_nonzero(procs, tmp_path):
+def test_demo_refuses_a_port_in_use_before_touching_the_database(procs, tmp_path):
+    db_file = tmp_path / "f.db"
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         taken = busy.getsockname()[1]
-        proc = procs.start([MCPGW, "demo", "--db", f"sqlite:///{tmp_path / 'f.db'}", "--port", str(free_port()),
+        proc = procs.start([MCPGW, "demo", "--db", f"sqlite:///{db_file}", "--port", str(free_port()),
                             "--backend-port", str(taken), "--no-api", "--no-console"],
                            env={"MCPGW_ADMIN_PASSWORD": "x-secret-2"}, name="demo-fail")
         code = proc.popen.wait(60)
     assert code == 1
     out = proc.output()
-    assert "backend exited" in out
+    assert f"Error: 127.0.0.1:{taken} is in use (the demo backend's port" in out
+    assert "--backend-port" in out and "Traceback" not in out and "is running" not in out
+    assert not db_file.exists()  # a running demo's document is left alone
     assert not _children(proc.popen.pid)
-    kept = re.search(r"logs kept in (\S+?)\)", out)
-    assert kept and Path(kept.group(1), "backend.log").exists()
-    shutil.rmtree(kept.group(1))
+
+
+def test_demo_does_not_take_another_servers_answer_for_its_child(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from gateway_server.demo.run import Child, _wait_ready
+    from mcpgw_sdk.errors import McpgwError
+
+    child = Child("gateway", [sys.executable, "-c", "import time; time.sleep(60)"], env=dict(os.environ),
+                  logs=tmp_path)
+
+    class OtherDemo(BaseHTTPRequestHandler):
+        def do_GET(self):
+            # Our child fails to bind while the other demo answers on the port it wanted.
+            child.popen.terminate()
+            child.popen.wait(10)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    other = HTTPServer(("127.0.0.1", 0), OtherDemo)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{other.server_address[1]}/healthz"
+        with pytest.raises(McpgwError, match="gateway exited with code"):
+            _wait_ready(child, url, 10, threading.Event())
+    finally:
+        child.stop()
+        other.shutdown()
+        other.server_close()
 
 
 def test_demo_backend_serves_its_routes(procs):
@@ -144,6 +177,9 @@ def test_demo_backend_serves_its_routes(procs):
     assert avatar.headers["Content-Type"] == "image/png" and avatar.content == b"\x89PNGx"
     assert requests.get(f"{base}/users", params={"tag": "math"}, timeout=5).json()["count"] == 2
     assert requests.get(f"{base}/status/503", timeout=5).status_code == 503
+    for code in (204, 304):  # answered without a body (was a 500)
+        empty = requests.get(f"{base}/status/{code}", timeout=5)
+        assert (empty.status_code, empty.content) == (code, b"")
     assert requests.get(f"{base}/slow", params={"seconds": "0.05"}, timeout=5).json() == {"slept": 0.05}
     assert requests.delete(f"{base}/users/new@example.com", timeout=5).status_code == 200
     assert requests.get(f"{base}/users/new@example.com", timeout=5).status_code == 404

@@ -44,7 +44,7 @@ def _race(n: int, func) -> tuple[list, list]:
 def test_versions_create_update_delete_revert(store):
     doc = store.create_document(make_document("users"), author="ann")
     assert (doc.version, doc.updated_by, doc.tenant, doc.name) == (1, "ann", "default", "users")
-    assert store.get_tenant("default").prefix == "/default"  # auto-created from the router prefix
+    assert store.get_tenant("default").prefix == "/"  # auto-created: the catch-all tenant (docs/storage.md)
 
     updated = store.save_document(make_document("users", tools=("get_user", "list_users")), author="bob")
     assert updated.version == 2
@@ -136,7 +136,7 @@ def test_revision_bumps_on_every_config_write(store):
     bumped("import_documents")
     store.import_documents([make_document("b", tenant="acme")])
     unchanged("a no-op import")
-    store.create_user("ann", "pw", tenants=["acme"])
+    store.create_user("ann", "pw-ann-1", tenants=["acme"])
     bumped("create_user with memberships")
     store.create_tenant("other")
     bumped("create_tenant")
@@ -145,7 +145,7 @@ def test_revision_bumps_on_every_config_write(store):
     key, _secret = store.create_key("ann", "acme")
     bumped("create_key")
     store.touch_keys({key.id: datetime.now(timezone.utc)})
-    store.set_password("ann", "pw2")
+    store.set_password("ann", "pw-ann-2")
     chat = store.create_chat("ann")
     store.add_chat_message(chat.id, "user", {"content": "hi"})
     store.write_audit([r.AuditRecord(ts=datetime.now(timezone.utc), tenant="acme", prefix="/acme/a", server="a",
@@ -237,30 +237,30 @@ def test_tenants(store):
 
 def test_users(store):
     store.create_tenant("acme")
-    user = store.create_user("ann", "s3cret", role="admin", tenants=["acme"])
+    user = store.create_user("ann", "s3cret-pw", role="admin", tenants=["acme"])
     assert (user.name, user.role, user.active, user.tenants) == ("ann", "admin", True, ("acme",))
     with pytest.raises(ConflictError):
-        store.create_user("ann", "x")
+        store.create_user("ann", "x-long-pw")
     with pytest.raises(ConfigError, match="role: 'root' is not one of admin, member"):
-        store.create_user("bob", "x", role="root")
+        store.create_user("bob", "x-long-pw", role="root")
     with pytest.raises(NotFound):
-        store.create_user("bob", "x", tenants=["nope"])
-    assert store.authenticate("ann", "s3cret").name == "ann"
+        store.create_user("bob", "x-long-pw", tenants=["nope"])
+    assert store.authenticate("ann", "s3cret-pw").name == "ann"
+    key, secret = store.create_key("ann", "acme")
     messages = set()
-    for name, password in (("ann", "wrong"), ("nobody", "s3cret")):
+    for name, password in (("ann", "wrong"), ("nobody", "s3cret-pw")):
         with pytest.raises(AuthError) as info:
             store.authenticate(name, password)
         messages.add(str(info.value))
     store.update_user("ann", active=False)
     with pytest.raises(AuthError) as info:
-        store.authenticate("ann", "s3cret")
+        store.authenticate("ann", "s3cret-pw")
     messages.add(str(info.value))
     assert messages == {"invalid user name or password"}
     store.update_user("ann", active=True, role="member", tenants=[])
-    store.set_password("ann", "n3w")
-    assert store.authenticate("ann", "n3w").tenants == ()
+    store.set_password("ann", "n3w-secret")
+    assert store.authenticate("ann", "n3w-secret").tenants == ()
     assert [u.name for u in store.list_users()] == ["ann"]
-    key, secret = store.create_key("ann", "acme")
     store.delete_user("ann")
     with pytest.raises(NotFound):
         store.get_user("ann")
@@ -271,7 +271,7 @@ def test_users(store):
 
 def test_api_keys(store):
     store.create_tenant("acme")
-    store.create_user("ann", "pw", tenants=["acme"])
+    store.create_user("ann", "pw-ann-1", tenants=["acme"])
     key, secret = store.create_key("ann", "acme", name="ci", servers=["s"], tools=["t"])
     assert secret.startswith("mcpgw_") and len(secret) > 40 and key.prefix == secret[:8]
     assert secret not in repr(key) and key.secret_hash != secret
@@ -305,7 +305,7 @@ def test_api_keys(store):
 
 
 def test_chat_and_audit(store):
-    store.create_user("ann", "pw")
+    store.create_user("ann", "pw-ann-1")
     chat = store.create_chat("ann", title="first", prefix="/default/users", settings={"model": "m"})
     other = store.create_chat("ann", title="second")
     store.add_chat_message(chat.id, "user", {"role": "user", "content": "hi"})

@@ -28,7 +28,10 @@ with cols[0]:
     st.bar_chart(timeline[["calls", "errors"]], stack=False)
 with cols[1]:
     st.subheader("Latency over time (ms)")
-    st.line_chart(timeline[["p50_ms", "p95_ms"]])
+    if usage.latency_as_line(timeline):
+        st.line_chart(timeline[["p50_ms", "p95_ms"]])
+    else:  # one bucket: a line of one point draws nothing
+        st.bar_chart(timeline[["p50_ms", "p95_ms"]].dropna(how="all"), stack=False)
 st.subheader("Per tool")
 st.dataframe(usage.per_tool(df), hide_index=True, width="stretch",
              column_config={"error_rate": st.column_config.NumberColumn(format="percent"),

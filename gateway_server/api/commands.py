@@ -30,6 +30,7 @@ def serve(*, db: str | None, host: str, port: int, upgrade: bool = False) -> Non
 
     from mcpgw_sdk.store import open_store
 
+    from ..commands import listen_error
     from .app import create_app
 
     logging.basicConfig(level=settings.get("log_level"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -45,6 +46,11 @@ def serve(*, db: str | None, host: str, port: int, upgrade: bool = False) -> Non
             return super().wrap_socket_and_handle(client_socket, address)
 
     server = Server((host, port), app, log=None, error_log=logging.getLogger("mcpgw.api.http"))
+    try:
+        server.init_socket()
+    except OSError as exc:
+        store.close()
+        raise click.ClickException(listen_error(host, port, exc)) from None
     click.echo(f"mcpgw api: http://{host}:{port}/api/v1 (store {store.url})", err=True)
     try:
         server.serve_forever()

@@ -23,7 +23,7 @@ from typing import Any
 
 from mcpgw_sdk.client import McpClient, McpConnectionError, McpError, McpSessionExpired, McpTimeout
 from mcpgw_sdk.errors import ConfigError, McpgwError
-from mcpgw_sdk.templates import compile_template, request_context
+from mcpgw_sdk.templates import compile_template, forbidden_env, request_context
 
 from . import CallContext
 
@@ -163,6 +163,14 @@ class UpstreamServer:
         self.last_error: str | None = None
         self.restarts = 0
         self.capabilities_seen: dict[str, Any] = {}
+        # A template that can never render (env() of a name not allowed) fails this server, not its document.
+        self._broken = next(filter(None, (forbidden_env(str(v), field=f"{where}.{part}.{k}")
+                                          for part in ("env", "headers")
+                                          for k, v in (spec.get(part) or {}).items())), None) \
+            or forbidden_env(str(spec.get("url") or ""), field=f"{where}.url")
+        if self._broken:
+            self._state, self.last_error = "failed", self._broken
+            log.warning("upstream %s: %s", self.name, self._broken)
         if start and self.policy == "onStart":
             self.start()
 
@@ -188,7 +196,7 @@ class UpstreamServer:
     def start(self) -> None:
         """Start the background work: the connect/reconnect supervisor (onStart) and the idle reaper."""
         with self._lock:
-            if self._threads_started or self._stop.is_set():
+            if self._threads_started or self._stop.is_set() or self._broken:
                 return
             self._threads_started = True
             if self.policy == "onStart":
@@ -293,6 +301,8 @@ class UpstreamServer:
                 return self._shared
             if self._stop.is_set():
                 raise McpConnectionError(f"upstream {self.name} is stopped")
+            if self._broken:
+                raise McpConnectionError(self._broken)
             self._set_state("connecting")
             try:
                 link = self._open(None, key=None, capabilities=dict(SHARED_CAPABILITIES))

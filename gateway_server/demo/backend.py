@@ -70,7 +70,9 @@ class UserService:
             status, headers, body = self.route(method, parts, environ)
         except ValueError as exc:
             status, headers, body = _json(400, {"error": str(exc)})
-        start_response(f"{status} {_phrase(status)}", headers + [("Content-Length", str(len(body)))])
+        if status >= 200 and status != 204:
+            headers = headers + [("Content-Length", str(len(body)))]
+        start_response(f"{status} {_phrase(status)}", headers)
         return [body]
 
     def route(self, method: str, parts: list[str], environ) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -112,6 +114,8 @@ class UserService:
             return _json(200, {"slept": seconds})
         if len(parts) == 2 and parts[0] == "status":
             code = int(parts[1])
+            if code < 200 or code in (204, 304):  # HTTP forbids a body on these
+                return code, [], b""
             return code, [("Content-Type", "text/plain; charset=utf-8")], f"status {code} as requested".encode()
         return _json(404, {"error": f"no route {method} /{'/'.join(parts)}"})
 

@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -118,12 +119,34 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _port_user(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be bound right now, or None when it is free."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT leftover is not "in use"
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def check_ports(host: str, ports: dict[str, tuple[int, str]]) -> None:
+    """Raise McpgwError naming the first of ``ports`` (name → (port, flag)) that is in use."""
+    for name, (port, flag) in ports.items():
+        reason = _port_user(host, port)
+        if reason is not None:
+            raise McpgwError(f"{host}:{port} is in use (the {name}'s port: {reason}; is another mcpgw demo "
+                             f"running? choose another port with {flag})")
+
+
 def _wait_ready(child: Child, url: str, timeout: float, stop: threading.Event) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not stop.is_set():
         if child.popen.poll() is not None:
             raise McpgwError(f"{child.name} exited with code {child.popen.returncode}:\n{child.tail()}")
         if _answers(url):
+            if child.popen.poll() is not None:  # the answer came from someone else on that port
+                raise McpgwError(f"{child.name} exited with code {child.popen.returncode}:\n{child.tail()}")
             return
         stop.wait(0.2)
     if not stop.is_set():
@@ -135,6 +158,18 @@ def run_demo(*, cli, db: str | None, host: str, port: int, backend_port: int, ap
     """Run the demo until SIGINT/SIGTERM; return the exit code."""
     db = settings.get("database_url", db)
     backend_url = os.environ.get("MCPGW_DEMO_BACKEND_URL") or f"http://{host}:{backend_port}"
+    ports = {"gateway": (port, "--port")}
+    if not os.environ.get("MCPGW_DEMO_BACKEND_URL"):
+        ports["demo backend"] = (backend_port, "--backend-port")
+    if api and "api" in cli.commands:
+        ports["management API"] = (api_port, "--api-port")
+    if console and "console" in cli.commands:
+        ports["console"] = (console_port, "--console-port")
+    try:
+        check_ports(host, ports)  # before prepare(): a second demo must not touch the running one's document
+    except McpgwError as exc:
+        echo(f"Error: {exc}")
+        return 1
     generated = prepare(db, backend_url)
     logs = Path(tempfile.mkdtemp(prefix="mcpgw-demo-"))
     gateway_url = f"http://{host}:{port}"
