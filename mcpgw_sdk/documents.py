@@ -325,12 +325,16 @@ def parse_text(text: str, *, source: str = "<string>") -> list[dict]:
             loaded = [json.loads(text)]
         except ValueError as exc:
             json_error = exc
+        except RecursionError:
+            raise ConfigError(f"{source}: the text is nested too deeply") from None
         else:
             return _documents(loaded, source)
     else:
         json_error = None
     try:
         loaded = list(yaml.load_all(text, Loader=_Loader))
+    except RecursionError:
+        raise ConfigError(f"{source}: the text is nested too deeply") from None
     except yaml.MarkedYAMLError as exc:
         if isinstance(json_error, json.JSONDecodeError):  # it looked like JSON: say where JSON broke
             raise ConfigError(f"{source}: line {json_error.lineno}, column {json_error.colno}: "

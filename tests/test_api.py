@@ -602,3 +602,12 @@ def test_gunicorn_workers_share_the_stored_secret(tmp_path):
         assert statuses == {200}, proc.output()[-2000:]
     finally:
         proc.stop()
+
+
+@pytest.mark.parametrize("content_type, body", [("application/json", "[" * 100_000),
+                                                ("application/json", '{"a":' * 100_000),
+                                                ("application/yaml", "a: " + "[" * 20_000)])
+def test_deeply_nested_document_bodies_are_400(api, content_type, body):
+    resp = api.login("admin").post("documents", data=body, headers={"Content-Type": content_type})
+    assert resp.status_code == 400, resp.text[:300]
+    assert "nested too deeply" in error_of(resp)["message"]

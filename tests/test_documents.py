@@ -414,3 +414,10 @@ def test_any_wrong_value_is_a_config_error_never_a_crash():
                 assert isinstance(result, dict)
             checked += 1
     assert checked > 300
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a": ' * 100_000, "a: " + "[" * 20_000,
+                                  "".join(f"{' ' * i}k:\n" for i in range(3000))])
+def test_deeply_nested_text_is_a_config_error_naming_the_source(text):
+    with pytest.raises(ConfigError, match=r"^deep\.yaml: .*nested too deeply"):
+        d.parse_text(text, source="deep.yaml")

@@ -181,3 +181,62 @@ def test_operator_env_host_is_trusted_even_when_the_client_host_header_names_it(
     via_get = {"name": "v", "endpoint": "http://{{ request.headers.get('x-t') }}:" + str(backend) + "/ok"}
     refused = rest([via_get]).call_tool("v", {}, CallContext(headers={"x-t": "127.0.0.1"}))
     assert refused["isError"] is True and "refused" in result_text(refused)
+
+
+@pytest.fixture(scope="module")
+def second_server():
+    """Another loopback server on another port (standing in for the management API)."""
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"second server secret"]
+
+    server = wsgi_server(app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_arguments_reach_only_the_config_named_port_of_a_config_named_host(backend, second_server):
+    config = {"base": f"http://127.0.0.1:{backend}"}
+    tools = [{"name": "fetch", "endpoint": "{{ args.url }}", "args": [{"name": "url", "position": "body"}]},
+             {"name": "sub", "endpoint": "{{ config.base }}{{ args.path }}", "args": [{"name": "path"}]},
+             {"name": "port", "endpoint": "http://127.0.0.1:{{ args.port }}/ok", "args": [{"name": "port"}]},
+             {"name": "pathport", "endpoint": "http://127.0.0.1:{port}/ok",
+              "args": [{"name": "port", "position": "path"}]}]
+    server = rest(tools, config=config)
+    other = f"127.0.0.1:{second_server}"
+    for tool, arguments in [("fetch", {"url": f"http://{other}/api/v1/users"}),
+                            ("sub", {"path": f"@{other}/api/v1/users"}),
+                            ("port", {"port": str(second_server)}),
+                            ("pathport", {"port": str(second_server)})]:
+        result = server.call_tool(tool, arguments, CallContext())
+        assert result["isError"] is True, (tool, result)
+        assert result_text(result).startswith("refused: 127.0.0.1 is a loopback/private address"), (tool, result)
+    # the authority the config names stays reachable, whichever template produced the URL
+    for tool, arguments in [("fetch", {"url": f"http://127.0.0.1:{backend}/ok"}), ("sub", {"path": "/ok"})]:
+        result = server.call_tool(tool, arguments, CallContext())
+        assert result["isError"] is False and result_text(result) == f"ok 127.0.0.1:{backend}", (tool, result)
+    allowed = rest(tools, config=config, client=HttpClient(guard=Guard(allow_argument_hosts=["127.0.0.0/8"])))
+    result = allowed.call_tool("fetch", {"url": f"http://{other}/x"}, CallContext())
+    assert result["isError"] is False and result_text(result) == "second server secret"
+
+
+def test_redirects_keep_to_the_config_named_port(backend, second_server):
+    def app(environ, start_response):
+        start_response("302 Found", [("Location", f"http://127.0.0.1:{second_server}/x")])
+        return [b""]
+
+    redirector = wsgi_server(app)
+    threading.Thread(target=redirector.serve_forever, daemon=True).start()
+    try:
+        tool = {"name": "r", "endpoint": f"http://127.0.0.1:{redirector.server_port}/go"}
+        result = rest([tool]).call_tool("r", {}, CallContext())
+        assert result["isError"] is True and "refused" in result_text(result), result
+        listed = rest([tool], config={"api": f"http://127.0.0.1:{second_server}"}).call_tool("r", {}, CallContext())
+        assert listed["isError"] is False and result_text(listed) == "second server secret"
+    finally:
+        redirector.shutdown()
+        redirector.server_close()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 
 import pytest
 import requests
 
-from tests.fixtures_gateway import DEMO_PREFIX, SseStream
+from tests.fixtures_gateway import DEMO_PREFIX, FIXTURE, SseStream
 
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
@@ -479,3 +481,75 @@ def test_tool_calls_are_audited_off_the_request_path(shared_gateway):
         assert all(r.prefix == DEMO_PREFIX and r.server == "users" and r.latency_ms > 0 for r in found)
     finally:
         store.close()
+
+
+def test_deeply_nested_input_is_a_parse_error_not_a_500(shared_gateway):
+    gw = shared_gateway
+    sid, _ = init(gw)
+    for data in ("[" * 100_000, '{"a":' * 100_000):
+        resp = post(gw, None, sid, data=data)
+        assert resp.status_code == 400, resp.text[:300]
+        assert resp.json()["id"] is None and resp.json()["error"]["code"] == -32700
+        assert "nested too deeply" in resp.json()["error"]["message"]
+    stream = SseStream(gw.sse_url())
+    try:
+        _, endpoint = stream.next()
+        resp = requests.post(gw.base + endpoint, data="[" * 100_000, timeout=10)
+        assert resp.status_code == 400 and "nested too deeply" in resp.json()["error"]["message"]
+    finally:
+        stream.close()
+
+
+def test_error_messages_say_what_is_wrong_and_echo_the_id(shared_gateway):
+    gw = shared_gateway
+    sid, _ = init(gw)
+    nameless = post(gw, rpc("tools/call", {"arguments": {}}, id=11), sid).json()
+    assert nameless["id"] == 11 and nameless["error"]["code"] == -32602
+    assert nameless["error"]["message"] == "params.name: required"
+    wrong_name = post(gw, rpc("tools/call", {"name": 5}, id=12), sid).json()
+    assert wrong_name["error"]["message"] == "params.name: must be a string"
+    object_id = post(gw, {"jsonrpc": "2.0", "id": {"a": 1}, "method": "ping"}, sid)
+    assert object_id.status_code == 400 and object_id.json()["error"]["code"] == -32600
+    message = object_id.json()["error"]["message"]
+    assert "'id' must be a string or a number" in message and "null" not in message
+    for params in ([1, 2], "text", 3):
+        resp = post(gw, {"jsonrpc": "2.0", "id": 13, "method": "tools/list", "params": params}, sid)
+        assert resp.status_code == 400 and resp.json()["id"] == 13, resp.text
+        assert "'params' must be an object" in resp.json()["error"]["message"]
+
+
+def _stdio_document(name: str, code: str) -> dict:
+    return {"name": name, "tenant": "default", "routers": [{"prefix": f"/gateway/{name}", "server": name}],
+            "mcpServers": [{"name": name, "type": "stdio", "command": sys.executable, "args": ["-c", code]}]}
+
+
+def test_tools_list_waits_for_a_starting_upstream_and_calls_say_it_is_connecting(tmp_path, start_gateway):
+    from tests.fixtures_gateway import seed
+
+    go = tmp_path / "go"  # the upstream answers initialize only once this file exists
+    code = ("import os, runpy, sys, time, mcp.server.mcpserver, mcp.server.transport_security\n"
+            f"while not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
+            f"sys.argv = [{FIXTURE!r}]; runpy.run_path({FIXTURE!r}, run_name='__main__')")
+    url = f"sqlite:///{tmp_path / 'gw.db'}"
+    revision = seed(url, {"name": "slow", "tenant": "default", "routers": [{"prefix": "/gateway/slow", "server": "slow"}],
+                          "mcpServers": [{"name": "slow", "type": "stdio", "command": sys.executable,
+                                          "args": ["-c", code]}]})
+    gw = start_gateway(url)
+    gw.wait_revision(revision)
+    assert [u["state"] for u in gw.readyz()["upstreams"]] == ["connecting"]
+    mcp = f"{gw.base}/gateway/slow/mcp"
+    opened = requests.post(mcp, json=rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                                        "clientInfo": {"name": "t", "version": "1"}}),
+                           headers=ACCEPT, timeout=10)
+    headers = {**ACCEPT, "Mcp-Session-Id": opened.headers["Mcp-Session-Id"]}
+    started = time.monotonic()
+    listed = requests.post(mcp, json=rpc("tools/list", {}, id=2), headers=headers, timeout=20).json()
+    assert listed["result"]["tools"] == [] and time.monotonic() - started < 8  # a bounded wait: about 5 s
+    called = requests.post(mcp, json=rpc("tools/call", {"name": "test_simple_text"}, id=3), headers=headers,
+                           timeout=20).json()
+    assert called["result"]["isError"] is True
+    assert called["result"]["content"][0]["text"] == \
+        "tool test_simple_text is not available yet: upstream slow is still connecting (no answer yet)"
+    go.touch()
+    listed = requests.post(mcp, json=rpc("tools/list", {}, id=4), headers=headers, timeout=20).json()
+    assert "test_simple_text" in [t["name"] for t in listed["result"]["tools"]], listed

@@ -474,3 +474,65 @@ def test_the_call_deadline_shortens_the_tool_timeout(extra):
     assert result["isError"] is True
     assert re.match(rf"timed out after 0\.[1-4]\d* s calling GET {extra}/hang$", result_text(result)), result
     assert time.monotonic() - started < 3
+
+
+class DripServer:
+    """A raw socket server that sends the headers at once, then the body one byte every ``interval`` seconds.
+
+    ``chunked`` sends each byte as its own chunk. Stops dripping when the client hangs up or on :meth:`close`.
+    """
+
+    def __init__(self, *, chunked: bool, size: int = 60, interval: float = 0.1):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.chunked, self.size, self.interval = chunked, size, interval
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            framing = b"Transfer-Encoding: chunked" if self.chunked else b"Content-Length: " + str(self.size).encode()
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + framing + b"\r\n\r\n")
+                for _ in range(self.size):
+                    if self.stop.wait(self.interval):
+                        return
+                    conn.sendall(b"1\r\nx\r\n" if self.chunked else b"x")
+                if self.chunked:
+                    conn.sendall(b"0\r\n\r\n")
+            except OSError:
+                return
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_slow_body_cannot_outlast_the_tool_timeout(chunked):
+    drip = DripServer(chunked=chunked)  # 60 bytes at 10 per second: 6 s for the whole body
+    try:
+        server = rest(f"http://127.0.0.1:{drip.port}", [{"name": "slow", "endpoint": "{{ config.base }}/x",
+                                                          "timeout": 1}])
+        started = time.monotonic()
+        result = server.call_tool("slow", {}, CallContext())
+        elapsed = time.monotonic() - started
+        assert result["isError"] is True, result
+        assert result_text(result) == f"timed out after 1 s calling GET http://127.0.0.1:{drip.port}/x"
+        assert elapsed < 2.5, elapsed
+    finally:
+        drip.close()

@@ -51,11 +51,16 @@ def check_tenant(tenant: str, what: str = "tenant") -> None:
         raise NotFound(f"{what} {tenant!r} not found")
 
 
+NESTED = "the body is nested too deeply"
+
+
 def _yaml_load(text: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise BadRequest(f"the body is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise BadRequest(NESTED) from None
 
 
 def body_kind() -> str:
@@ -83,7 +88,10 @@ def any_body() -> Any:
         raise BadRequest("the request body is empty")
     if body_kind() == "yaml":
         return _yaml_load(text)
-    data = request.get_json(force=True, silent=True)
+    try:
+        data = request.get_json(force=True, silent=True)
+    except RecursionError:
+        raise BadRequest(NESTED) from None
     if data is None and text.strip() != "null":
         raise BadRequest("the body is not valid JSON")
     return data

@@ -9,10 +9,12 @@ Rules:
 
 - link-local (``169.254.0.0/16``, ``fe80::/10``) and cloud metadata addresses
   (``169.254.169.254``, ``fd00:ec2::254``, ``100.100.100.200``) are always refused;
-- loopback, private and other non-global addresses are reachable when the host
-  is *literal*: written in the operator's config text (endpoint, server
-  ``config``) or otherwise not taken from a call's arguments or the client's
-  request (the REST backend decides that; see ``rest.py``);
+- loopback, private and other non-global addresses are reachable when the URL
+  is *literal*: its scheme, host and port are written in the operator's config
+  text (endpoint, server ``config``) or rendered by templates that no argument
+  or client request data can steer (the REST backend decides that by probing
+  each endpoint once; see ``rest.py``) — another port of a config-named host
+  named by an argument is not literal;
 - a non-literal host may reach them only inside the ``allow_argument_hosts``
   networks (CIDRs);
 - public addresses are always reachable.

@@ -312,13 +312,14 @@ class HttpClient:
     # -- requests ------------------------------------------------------------
     def request(self, method: str, url: str, *, headers: dict[str, str] | None = None, body: bytes | None = None,
                 timeout: float = 30.0, max_bytes: int = 10 * 1024 * 1024, literal: bool | None = None,
-                literal_hosts: Iterable[str] = (), max_redirects: int = 5, retries: int = 0) -> Response:
+                literal_hosts: Iterable[Any] = (), max_redirects: int = 5, retries: int = 0) -> Response:
         """Send a request and return the complete :class:`Response` (redirects followed).
 
         ``literal`` says whether the first URL's host was written in the operator's
-        config (see :mod:`~gateway_server.backends.guard`); when ``None`` it is
-        ``host in literal_hosts``. Redirect hops are literal only when their host is
-        in ``literal_hosts`` or equals the previous literal hop's host. ``retries``
+        config (see :mod:`~gateway_server.backends.guard`); when ``None`` it is decided
+        by ``literal_hosts``, whose items are ``(scheme, host, port)`` authorities (or
+        bare host names, any port). Redirect hops are literal only when their authority
+        is in ``literal_hosts`` or equals the previous literal hop's. ``retries``
         repeats idempotent requests on connection errors. Raises :class:`TimedOut`,
         :class:`ConnectFailed`, :class:`TooLarge` or :class:`Refused`.
         """
@@ -327,7 +328,7 @@ class HttpClient:
         literal_hosts = literal_hosts if isinstance(literal_hosts, (set, frozenset)) else set(literal_hosts)
         send_headers = {"Accept-Encoding": ACCEPT_ENCODING}
         send_headers.update(headers or {})
-        previous_host = None
+        previous = None
         for _hop in range(max_redirects + 1):
             parts = urlsplit(url)
             scheme = parts.scheme.lower()
@@ -340,10 +341,12 @@ class HttpClient:
                 port = parts.port or (443 if scheme == "https" else 80)
             except ValueError:
                 raise ConnectFailed(f"invalid port in URL {url!r}", method=method, url=url) from None
-            if previous_host is None:
-                hop_literal = host in literal_hosts if literal is None else literal
+            authority = (scheme, host, port)
+            named = authority in literal_hosts or host in literal_hosts
+            if previous is None:
+                hop_literal = named if literal is None else literal
             else:
-                hop_literal = host in literal_hosts or (host == previous_host and hop_literal)
+                hop_literal = named or (authority == previous and hop_literal)
             try:
                 addresses = self.guard.check(host, port, literal=hop_literal)
             except OSError as exc:
@@ -367,7 +370,7 @@ class HttpClient:
             if (urlsplit(new_url).hostname or "").lower() != host:
                 send_headers = {k: v for k, v in send_headers.items()
                                 if k.lower() not in ("authorization", "cookie", "proxy-authorization")}
-            previous_host, url = host, new_url
+            previous, url = authority, new_url
         raise ConnectFailed(f"more than {max_redirects} redirects calling {method} {url}", method=method, url=url)
 
     def _send(self, method: str, url: str, key: tuple[str, str, int], addresses: list[str], target: str,
@@ -420,27 +423,30 @@ class HttpClient:
         too_large = TooLarge(f"response from {method} {url} exceeds the limit of {max_bytes} bytes "
                              "(maxResponseBytes)", method=method, url=url)
         try:
-            if raw.length is not None:
-                if raw.length > max_bytes:
+            if raw.length is not None and raw.length > max_bytes:
+                conn.close()
+                raise too_large
+            # At most one receive per read1(), each bounded by what is left of the call's time:
+            # a backend dripping its body cannot stretch the call past the tool's timeout.
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                sock.settimeout(remaining)
+                chunk = raw.read1(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_bytes:
                     conn.close()
                     raise too_large
-                data = raw.read()
-            else:
-                chunks: list[bytes] = []
-                size = 0
-                while True:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError
-                    sock.settimeout(max(deadline - time.monotonic(), 0.001))
-                    chunk = raw.read(65536)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    if size > max_bytes:
-                        conn.close()
-                        raise too_large
-                    chunks.append(chunk)
-                data = b"".join(chunks)
+                chunks.append(chunk)
+            if raw.length:  # the connection ended before Content-Length bytes arrived
+                raise http.client.IncompleteRead(b"".join(chunks), raw.length)
+            raw.close()  # a finished response: the connection may take the next request
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         except TimeoutError:
             conn.close()
             raise TimedOut(f"timed out after {round(timeout, 2):g} s calling {method} {url}", method=method, url=url) from None

@@ -28,7 +28,7 @@ from mcpgw_sdk.errors import McpgwError
 
 from . import CallContext
 from .content import error_result, http_error_result, parse_json, response_result
-from .guard import Refused, host_tokens
+from .guard import Refused
 from .http import HttpClient, HttpError, default_client
 
 POSITIONS = ("path", "query", "header", "body", "form-data", "file")
@@ -171,6 +171,52 @@ def _quote_field(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
+# scheme://[userinfo@]host[:port] as written in config text; a template right after it (http://api{{ x }})
+# makes the host unknown, so the match must end where the authority does.
+_AUTHORITY = re.compile(r"""(?i)\b(https?)://(?:[^\s/?#@{}]*@)?(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(?::(\d{1,5}))?"""
+                        r"""(?=[/?#\s"'<>]|$)""")
+Authority = tuple  # (scheme, host, port): lower-case, IPv6 without brackets, default ports filled in
+
+
+def authorities(texts: Any) -> frozenset[Authority]:
+    """Every ``(scheme, host, port)`` written as an http(s) URL in ``texts`` (config text, not templates' output).
+
+    >>> sorted(authorities(["http://127.0.0.1:5236/x", "https://API.example/{{ args.id }}"]))
+    [('http', '127.0.0.1', 5236), ('https', 'api.example', 443)]
+    """
+    found: set[Authority] = set()
+    for text in texts:
+        for scheme, host, port in _AUTHORITY.findall(str(text or "")):
+            scheme = scheme.lower()
+            found.add((scheme, host.strip("[]").lower(), int(port) if port else (443 if scheme == "https" else 80)))
+    return frozenset(found)
+
+
+def _authority(parts: Any) -> Authority | None:
+    """The ``(scheme, host, port)`` of a split URL, ``None`` when its port is malformed."""
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return (scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80))
+
+
+#: What arguments and client request data read as while probing where a tool's URL points.
+_MARK = "mcpgwuntrustedvalue"
+
+
+class _Untrusted(dict):
+    """Probe values: every key (``args.url``, ``request.headers.get('x')``) reads as :data:`_MARK`."""
+
+    def __missing__(self, key: Any) -> str:
+        return _MARK
+
+    def get(self, key: Any, default: Any = None) -> str:
+        """Always the marker."""
+        return _MARK
+
+
 _ALL: frozenset[str] = frozenset({"*"})
 _Refs = tuple  # (header names or _ALL, uses query, uses cookies)
 _HEADER_REF = re.compile(r"""request\.headers(?:\.([A-Za-z0-9_]+)|\[\s*['"]([^'"]+)['"]\s*\])""")
@@ -202,7 +248,7 @@ def _merge_refs(a: _Refs, b: _Refs) -> _Refs:
 class _Tool:
     """A tool of the server, compiled once per snapshot."""
 
-    def __init__(self, tool: dict[str, Any], server_literals: frozenset[str], descriptor: dict[str, Any]):
+    def __init__(self, tool: dict[str, Any], server_literals: frozenset[Authority], descriptor: dict[str, Any]):
         name = tool["name"]
         self.name = name
         self.descriptor = descriptor
@@ -225,7 +271,11 @@ class _Tool:
         for arg in tool.get("args") or []:
             self.args.append((arg["name"], arg.get("position") or "body", arg.get("type"), arg.get("default")))
         self.by_position = {position: [a for a in self.args if a[1] == position] for position in POSITIONS}
-        self.literal_hosts = server_literals | host_tokens([endpoint])
+        # Authorities (scheme, host, port) the operator wrote; the probe in RestServer adds the rendered one.
+        self.literal_hosts = server_literals | authorities([endpoint])
+        # True when arguments or client request data can change the URL's authority (see RestServer._probe).
+        self.tainted = False
+        self.probed = False
         # Which client request data can reach the URL (then it counts as untrusted, like arguments).
         self.request_refs = _request_refs([endpoint])
         # Templates can only reach the client's request by naming it; without that, skip building it.
@@ -251,7 +301,7 @@ class RestServer:
         config = server.get("config") or {}
         self.config = {key: _template(value, f"servers[{server.get('name', name)}].config.{key}")
                        for key, value in config.items()}
-        literals = host_tokens(map(str, config.values()))
+        literals = authorities(config.values())
         self.config_refs = _request_refs([str(v) for v in config.values()])
         allowed = server.get("allowedTools")
         allowed_set = set(allowed) if allowed is not None else None
@@ -269,6 +319,8 @@ class RestServer:
         if self.plain_config is not None:
             for compiled in self.tools.values():
                 compiled.endpoint = _constant(compiled.endpoint, self.plain_config)
+        for compiled in self.tools.values():
+            self._probe(compiled)
         self.config_uses_request = any("request" in str(value) for value in config.values())
         self.forward_headers = tuple(h.strip().lower() for h in settings.get("forward_headers") if h.strip())
         self.default_timeout = float(settings.get("tool_timeout"))
@@ -369,9 +421,15 @@ class RestServer:
         timeout = tool.timeout if tool.timeout is not None else self.default_timeout
         if ctx.deadline is not None:
             timeout = max(min(timeout, ctx.deadline - time.monotonic()), 0.001)
-        host = (urlsplit(url).hostname or "").lower()
-        literal = host in tool.literal_hosts or not self._client_supplied(
-            host, args, ctx, _merge_refs(tool.request_refs, self.config_refs))
+        parts = urlsplit(url)
+        authority = _authority(parts)
+        if authority in tool.literal_hosts:
+            literal = True
+        elif tool.tainted or not tool.probed or authority is None:
+            literal = False
+        else:  # the template took another branch than the probe: did a client value name this host or port?
+            literal = not self._client_supplied(authority[1], parts.netloc.rpartition(":")[2], args, ctx,
+                                                _merge_refs(tool.request_refs, self.config_refs))
         client = self.client or default_client()
         resp = client.request(tool.method, url, headers=headers, body=body, timeout=timeout,
                               max_bytes=tool.max_bytes or self.default_max_bytes, literal=literal,
@@ -455,9 +513,42 @@ class RestServer:
             return json.dumps(body_args, ensure_ascii=False).encode("utf-8")
         return None
 
+    def _probe(self, tool: _Tool) -> None:
+        """Find out once per snapshot whether client values can change where ``tool``'s URL points.
+
+        The endpoint is rendered with every argument and every piece of client request data
+        replaced by a marker (config values and ``env()`` as they are). A marker in the
+        authority means arguments choose the host or port: such URLs are literal only when
+        their (scheme, host, port) is written in the config. A clean authority is the
+        operator's and becomes literal. A probe that cannot render leaves the tool
+        ``probed = False``: its URLs are literal only when written in the config.
+        """
+        args = _Untrusted({arg_name: _MARK for arg_name, *_ in tool.args})
+        request = {"headers": _Untrusted(), "query": _Untrusted(), "cookies": _Untrusted()}
+        context: dict[str, Any] = {"args": args, "request": request}
+        try:
+            if self.plain_config is not None:
+                context["config"] = dict(self.plain_config)
+            else:
+                context["config"] = {key: _render(tpl, context, key) for key, tpl in self.config.items()}
+            url = _render(tool.endpoint, context, "endpoint").strip()
+        except Exception:  # noqa: BLE001 - e.g. arithmetic on an argument: then only written authorities count
+            return
+        for arg_name, *_ in tool.by_position["path"]:
+            url = url.replace("{" + arg_name + "}", _MARK)
+        parts = urlsplit(url)
+        tool.probed = True
+        if _MARK in parts.netloc.lower() or "{" in parts.netloc:
+            tool.tainted = True
+            return
+        authority = _authority(parts)
+        if authority is not None and authority[1]:
+            tool.literal_hosts = tool.literal_hosts | {authority}
+
     @staticmethod
-    def _client_supplied(host: str, args: dict[str, Any], ctx: CallContext, refs: _Refs) -> bool:
-        """True when ``host`` occurs in a value the client controls: arguments, or request data the URL uses."""
+    def _client_supplied(host: str, port: str, args: dict[str, Any], ctx: CallContext, refs: _Refs) -> bool:
+        """True when ``host`` (or the URL's explicit ``port``) occurs in a value the client controls:
+        arguments, or request data the URL uses."""
         values = _strings(args, [])
         headers, query, cookies = refs
         if headers is _ALL:
@@ -468,6 +559,8 @@ class RestServer:
             _strings(ctx.query, values)
         if cookies:
             _strings(ctx.cookies, values)
+        if port.isdigit():
+            return any(host in value or port in value for value in values)
         return any(host in value for value in values)
 
 

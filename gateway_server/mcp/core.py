@@ -103,10 +103,21 @@ def call_tool(route: Any, session: Any, params: dict[str, Any], ctx: CallContext
               observer: Observer | None = None, principal: Any = None) -> dict[str, Any]:
     """Run ``tools/call``: look the tool up, validate and default the arguments, call its backend."""
     name = params.get("name")
-    entry = route.tools.get(name) if isinstance(name, str) else None
+    if not isinstance(name, str):
+        problem = "params.name: required" if name is None else "params.name: must be a string"
+        if observer:
+            observer(route, None, str(name), "unknown", 0.0, ctx, problem)
+        raise JsonRpcError(INVALID_PARAMS, problem)
+    entry = route.tools.get(name)
     if entry is None:
         if observer:
             observer(route, None, str(name), "unknown", 0.0, ctx, "unknown tool")
+        starting = [b for b in route.backends if getattr(b, "state", None) == "connecting"]
+        if starting:  # its tools may simply not be known yet: say so instead of "unknown tool"
+            return error_result(f"tool {name} is not available yet: " + "; ".join(
+                f"upstream {b.name} is still connecting"
+                + (f" (last error: {b.last_error})" if getattr(b, "last_error", None) else " (no answer yet)")
+                for b in starting))
         raise JsonRpcError(INVALID_PARAMS, f"unknown tool {name!r}")
     if principal is not None and not principal.allows(entry.server, name):
         if observer:
@@ -277,7 +288,7 @@ def dispatch(route: Any, session: Any, message: dict[str, Any], ctx: CallContext
     try:
         what = jsonrpc.kind(message)
     except JsonRpcError as exc:
-        return jsonrpc.error(None, exc.code, exc.message)
+        return jsonrpc.error(exc.msg_id, exc.code, exc.message)
     if what == jsonrpc.RESPONSE:
         return None
     method = message["method"]

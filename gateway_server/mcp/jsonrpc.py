@@ -25,10 +25,11 @@ _HTTP_STATUS = {PARSE_ERROR: 400, INVALID_REQUEST: 400, METHOD_NOT_FOUND: 404, I
 class JsonRpcError(Exception):
     """Raised by the core to answer a request with a JSON-RPC error ``code``."""
 
-    def __init__(self, code: int, message: str, data: Any = None):
+    def __init__(self, code: int, message: str, data: Any = None, *, msg_id: Any = None):
         self.code = code
         self.message = message
         self.data = data
+        self.msg_id = msg_id  # the request's id when it was readable: the error answer echoes it
         super().__init__(message)
 
 
@@ -70,11 +71,13 @@ def error_response(msg_id: Any, exc: BaseException) -> dict[str, Any]:
 
 
 def parse(body: bytes) -> Any:
-    """Decode a request body; raise JsonRpcError(-32700) when it is not JSON."""
+    """Decode a request body; raise JsonRpcError(-32700) when it is not JSON or nested too deeply."""
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise JsonRpcError(PARSE_ERROR, f"parse error: {exc}") from None
+    except RecursionError:
+        raise JsonRpcError(PARSE_ERROR, "parse error: the message is nested too deeply") from None
 
 
 def dumps(message: Any) -> bytes:
@@ -103,8 +106,14 @@ def kind(message: Any) -> str:
         return NOTIFICATION
     msg_id = message["id"]
     if msg_id is None or isinstance(msg_id, bool) or not isinstance(msg_id, (str, int, float)):
-        raise JsonRpcError(INVALID_REQUEST, "invalid request: 'id' must be a string or a number, not null")
+        raise JsonRpcError(INVALID_REQUEST, "invalid request: 'id' must be a string or a number, not "
+                           + _JSON_TYPE.get(type(msg_id), type(msg_id).__name__))
     params = message.get("params")
     if params is not None and not isinstance(params, dict):
-        raise JsonRpcError(INVALID_REQUEST, "invalid request: 'params' must be an object")
+        raise JsonRpcError(INVALID_REQUEST, "invalid request: 'params' must be an object, not "
+                           + _JSON_TYPE.get(type(params), type(params).__name__), msg_id=msg_id)
     return REQUEST
+
+
+_JSON_TYPE = {type(None): "null", bool: "a boolean", dict: "an object", list: "an array", str: "a string",
+              int: "a number", float: "a number"}

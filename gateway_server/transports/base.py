@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from http.cookies import SimpleCookie
 from typing import Any
@@ -97,6 +98,39 @@ def request_headers(environ: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+#: The key of ``Session.headers`` naming who opened the session (no HTTP header name contains a space).
+OWNER = " owner"
+
+
+def owner_of(principal: Any) -> str:
+    """Who a session belongs to: the API key, or the token subject of a tenant; ``""`` on an open router."""
+    if principal is None:
+        return ""
+    if principal.key_id is not None:
+        return f"key:{principal.key_id}"
+    return f"sub:{principal.tenant}:{principal.user}"
+
+
+def not_owner(session: Any, principal: Any) -> bool:
+    """True when ``principal`` is not the caller that opened ``session`` (a session is not a bearer token)."""
+    return session.headers.get(OWNER, "") != owner_of(principal)
+
+
+def forbidden_session(start_response: StartResponse, msg_id: Any = None,
+                      headers: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+    """The 403 for a session used with another credential than the one that opened it."""
+    return respond_error(start_response, 403, jsonrpc.INVALID_REQUEST,
+                         "Forbidden: this session was opened with another credential; initialize a new session",
+                         msg_id=msg_id, headers=headers)
+
+
+def backend_request_headers(route: Any, environ: dict[str, Any]) -> dict[str, str]:
+    """The request's headers as backends and templates may see them: never the gateway credential."""
+    from ..mcp_auth import backend_headers
+
+    return backend_headers(route.auth, request_headers(environ))
+
+
 def make_context(environ: dict[str, Any], session: Any, headers: dict[str, str] | None = None) -> CallContext:
     """The :class:`CallContext` of a call made by this request in this session."""
     headers = headers if headers is not None else request_headers(environ)
@@ -112,6 +146,39 @@ def make_context(environ: dict[str, Any], session: Any, headers: dict[str, str] 
     return CallContext(headers=headers, query=query, cookies=cookies, session_id=session.id if session else None,
                        protocol_version=(session.protocol_version if session else "") or "2025-11-25",
                        request_id=headers.get("x-request-id"))
+
+
+#: How long ``tools/list`` waits, at most, for upstreams that are still making their first connection.
+FIRST_CONNECT_WAIT = 5.0
+
+
+def _first_connecting(route: Any) -> list[Any]:
+    # Only the very first attempt: never connected and never failed (a broken upstream is not waited for).
+    return [b for b in route.backends if getattr(b, "state", None) == "connecting"
+            and not getattr(b, "_connected_at", 1.0) and getattr(b, "last_error", "") is None]
+
+
+def settled_route(gateway: Any, route: Any, *, limit: float = FIRST_CONNECT_WAIT) -> Any:
+    """``route`` once its upstreams' first connection is over, waiting at most ``limit`` seconds.
+
+    A ``tools/list`` answered while an upstream still starts would show a list without its
+    tools (until ``list_changed``, which some clients ignore). The wait ends when the
+    snapshot holds a rebuilt route for the prefix (the upstream's tools arrived), when the
+    upstream leaves ``connecting``, or at ``min(limit, its connect timeout)``.
+    """
+    waiting = _first_connecting(route)
+    if not waiting:
+        return route
+    limit = min([limit, *(float(getattr(b, "connect_timeout", limit)) for b in waiting)])
+    deadline = time.monotonic() + limit
+    while True:
+        current = gateway.snapshot.routes.get(route.prefix) or route
+        if current is not route or time.monotonic() >= deadline:
+            return current
+        if not _first_connecting(route):
+            # Connected (or failed): the rebuilt route follows the upstream's tools_changed at once.
+            deadline = min(deadline, time.monotonic() + 1.0)
+        time.sleep(0.05)  # the upstream connects in its own thread; this request just waits its turn
 
 
 def sse_event(message: Any, event: str = "message") -> bytes:

@@ -14,17 +14,22 @@ from ..mcp import core, jsonrpc
 from ..mcp.jsonrpc import INVALID_REQUEST, JsonRpcError
 from ..sessions import Session, new_id
 from .base import (
+    OWNER,
     BodyTooLarge,
     StartResponse,
     attach,
     authenticate,
+    backend_request_headers,
     check_request,
     extra_headers,
+    forbidden_session,
     make_context,
+    not_owner,
+    owner_of,
     read_body,
-    request_headers,
     respond,
     respond_error,
+    settled_route,
 )
 
 
@@ -33,14 +38,18 @@ def handle_stream(gateway: Any, route: Any, environ: dict[str, Any], start_respo
     refused = check_request(gateway, route, environ, start_response)
     if refused is not None:
         return refused
-    _, refused = authenticate(gateway, route, environ, start_response)
+    principal, refused = authenticate(gateway, route, environ, start_response)
     if refused is not None:
         return refused
     if environ["REQUEST_METHOD"] != "GET":
         return respond_error(start_response, 405, INVALID_REQUEST, f"use GET on {route.prefix}/sse",
                              headers=[("Allow", "GET, OPTIONS")])
+    # The connect request's headers serve every call of the session: without the gateway credential.
+    headers = backend_request_headers(route, environ)
+    if principal is not None:
+        headers = {**headers, OWNER: owner_of(principal)}
     session = Session(id=new_id(), prefix=route.prefix, transport="sse", protocol_version="2024-11-05",
-                      headers=request_headers(environ), tools_digest=route.digest)
+                      headers=headers, tools_digest=route.digest)
     gateway.sessions.save(session)
     gateway.metrics.sessions.inc()
     endpoint = f"{route.sse_prefix}{route.prefix}/message?sessionId={session.id}"
@@ -71,6 +80,8 @@ def handle_message(gateway: Any, route: Any, environ: dict[str, Any], start_resp
     if session is None or session.prefix != route.prefix:
         return respond_error(start_response, 404, INVALID_REQUEST, "Session not found: connect to the SSE stream again",
                              headers=cors)
+    if not_owner(session, principal):
+        return forbidden_session(start_response, headers=cors)
     try:
         body = read_body(environ, gateway.max_body_bytes)
     except BodyTooLarge:
@@ -83,8 +94,11 @@ def handle_message(gateway: Any, route: Any, environ: dict[str, Any], start_resp
     messages = message if isinstance(message, list) else [message]
     if not messages:
         return respond_error(start_response, 400, INVALID_REQUEST, "invalid request: empty batch", headers=cors)
+    headers = session.headers
+    if OWNER in headers:
+        headers = {k: v for k, v in headers.items() if k != OWNER}
     for item in messages:
-        ctx = attach(gateway, make_context(environ, session, headers=session.headers), session,
+        ctx = attach(gateway, make_context(environ, session, headers=headers), session,
                      lambda note, sid=session.id: gateway.sessions.deliver(sid, note))
         if isinstance(item, dict) and "method" not in item and ("result" in item or "error" in item):
             gateway.resolve(session.id, item)
@@ -105,6 +119,8 @@ def handle_message(gateway: Any, route: Any, environ: dict[str, Any], start_resp
 def _answer(gateway: Any, route: Any, session: Session, message: dict[str, Any], ctx: Any,
             principal: Any = None) -> None:
     gateway.count_method(message["method"])
+    if message["method"] == "tools/list":
+        route = settled_route(gateway, route)
     reply = core.dispatch(route, session, message, ctx, gateway.observe, principal)
     if message["method"] in ("initialize", "logging/setLevel"):
         gateway.sessions.save(session)

@@ -15,16 +15,22 @@ from ..mcp import core, jsonrpc, versions
 from ..mcp.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND, JsonRpcError
 from ..sessions import Session, new_id
 from .base import (
+    OWNER,
     BodyTooLarge,
     StartResponse,
     attach,
     authenticate,
+    backend_request_headers,
     check_request,
     extra_headers,
+    forbidden_session,
     make_context,
+    not_owner,
+    owner_of,
     read_body,
     respond,
     respond_error,
+    settled_route,
     sse_event,
 )
 
@@ -43,15 +49,15 @@ def handle(gateway: Any, route: Any, environ: dict[str, Any], start_response: St
     if method == "POST":
         return post(gateway, route, environ, start_response, principal)
     if method == "GET":
-        return get(gateway, route, environ, start_response)
+        return get(gateway, route, environ, start_response, principal)
     if method == "DELETE":
-        return delete(gateway, route, environ, start_response)
+        return delete(gateway, route, environ, start_response, principal)
     return respond_error(start_response, 405, INVALID_REQUEST, f"method {method} not allowed on {route.prefix}/mcp",
                          headers=ALLOW)
 
 
 def _session(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
-             msg_id: Any = None) -> tuple[Session | None, Any]:
+             msg_id: Any = None, principal: Any = None) -> tuple[Session | None, Any]:
     sid = environ.get("HTTP_MCP_SESSION_ID")
     if not sid:
         return None, respond_error(start_response, 400, INVALID_REQUEST,
@@ -61,6 +67,8 @@ def _session(gateway: Any, route: Any, environ: dict[str, Any], start_response: 
     if session is None or session.prefix != route.prefix:
         return None, respond_error(start_response, 404, INVALID_REQUEST,
                                    "Session not found: it expired or was deleted; initialize again", msg_id=msg_id)
+    if not_owner(session, principal):
+        return None, forbidden_session(start_response, msg_id)
     return session, None
 
 
@@ -92,9 +100,9 @@ def post(gateway: Any, route: Any, environ: dict[str, Any], start_response: Star
     try:
         what = jsonrpc.kind(message)
     except JsonRpcError as exc:
-        return respond_error(start_response, 400, exc.code, exc.message, headers=cors)
+        return respond_error(start_response, 400, exc.code, exc.message, msg_id=exc.msg_id, headers=cors)
     if what == jsonrpc.REQUEST and message["method"] == "initialize":
-        return _initialize(gateway, route, environ, start_response, message, cors)
+        return _initialize(gateway, route, environ, start_response, message, cors, principal)
     if what == jsonrpc.REQUEST and "HTTP_MCP_SESSION_ID" not in environ and (
             message["method"] == "server/discover"
             or environ.get("HTTP_MCP_PROTOCOL_VERSION") == versions.MODERN):
@@ -106,10 +114,10 @@ def post(gateway: Any, route: Any, environ: dict[str, Any], start_response: Star
     refused = _version_error(environ, start_response, message.get("id"))
     if refused is not None:
         return refused
-    session, refused = _session(gateway, route, environ, start_response, message.get("id"))
+    session, refused = _session(gateway, route, environ, start_response, message.get("id"), principal)
     if refused is not None:
         return refused
-    ctx = attach(gateway, make_context(environ, session), session,
+    ctx = attach(gateway, make_context(environ, session, backend_request_headers(route, environ)), session,
                  lambda note, sid=session.id: gateway.sessions.deliver(sid, note))
     if principal is not None:
         ctx.user, ctx.key_id = principal.user, principal.key_id
@@ -117,6 +125,8 @@ def post(gateway: Any, route: Any, environ: dict[str, Any], start_response: Star
     if what == jsonrpc.RESPONSE:
         gateway.resolve(session.id, message)
         return respond(start_response, 202, headers=cors)
+    if what == jsonrpc.REQUEST and message["method"] == "tools/list":
+        route = settled_route(gateway, route)
     if what == jsonrpc.REQUEST and _may_notify(route, message, environ):
         return _streamed(gateway, route, session, message, ctx, principal, start_response, cors)
     reply = core.dispatch(route, session, message, ctx, gateway.observe, principal)
@@ -174,9 +184,11 @@ def _streamed(gateway: Any, route: Any, session: Session, message: dict[str, Any
 
 
 def _initialize(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
-                message: dict[str, Any], cors: list) -> Any:
+                message: dict[str, Any], cors: list, principal: Any = None) -> Any:
     session = Session(id=new_id(), prefix=route.prefix, transport="streamable")
-    ctx = make_context(environ, session)
+    if principal is not None:
+        session.headers = {OWNER: owner_of(principal)}
+    ctx = make_context(environ, session, backend_request_headers(route, environ))
     gateway.count_method("initialize")
     reply = core.dispatch(route, session, message, ctx, gateway.observe)
     if "result" not in reply:
@@ -194,7 +206,7 @@ def _batch(gateway: Any, route: Any, environ: dict[str, Any], start_response: St
     if any(isinstance(m, dict) and m.get("method") == "initialize" for m in messages):
         return respond_error(start_response, 400, INVALID_REQUEST,
                              "invalid request: initialize must not be part of a batch", headers=cors)
-    session, refused = _session(gateway, route, environ, start_response)
+    session, refused = _session(gateway, route, environ, start_response, principal=principal)
     if refused is not None:
         return refused
     if not versions.allows_batch(session.protocol_version):
@@ -202,8 +214,9 @@ def _batch(gateway: Any, route: Any, environ: dict[str, Any], start_response: St
                              f"invalid request: JSON-RPC batches are not part of protocol version "
                              f"{session.protocol_version} (only 2025-03-26)", headers=cors)
     replies = []
+    headers = backend_request_headers(route, environ)
     for message in messages:
-        ctx = attach(gateway, make_context(environ, session), session,
+        ctx = attach(gateway, make_context(environ, session, headers), session,
                      lambda note, sid=session.id: gateway.sessions.deliver(sid, note))
         if principal is not None:
             ctx.user, ctx.key_id = principal.user, principal.key_id
@@ -220,7 +233,8 @@ def _batch(gateway: Any, route: Any, environ: dict[str, Any], start_response: St
     return respond(start_response, 200, jsonrpc.dumps(replies), headers=cors)
 
 
-def get(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse) -> Any:
+def get(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
+        principal: Any = None) -> Any:
     """GET: the server-to-client stream of a session (list_changed and other notifications)."""
     if "text/event-stream" not in environ.get("HTTP_ACCEPT", ""):
         return respond_error(start_response, 405, INVALID_REQUEST,
@@ -228,7 +242,7 @@ def get(gateway: Any, route: Any, environ: dict[str, Any], start_response: Start
     refused = _version_error(environ, start_response)
     if refused is not None:
         return refused
-    session, refused = _session(gateway, route, environ, start_response)
+    session, refused = _session(gateway, route, environ, start_response, principal=principal)
     if refused is not None:
         return refused
     headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
@@ -237,9 +251,10 @@ def get(gateway: Any, route: Any, environ: dict[str, Any], start_response: Start
     return gateway.stream(session.id, first=b": stream open\n\n")
 
 
-def delete(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse) -> Any:
+def delete(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
+           principal: Any = None) -> Any:
     """DELETE: end the session."""
-    session, refused = _session(gateway, route, environ, start_response)
+    session, refused = _session(gateway, route, environ, start_response, principal=principal)
     if refused is not None:
         return refused
     gateway.end_session(session, route)
