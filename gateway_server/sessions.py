@@ -32,6 +32,7 @@ class Session:
     log_level: str | None = None
     tools_digest: str = ""  # what tools/list last showed, to decide on list_changed
     headers: dict[str, str] = field(default_factory=dict)  # SSE: the connect request's headers
+    owner: str = ""  # who opened it (API key or token subject); "" on an open router
     created_at: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.monotonic)
 

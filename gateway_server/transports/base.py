@@ -98,10 +98,6 @@ def request_headers(environ: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-#: The key of ``Session.headers`` naming who opened the session (no HTTP header name contains a space).
-OWNER = " owner"
-
-
 def owner_of(principal: Any) -> str:
     """Who a session belongs to: the API key, or the token subject of a tenant; ``""`` on an open router."""
     if principal is None:
@@ -113,7 +109,7 @@ def owner_of(principal: Any) -> str:
 
 def not_owner(session: Any, principal: Any) -> bool:
     """True when ``principal`` is not the caller that opened ``session`` (a session is not a bearer token)."""
-    return session.headers.get(OWNER, "") != owner_of(principal)
+    return session.owner != owner_of(principal)
 
 
 def forbidden_session(start_response: StartResponse, msg_id: Any = None,

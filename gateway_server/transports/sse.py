@@ -14,7 +14,6 @@ from ..mcp import core, jsonrpc
 from ..mcp.jsonrpc import INVALID_REQUEST, JsonRpcError
 from ..sessions import Session, new_id
 from .base import (
-    OWNER,
     BodyTooLarge,
     StartResponse,
     attach,
@@ -46,10 +45,8 @@ def handle_stream(gateway: Any, route: Any, environ: dict[str, Any], start_respo
                              headers=[("Allow", "GET, OPTIONS")])
     # The connect request's headers serve every call of the session: without the gateway credential.
     headers = backend_request_headers(route, environ)
-    if principal is not None:
-        headers = {**headers, OWNER: owner_of(principal)}
     session = Session(id=new_id(), prefix=route.prefix, transport="sse", protocol_version="2024-11-05",
-                      headers=headers, tools_digest=route.digest)
+                      headers=headers, tools_digest=route.digest, owner=owner_of(principal))
     gateway.sessions.save(session)
     gateway.metrics.sessions.inc()
     endpoint = f"{route.sse_prefix}{route.prefix}/message?sessionId={session.id}"
@@ -95,8 +92,6 @@ def handle_message(gateway: Any, route: Any, environ: dict[str, Any], start_resp
     if not messages:
         return respond_error(start_response, 400, INVALID_REQUEST, "invalid request: empty batch", headers=cors)
     headers = session.headers
-    if OWNER in headers:
-        headers = {k: v for k, v in headers.items() if k != OWNER}
     for item in messages:
         ctx = attach(gateway, make_context(environ, session, headers=headers), session,
                      lambda note, sid=session.id: gateway.sessions.deliver(sid, note))

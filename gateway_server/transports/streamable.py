@@ -15,7 +15,6 @@ from ..mcp import core, jsonrpc, versions
 from ..mcp.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND, JsonRpcError
 from ..sessions import Session, new_id
 from .base import (
-    OWNER,
     BodyTooLarge,
     StartResponse,
     attach,
@@ -185,9 +184,7 @@ def _streamed(gateway: Any, route: Any, session: Session, message: dict[str, Any
 
 def _initialize(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
                 message: dict[str, Any], cors: list, principal: Any = None) -> Any:
-    session = Session(id=new_id(), prefix=route.prefix, transport="streamable")
-    if principal is not None:
-        session.headers = {OWNER: owner_of(principal)}
+    session = Session(id=new_id(), prefix=route.prefix, transport="streamable", owner=owner_of(principal))
     ctx = make_context(environ, session, backend_request_headers(route, environ))
     gateway.count_method("initialize")
     reply = core.dispatch(route, session, message, ctx, gateway.observe)
