@@ -215,3 +215,26 @@ def attach(gateway: Any, ctx: CallContext, session: Any, send: Callable[[dict[st
         ctx.request = lambda method, params, timeout=None: gateway.client_request(session.id, send, method, params,
                                                                                    timeout=timeout)
     return ctx
+
+
+def admit(gateway: Any, route: Any, environ: dict[str, Any],
+          start_response: StartResponse) -> tuple[Any, list[bytes] | None]:
+    """Host, Origin and auth checks of every transport request: ``(principal, None)`` or ``(None, response)``."""
+    refused = check_request(gateway, route, environ, start_response)
+    if refused is not None:
+        return None, refused
+    return authenticate(gateway, route, environ, start_response)
+
+
+def read_message(gateway: Any, environ: dict[str, Any], start_response: StartResponse,
+                 cors: list) -> tuple[Any, list[bytes] | None]:
+    """The request's JSON-RPC message (or batch), or the 413/400 response to send."""
+    try:
+        body = read_body(environ, gateway.max_body_bytes)
+    except BodyTooLarge:
+        return None, respond_error(start_response, 413, jsonrpc.INVALID_REQUEST,
+                                   f"request body larger than {gateway.max_body_bytes} bytes", headers=cors)
+    try:
+        return jsonrpc.parse(body), None
+    except jsonrpc.JsonRpcError as exc:
+        return None, respond_error(start_response, 400, exc.code, exc.message, headers=cors)

@@ -10,22 +10,20 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..mcp import core, jsonrpc
-from ..mcp.jsonrpc import INVALID_REQUEST, JsonRpcError
+from ..mcp import core
+from ..mcp.jsonrpc import INVALID_REQUEST
 from ..sessions import Session, new_id
 from .base import (
-    BodyTooLarge,
     StartResponse,
+    admit,
     attach,
-    authenticate,
     backend_request_headers,
-    check_request,
     extra_headers,
     forbidden_session,
     make_context,
     not_owner,
     owner_of,
-    read_body,
+    read_message,
     respond,
     respond_error,
     settled_route,
@@ -34,10 +32,7 @@ from .base import (
 
 def handle_stream(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse) -> Any:
     """``GET P/sse``: create a session and stream its messages, starting with the ``endpoint`` event."""
-    refused = check_request(gateway, route, environ, start_response)
-    if refused is not None:
-        return refused
-    principal, refused = authenticate(gateway, route, environ, start_response)
+    principal, refused = admit(gateway, route, environ, start_response)
     if refused is not None:
         return refused
     if environ["REQUEST_METHOD"] != "GET":
@@ -59,10 +54,7 @@ def handle_stream(gateway: Any, route: Any, environ: dict[str, Any], start_respo
 
 def handle_message(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse) -> Any:
     """``POST P/message?sessionId=…``: accept a message (202); its response goes on the session's stream."""
-    refused = check_request(gateway, route, environ, start_response)
-    if refused is not None:
-        return refused
-    principal, refused = authenticate(gateway, route, environ, start_response)
+    principal, refused = admit(gateway, route, environ, start_response)
     if refused is not None:
         return refused
     if environ["REQUEST_METHOD"] != "POST":
@@ -79,15 +71,9 @@ def handle_message(gateway: Any, route: Any, environ: dict[str, Any], start_resp
                              headers=cors)
     if not_owner(session, principal):
         return forbidden_session(start_response, headers=cors)
-    try:
-        body = read_body(environ, gateway.max_body_bytes)
-    except BodyTooLarge:
-        return respond_error(start_response, 413, INVALID_REQUEST,
-                             f"request body larger than {gateway.max_body_bytes} bytes", headers=cors)
-    try:
-        message = jsonrpc.parse(body)
-    except JsonRpcError as exc:
-        return respond_error(start_response, 400, exc.code, exc.message, headers=cors)
+    message, refused = read_message(gateway, environ, start_response, cors)
+    if refused is not None:
+        return refused
     messages = message if isinstance(message, list) else [message]
     if not messages:
         return respond_error(start_response, 400, INVALID_REQUEST, "invalid request: empty batch", headers=cors)

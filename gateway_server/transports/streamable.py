@@ -15,18 +15,16 @@ from ..mcp import core, jsonrpc, versions
 from ..mcp.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND, JsonRpcError
 from ..sessions import Session, new_id
 from .base import (
-    BodyTooLarge,
     StartResponse,
+    admit,
     attach,
-    authenticate,
     backend_request_headers,
-    check_request,
     extra_headers,
     forbidden_session,
     make_context,
     not_owner,
     owner_of,
-    read_body,
+    read_message,
     respond,
     respond_error,
     settled_route,
@@ -38,10 +36,7 @@ ALLOW = [("Allow", "GET, POST, DELETE, OPTIONS")]
 
 def handle(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse) -> Any:
     """Serve one request to ``P/mcp``."""
-    refused = check_request(gateway, route, environ, start_response)
-    if refused is not None:
-        return refused
-    principal, refused = authenticate(gateway, route, environ, start_response)
+    principal, refused = admit(gateway, route, environ, start_response)
     if refused is not None:
         return refused
     method = environ["REQUEST_METHOD"]
@@ -85,15 +80,9 @@ def post(gateway: Any, route: Any, environ: dict[str, Any], start_response: Star
     """POST: one JSON-RPC message (or a batch in 2025-03-26 sessions)."""
     started = time.perf_counter()
     cors = extra_headers(route, environ) if route.cors else []
-    try:
-        body = read_body(environ, gateway.max_body_bytes)
-    except BodyTooLarge:
-        return respond_error(start_response, 413, INVALID_REQUEST,
-                             f"request body larger than {gateway.max_body_bytes} bytes", headers=cors)
-    try:
-        message = jsonrpc.parse(body)
-    except JsonRpcError as exc:
-        return respond_error(start_response, 400, exc.code, exc.message, headers=cors)
+    message, refused = read_message(gateway, environ, start_response, cors)
+    if refused is not None:
+        return refused
     if isinstance(message, list):
         return _batch(gateway, route, environ, start_response, message, cors, principal)
     try:
