@@ -21,7 +21,7 @@ import pytest
 import requests
 import yaml
 
-from tests.helpers import ROOT, Proc, Procs, free_port, python, wait_for, wait_http
+from tests.helpers import ROOT, Proc, Procs, free_port, python, unavailable, wait_for, wait_http
 
 DEMO_CONFIG = ROOT / "gateway_server" / "demo" / "config.yaml"
 DEMO_PREFIX = "/gateway/demo"
@@ -170,7 +170,7 @@ def gunicorn_path() -> str:
 
     found = shutil.which("gunicorn") or str(Path(sys.executable).parent / "gunicorn")
     if not Path(found).exists():
-        pytest.skip("gunicorn is not installed (the production extra)")
+        unavailable("gunicorn is not installed (the production extra)")
     return found
 
 

@@ -183,3 +183,12 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 def wsgi_server(app) -> WSGIServer:
     """A threaded, quiet WSGI server for ``app`` bound to a free loopback port (not yet serving)."""
     return make_server("127.0.0.1", 0, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+
+
+def unavailable(reason: str):
+    """Skip a test whose tool or service is missing locally; fail it under CI, where a skip would hide a gap."""
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(f"unavailable in CI: {reason}")
+    pytest.skip(reason)

@@ -12,7 +12,7 @@ import yaml
 
 from mcpgw_sdk.records import AuditRecord
 from mcpgw_sdk.store import open_store
-from tests.helpers import Proc, free_port, python, wait_http
+from tests.helpers import Proc, free_port, python, unavailable, wait_http
 
 PASSWORDS = {"admin": "admin-pass-1", "alice": "alice-pass-1", "bob": "bob-pass-12"}
 
@@ -585,7 +585,7 @@ def test_gunicorn_workers_share_the_stored_secret(tmp_path):
 
     gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).parent / "gunicorn")
     if not Path(gunicorn).exists():
-        pytest.skip("gunicorn is not installed (the production extra)")
+        unavailable("gunicorn is not installed (the production extra)")
     url = f"sqlite:///{tmp_path / 'g.db'}"
     seed(url).close()
     port = free_port()

@@ -12,7 +12,7 @@ import pytest
 from gateway_server.sessions import MemorySessionStore, Session, new_id
 from gateway_server.sessions_redis import RedisSessionStore
 from mcpgw_sdk.errors import ConfigError, StorageError
-from tests.helpers import drop_keys, free_port, key_prefix, redis_available, wait_for
+from tests.helpers import drop_keys, free_port, key_prefix, redis_available, unavailable, wait_for
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -417,7 +417,7 @@ def test_streams_survive_a_redis_restart(procs, tmp_path):
 
     server = shutil.which("redis-server")
     if not server:
-        pytest.skip("redis-server is not on PATH")
+        unavailable("redis-server is not on PATH")
     port = free_port()
     # save points make Redis write its data on SIGTERM, and load it again on start: a restart, not a wipe
     args = [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", "3600 1",
