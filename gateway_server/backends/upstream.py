@@ -184,6 +184,11 @@ class UpstreamServer:
         """``connecting``, ``ready``, ``failed`` or ``stopped`` (see :attr:`last_error` and :attr:`restarts`)."""
         return self._state
 
+    @property
+    def first_connect_pending(self) -> bool:
+        """True while the very first connection is under way (never connected, never failed)."""
+        return self._state == "connecting" and not self._connected_at and self.last_error is None
+
     def status(self) -> dict[str, Any]:
         """State, last error, restarts, process id, per-session upstream sessions and calls in flight (/readyz)."""
         shared = self._shared

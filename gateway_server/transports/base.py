@@ -150,8 +150,7 @@ FIRST_CONNECT_WAIT = 5.0
 
 def _first_connecting(route: Any) -> list[Any]:
     # Only the very first attempt: never connected and never failed (a broken upstream is not waited for).
-    return [b for b in route.backends if getattr(b, "state", None) == "connecting"
-            and not getattr(b, "_connected_at", 1.0) and getattr(b, "last_error", "") is None]
+    return [b for b in route.backends if getattr(b, "first_connect_pending", False)]
 
 
 def settled_route(gateway: Any, route: Any, *, limit: float = FIRST_CONNECT_WAIT) -> Any:
