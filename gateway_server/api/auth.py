@@ -1,9 +1,9 @@
 """Management-API authentication: JWT access/refresh tokens, the signing secret, login rate limits.
 
 Tokens are HS256 JWTs (PyJWT). The secret is the ``jwt_secret`` setting when set;
-otherwise one is generated on first run and stored in the database (table
-``_mcpgw_secrets``, created here through the store's peewee database), so every
-worker and replica on that database shares it and tokens survive restarts.
+otherwise one is generated on first run and stored in the database (the store's
+key/value table), so every worker and replica on that database shares it and
+tokens survive restarts.
 There is never a built-in default secret. A password change voids the user's
 earlier tokens (a per-user time kept in the same table).
 """
@@ -32,67 +32,31 @@ SECRET_NAME = "jwt_secret"
 
 
 class ApiState:
-    """A small name → value table (``_mcpgw_secrets``) in the store's own database, for the API's state.
+    """The API's small state in the store's key/value table (``meta``): the signing secret and,
+    per user, the time before which their tokens are void (set when a password changes or an
+    account is disabled)."""
 
-    It holds the generated signing secret and, per user, the time before which
-    their tokens are void (set when a password changes or an account is disabled).
-    Created here on first use, so the store's schema needs no API-specific tables.
-    """
-
-    def __init__(self, db: Any):
-        import peewee
-
-        self._db = db
-        self._integrity = peewee.IntegrityError
-
-        class Row(peewee.Model):
-            name = peewee.CharField(max_length=200, primary_key=True)
-            value = peewee.CharField(max_length=255)
-
-            class Meta:
-                database = db
-                table_name = "_mcpgw_secrets"
-
-        self._row = Row
-        with db.connection_context():
-            db.create_tables([Row], safe=True)
+    def __init__(self, store: Any):
+        self._store = store
 
     @classmethod
     def of(cls, store: Any) -> ApiState | None:
-        """The state table of ``store``'s database, or ``None`` for a store without one (``yaml://``)."""
-        db = getattr(store, "db", None)
-        if db is None or getattr(store, "read_only", False):
+        """The state of ``store``, or ``None`` for a store that cannot keep values (``yaml://``)."""
+        if getattr(store, "read_only", False) or not hasattr(store, "set_value"):
             return None
-        return cls(db)
+        return cls(store)
 
     def get(self, name: str) -> str | None:
         """The value stored under ``name``, else ``None``."""
-        with self._db.connection_context():
-            row = self._row.get_or_none(self._row.name == name)
-        return None if row is None else row.value
+        return self._store.get_value(name)
 
     def setdefault(self, name: str, value: str) -> str:
         """Store ``value`` unless ``name`` exists; return what is stored (the first writer wins a race)."""
-        with self._db.connection_context():
-            try:
-                with self._db.atomic():
-                    self._row.insert(name=name, value=value).execute()
-            except self._integrity:
-                pass
-            return self._row.get(self._row.name == name).value
+        return self._store.set_value(name, value, only_if_absent=True)
 
     def set(self, name: str, value: str) -> None:
         """Store ``value`` under ``name``, replacing any previous one."""
-        with self._db.connection_context():
-            for _ in range(3):
-                if self._row.update(value=value).where(self._row.name == name).execute():
-                    return
-                try:
-                    with self._db.atomic():
-                        self._row.insert(name=name, value=value).execute()
-                    return
-                except self._integrity:
-                    continue  # inserted meanwhile by another writer: update it
+        self._store.set_value(name, value)
 
 
 def load_secret(state: ApiState | None, explicit: str | None = None) -> str:
