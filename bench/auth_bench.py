@@ -20,7 +20,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,8 +31,9 @@ from gateway_bench import (  # noqa: E402
     MCP_HEADERS,
     PREFIX,
     cpu_seconds,
-    free_port,
+    setup,
     start,
+    start_backend,
     stop,
     wait_url,
     wrk,
@@ -93,18 +93,10 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not on PATH (make system-deps installs it)")
 
-    workdir = Path(tempfile.mkdtemp(prefix="mcpgw-auth-bench-"))
-    ports = {name: free_port() for name in ("backend", "gateway")}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    db = f"sqlite:///{workdir / 'bench.db'}"
-    env = {"MCPGW_LOG_LEVEL": "WARNING", "MCPGW_ADMIN_PASSWORD": "bench-only-password", "PYTHONUNBUFFERED": "1"}
-    os.environ.update({"MCPGW_ADMIN_PASSWORD": env["MCPGW_ADMIN_PASSWORD"]})
+    workdir, ports, urls, db, env = setup("mcpgw-auth-bench-", ("backend", "gateway"))
     procs = []
     try:
-        backend = start([sys.executable, "-m", "gateway_server.demo.backend", "--port", str(ports["backend"])],
-                        workdir / "backend.log", env)
-        procs.append(backend)
-        wait_url(urls["backend"] + "/users", backend)
+        procs.append(start_backend(ports["backend"], workdir, env))
         secret = prepare_keyed(db, urls["backend"])
         gateway = start([sys.executable, "-m", "gateway_server", "--db", db, "--port", str(ports["gateway"])],
                         workdir / "gateway.log", env)

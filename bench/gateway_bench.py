@@ -494,6 +494,26 @@ def reload_time(args, db: str, urls: dict) -> dict:
 
 # -- main ------------------------------------------------------------------------
 
+BENCH_ENV = {"MCPGW_LOG_LEVEL": "WARNING", "MCPGW_ADMIN_PASSWORD": "bench-only-password", "PYTHONUNBUFFERED": "1"}
+
+
+def setup(prefix: str, names: tuple[str, ...]) -> tuple[Path, dict, dict, str, dict]:
+    """A work directory, a free port and URL per name, a SQLite URL in it, and the servers' environment."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    ports = {name: free_port() for name in names}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    os.environ["MCPGW_ADMIN_PASSWORD"] = BENCH_ENV["MCPGW_ADMIN_PASSWORD"]
+    return workdir, ports, urls, f"sqlite:///{workdir / 'bench.db'}", dict(BENCH_ENV)
+
+
+def start_backend(port: int, workdir: Path, env: dict) -> subprocess.Popen:
+    """The demo REST backend on ``port``, answering before this returns."""
+    backend = start([sys.executable, "-m", "gateway_server.demo.backend", "--port", str(port)],
+                    workdir / "backend.log", env)
+    wait_url(f"http://127.0.0.1:{port}/users", backend)
+    return backend
+
+
 def main() -> None:
     """Start everything, measure, print, stop everything."""
     parser = argparse.ArgumentParser(description="mcpgw gateway benchmark (prints figures, never asserts)")
@@ -522,16 +542,10 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from gateway_server.demo.run import prepare
 
-    workdir = Path(tempfile.mkdtemp(prefix="mcpgw-bench-"))
-    ports = {name: free_port() for name in ("backend", "forwarder", "gateway")}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    db = f"sqlite:///{workdir / 'bench.db'}"
-    env = {"MCPGW_LOG_LEVEL": "WARNING", "MCPGW_ADMIN_PASSWORD": "bench-only-password", "PYTHONUNBUFFERED": "1"}
-    os.environ.update({"MCPGW_ADMIN_PASSWORD": env["MCPGW_ADMIN_PASSWORD"]})
+    workdir, ports, urls, db, env = setup("mcpgw-bench-", ("backend", "forwarder", "gateway"))
     procs = []
     try:
-        backend = start([sys.executable, "-m", "gateway_server.demo.backend", "--port", str(ports["backend"])],
-                        workdir / "backend.log", env)
+        backend = start_backend(ports["backend"], workdir, env)
         procs.append(backend)
         forwarder = start([sys.executable, str(ROOT / "bench" / "forwarder.py"), "--port", str(ports["forwarder"]),
                            "--backend", urls["backend"]], workdir / "forwarder.log", env)
@@ -540,7 +554,6 @@ def main() -> None:
         gateway = start([sys.executable, "-m", "gateway_server", "--db", db, "--port", str(ports["gateway"]),
                          "--reload-interval", str(args.reload_interval)], workdir / "gateway.log", env)
         procs.append(gateway)
-        wait_url(urls["backend"] + "/users", backend)
         wait_url(urls["gateway"] + "/readyz", gateway)
         session = mcp_session(urls["gateway"] + PREFIX + "/mcp")
         wait_port(ports["forwarder"], forwarder)  # it only takes POSTs, so poll the port
