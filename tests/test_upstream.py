@@ -275,3 +275,14 @@ def test_hanging_upstream_connect_is_bounded_by_the_call_timeout(servers):
     assert time.monotonic() - started < 1.5
     wait_for(lambda: up.state == "failed", timeout=10, what="the connect attempt to give up")
     assert "initialize" in up.last_error
+
+
+def test_stdio_stderr_goes_to_the_log_line_by_line(servers, caplog):
+    caplog.set_level("INFO", logger="mcpgw.upstream.chatty")
+    up = servers("chatty", stdio_spec())
+    wait_for(lambda: up.state == "ready", timeout=20, what="ready")
+    # the fixture announces itself on stderr when it starts
+    lines = wait_for(lambda: [r.getMessage() for r in caplog.records
+                              if r.name == "mcpgw.upstream.chatty" and "serving stdio" in r.getMessage()],
+                     timeout=10, what="the upstream's stderr in the log")
+    assert lines[0].startswith("serving stdio")
