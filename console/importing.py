@@ -6,8 +6,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
 from mcpgw_sdk.errors import ConfigError
 
 KINDS = ("mcpgw", "unla", "openapi")
@@ -22,16 +20,28 @@ class Preview:
     tools: list[dict[str, Any]] = field(default_factory=list)
 
 
-def fetch(url: str, *, timeout: float = 15.0) -> str:
-    """Download a spec or document; ConfigError saying why when it cannot be read."""
+def fetch(url: str, *, trusted: bool = False, timeout: float = 15.0) -> str:
+    """Download a spec or document; ConfigError saying why when it cannot be read.
+
+    ``trusted`` (an admin typed the URL) lets it reach the loopback or private host it names;
+    anyone else's URL must lead to public addresses, as an argument-chosen URL would.
+    """
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"url: {url!r} is not an http(s) URL")
+    # Through the gateway's outbound guard: an admin's URL is trusted as if written in a document (never
+    # metadata or link-local addresses); a member's must be public, or a member could read internal services.
+    from gateway_server.backends.guard import Refused
+    from gateway_server.backends.guard import fetch as guarded_fetch
+
     try:
-        resp = requests.get(url, timeout=timeout)
-    except requests.RequestException as exc:
+        resp = guarded_fetch(url, timeout=timeout, max_bytes=4 * 1024 * 1024,
+                             literal_hosts=None if trusted else ())
+    except Refused as exc:
+        raise ConfigError(f"url: {exc}") from None
+    except OSError as exc:
         raise ConfigError(f"url: cannot fetch {url}: {exc.__class__.__name__}") from None
-    if resp.status_code >= 400:
-        raise ConfigError(f"url: {url} answered HTTP {resp.status_code}")
+    if resp.status >= 400:
+        raise ConfigError(f"url: {url} answered HTTP {resp.status}")
     return resp.text
 
 

@@ -5,7 +5,7 @@ The gateway core calls :func:`authenticate` once per HTTP request with the route
 returns a :class:`Principal` (or ``None`` for an open router) or raises
 :class:`AuthFailure` carrying the status, ``WWW-Authenticate`` header and body to
 send. Nothing here touches Flask or the database; the only IO is the JWKS fetch
-of :class:`OAuthVerifier`, cached by PyJWT.
+of :class:`OAuthVerifier`, cached by PyJWT and made through the outbound guard.
 
 >>> authenticate({"mode": "none"}, {}, keys=KeyIndex(()), tenant="t",
 ...              resource_url="http://h/t/mcp", metadata_url="http://h/.well-known/x", oauth=None) is None
@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
-import urllib.request
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -129,6 +129,49 @@ def bearer_token(headers: dict[str, str]) -> str | None:
     return None
 
 
+_MAX_METADATA_BYTES = 1024 * 1024
+
+
+def _guarded_get(url: str, *, literal_hosts: frozenset, timeout: float, max_redirects: int,
+                 headers: dict[str, str] | None = None) -> Any:
+    """GET through the outbound guard; OSError (refused, unreachable, an error status) says why."""
+    from .backends.guard import fetch
+
+    resp = fetch(url, literal_hosts=literal_hosts, timeout=timeout, max_bytes=_MAX_METADATA_BYTES,
+                 max_redirects=max_redirects, headers=headers)
+    if resp.status != 200:
+        raise OSError(f"{url} answered HTTP {resp.status}")
+    return resp
+
+
+class _GuardedJwkClient(jwt.PyJWKClient):
+    """:class:`jwt.PyJWKClient` fetching through the outbound guard: no redirects, 1 MiB at most.
+
+    ``literal_hosts`` are the authorities the router's ``auth`` block names; any other
+    JWKS host must be public (or in the operator's allow-list).
+    """
+
+    def __init__(self, uri: str, *, literal_hosts: frozenset, **kwargs: Any):
+        super().__init__(uri, **kwargs)
+        self.literal_hosts = literal_hosts
+
+    def fetch_data(self) -> Any:
+        """Fetch and return the JWK Set (cached as PyJWT does); PyJWKClientConnectionError on failure."""
+        try:
+            resp = _guarded_get(self.uri, literal_hosts=self.literal_hosts, timeout=self.timeout, max_redirects=0,
+                                headers=dict(self.headers or {}))
+            jwk_set = resp.json()
+        except (OSError, ValueError) as exc:
+            raise jwt.PyJWKClientConnectionError(f"cannot fetch the JWKS: {exc}") from None
+        check = getattr(self, "_as_jwk_set_payload", None)  # PyJWT >= 2.11 validates before caching
+        if check is not None:
+            jwk_set = check(jwk_set)
+        if self.jwk_set_cache is not None:
+            self.jwk_set_cache.put(jwk_set)
+        self._last_successful_fetch = time.monotonic()
+        return jwk_set
+
+
 class OAuthVerifier:
     """Validates bearer JWTs of one router's issuer (resource-server side of OAuth 2.1).
 
@@ -152,6 +195,10 @@ class OAuthVerifier:
         self._cache_seconds = cache_seconds
         self._jwks_uri = jwks_uri
         self._client: jwt.PyJWKClient | None = None
+        from .backends.guard import authorities
+
+        # The issuer and JWKS hosts the auth block names; a jwks_uri discovered elsewhere must be public.
+        self._literal_hosts = authorities([issuer or "", jwks_uri or ""])
 
     @classmethod
     def from_config(cls, auth: dict[str, Any], **kwargs: Any) -> OAuthVerifier:
@@ -167,9 +214,10 @@ class OAuthVerifier:
         last: Exception | None = None
         for suffix in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
             try:
-                with urllib.request.urlopen(base + suffix, timeout=self.timeout) as resp:  # noqa: S310
-                    meta = json.loads(resp.read().decode("utf-8"))
-                if meta.get("jwks_uri"):
+                resp = _guarded_get(base + suffix, literal_hosts=self._literal_hosts, timeout=self.timeout,
+                                    max_redirects=3)
+                meta = json.loads(resp.text)
+                if isinstance(meta, dict) and isinstance(meta.get("jwks_uri"), str) and meta["jwks_uri"]:
                     return meta["jwks_uri"]
             except Exception as exc:  # noqa: BLE001 - try the next well-known location
                 last = exc
@@ -178,8 +226,8 @@ class OAuthVerifier:
     def _jwk_client(self) -> jwt.PyJWKClient:
         if self._client is None:
             uri = self._jwks_uri or self._discover()
-            self._client = jwt.PyJWKClient(uri, cache_keys=True, lifespan=self._cache_seconds,
-                                           timeout=self.timeout)
+            self._client = _GuardedJwkClient(uri, literal_hosts=self._literal_hosts, cache_keys=True,
+                                             lifespan=self._cache_seconds, timeout=self.timeout)
         return self._client
 
     def verify(self, token: str, *, resource_url: str) -> dict[str, Any]:

@@ -177,15 +177,20 @@ def _backend_definitions(content: dict[str, Any], key: str) -> dict[str, tuple[s
     """server name -> (definition hash, kind, make_backend kwargs)."""
     defs: dict[str, tuple[str, str, dict[str, Any]]] = {}
     tools = content.get("tools") or []
+    # Backends trust the authorities written anywhere in the document: a change there rebuilds them.
+    from .backends.guard import document_texts
+
+    literals = sorted(document_texts(content))
     for server in content.get("servers") or []:
         allowed = server.get("allowedTools")
         denied = set(server.get("deniedTools") or ())
         chosen = [t for t in tools if (allowed is None or t.get("name") in allowed) and t.get("name") not in denied]
         kwargs = {"name": server["name"], "server": server, "tools": chosen, "document": content}
-        defs[server["name"]] = (_digest(["rest", key, server, chosen]), "rest", kwargs)
+        defs[server["name"]] = (_digest(["rest", key, server, chosen, literals]), "rest", kwargs)
     for server in content.get("mcpServers") or []:
         kwargs = {"name": server["name"], "server": server, "document": content}
-        defs[server["name"]] = (_digest(["mcp", key, server]), "mcp", kwargs)
+        stdio = server.get("type") == "stdio" or (not server.get("type") and server.get("command"))
+        defs[server["name"]] = (_digest(["mcp", key, server, [] if stdio else literals]), "mcp", kwargs)
     return defs
 
 
@@ -214,13 +219,15 @@ def build_snapshot(config_set: Any, previous: Snapshot | None = None, *,
             continue
         key = f"{doc.tenant}/{doc.name}"
         try:
+            if getattr(doc, "problem", ""):
+                raise ConfigError(f"{key}: {doc.problem}")
             content = validate(doc.content)
-        except ConfigError as exc:
-            errors[key] = list(exc.errors)
+            documents[key] = (_digest(content), content)
+        except Exception as exc:  # noqa: BLE001 - whatever is wrong with one document costs only that document
+            errors[key] = (list(exc.errors) if isinstance(exc, ConfigError)
+                           else [f"{key}: {type(exc).__name__}: {str(exc)[:200]}"])
             if key in previous.documents:
                 documents[key] = previous.documents[key]
-            continue
-        documents[key] = (_digest(content), content)
 
     backends: dict[str, Any] = {}
     routes: dict[str, Route] = {}

@@ -55,8 +55,10 @@ class McpClient:
     """A synchronous MCP client; ``connect()`` (or ``with``) performs the initialize handshake.
 
     ``url_or_command`` is a URL for ``streamable-http`` (e.g. ``http://127.0.0.1:5235/P/mcp``) and ``sse``
-    (``…/P/sse``), or the program for ``stdio`` (with ``args``; ``env`` adds to a minimal inherited
-    environment). ``timeout`` (seconds) bounds each request unless a call passes its own.
+    (``…/P/sse``), or the program for ``stdio`` (with ``args``; the process gets ``env`` plus a fixed
+    ``PATH``, ``HOME`` and ``LANG``, nothing of this process's environment). ``timeout`` (seconds) bounds
+    each request unless a call passes its own. ``connector(scheme, host, port)`` (HTTP transports) checks each
+    new connection's destination and returns the addresses to dial, or raises to refuse it.
     ``on_notification(msg)`` runs on the reader thread for server notifications: keep it quick and do
     not wait there for answers from this client. ``on_request(msg)`` answers server→client requests
     (``sampling/createMessage``, ``elicitation/create``, ``roots/list``) on its own thread: return the
@@ -76,7 +78,7 @@ class McpClient:
                  client_capabilities: dict[str, Any] | None = None,
                  on_close: Callable[[BaseException], None] | None = None,
                  client_info: dict[str, Any] | None = None, cwd: str | None = None,
-                 name: str = "mcp", grace: float = 5.0):
+                 name: str = "mcp", grace: float = 5.0, connector: Callable[[str, str, int], list[str]] | None = None):
         if transport not in TRANSPORTS:
             raise ValueError(f"transport: {transport!r} is not one of {', '.join(TRANSPORTS)}")
         self.target = url_or_command
@@ -104,9 +106,11 @@ class McpClient:
             self._transport: Any = StdioTransport(url_or_command, args=args or [], env=env, cwd=cwd, grace=grace,
                                                    name=name)
         elif transport == "sse":
-            self._transport = SseTransport(url_or_command, headers=headers, timeout=timeout, name=name)
+            self._transport = SseTransport(url_or_command, headers=headers, timeout=timeout, name=name,
+                                           connector=connector)
         else:
-            self._transport = StreamableHttpTransport(url_or_command, headers=headers, timeout=timeout, name=name)
+            self._transport = StreamableHttpTransport(url_or_command, headers=headers, timeout=timeout, name=name,
+                                                      connector=connector)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("connected" if self.protocol_version else "new")

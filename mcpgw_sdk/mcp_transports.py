@@ -11,6 +11,8 @@ import collections
 import json
 import logging
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import threading
@@ -22,9 +24,11 @@ import urllib3
 
 from .errors import McpConnectionError, McpSessionExpired, McpTimeout
 
-# What a stdio server inherits from our environment besides the ``env`` it is given:
-# enough to find interpreters and home directories, never the gateway's secrets.
-INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+# A stdio server inherits nothing of our environment (a gateway's holds its database URL and secrets): it
+# gets this fixed PATH, which is also the only place a bare command name is looked up, a HOME and a LANG,
+# then the ``env`` it is given.
+STDIO_PATH = "/usr/local/bin:/usr/bin:/bin"
+STDIO_LANG = "C.UTF-8"
 
 log = logging.getLogger("mcpgw.client")
 Message = dict[str, Any]
@@ -51,28 +55,64 @@ Closed = Callable[[BaseException], None]
 
 
 class StdioTransport:
-    """A subprocess speaking newline-delimited JSON on stdin/stdout; stderr goes to a logger line by line."""
+    """A subprocess speaking newline-delimited JSON on stdin/stdout; stderr goes to a logger line by line.
+
+    The child's environment is :data:`STDIO_PATH` as ``PATH``, its user's home as ``HOME``, ``LANG``
+    :data:`STDIO_LANG`, then ``env``: nothing of this process's environment. A bare ``command`` is found in
+    :data:`STDIO_PATH` only (never in a ``PATH`` that ``env`` sets). ``user`` (default: the ``stdio_user``
+    setting; empty for this process's user) runs the child as that OS user with its primary group and no
+    supplementary groups, which needs root.
+    """
 
     def __init__(self, command: str, *, args: list[str], env: dict[str, str] | None, cwd: str | None,
-                 grace: float, name: str):
+                 grace: float, name: str, user: str | None = None):
         self.command = command
         self.args = list(args)
         self.env = dict(env or {})
         self.cwd = cwd
         self.grace = grace
         self.name = name
+        self.user = user
         self.popen: subprocess.Popen | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
         self._write_lock = threading.Lock()
         self._closing = False
 
+    def _identity(self) -> tuple[dict[str, Any], str]:
+        """Popen's ``user``/``group``/``extra_groups`` for the configured OS user, and that user's home."""
+        from . import settings
+
+        name = self.user if self.user is not None else settings.get("stdio_user")
+        if not name:
+            try:
+                return {}, pwd.getpwuid(os.getuid()).pw_dir
+            except KeyError:
+                return {}, "/"
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise McpConnectionError(f"cannot start {self.command!r}: stdio_user (MCPGW_STDIO_USER): "
+                                     f"no OS user {name!r}") from None
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}, entry.pw_dir
+
+    def _executable(self) -> str:
+        if "/" in self.command:
+            return self.command
+        found = shutil.which(self.command, path=STDIO_PATH)
+        if found is None:
+            raise McpConnectionError(f"cannot start {self.command!r}: not found in {STDIO_PATH} (give an absolute "
+                                     "path)")
+        return found
+
     def start(self, deliver: Deliver, closed: Closed) -> None:
-        env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+        identity, home = self._identity()
+        env = {"PATH": STDIO_PATH, "HOME": home, "LANG": STDIO_LANG}
         env.update(self.env)
         try:
-            self.popen = subprocess.Popen([self.command, *self.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, env=env, cwd=self.cwd, start_new_session=True)
-        except OSError as exc:
+            self.popen = subprocess.Popen([self.command, *self.args], executable=self._executable(),
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          env=env, cwd=self.cwd, start_new_session=True, **identity)
+        except (OSError, subprocess.SubprocessError) as exc:
             raise McpConnectionError(f"cannot start {self.command!r}: {exc}") from exc
         stderr_log = logging.getLogger(f"mcpgw.upstream.{self.name}")
         threading.Thread(target=self._read_stderr, args=(stderr_log,), daemon=True,
@@ -201,13 +241,83 @@ def error_reply(request_id: Any, message: str, code: int = -32000) -> Message:
     return {"jsonrpc": "2.0", "id": request_id, "error": error}
 
 
+#: ``(scheme, host, port) -> addresses``: checks a destination and names the addresses to connect to;
+#: raises (an ``OSError``) to refuse it. The gateway passes its outbound guard here.
+Connector = Callable[[str, str, int], "list[str]"]
+
+
+class _RefusedConnection(urllib3.exceptions.NewConnectionError):
+    """A destination the connector refused; its text is the connector's reason alone."""
+
+    def __init__(self, conn: Any, reason: str):
+        super().__init__(conn, reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _connect(conn: Any, scheme: str, connector: Connector) -> Any:
+    """``HTTPConnection._new_conn`` through ``connector``: only the addresses it checked are dialled.
+
+    ``Host`` and TLS SNI keep the original name, so a name cannot resolve to one address
+    for the check and another for the connection.
+    """
+    from urllib3.util import connection as util
+
+    port = conn.port or (443 if scheme == "https" else 80)
+    try:
+        addresses = connector(scheme, conn.host, port)
+    except Exception as exc:  # noqa: BLE001 - any refusal or resolution failure stops this connection
+        raise _RefusedConnection(conn, str(exc)) from None
+    last: BaseException | None = None
+    for address in addresses:
+        try:
+            return util.create_connection((address, port), conn.timeout, source_address=conn.source_address,
+                                          socket_options=conn.socket_options)
+        except TimeoutError as exc:
+            raise urllib3.exceptions.ConnectTimeoutError(
+                conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})") from exc
+        except OSError as exc:
+            last = exc
+    raise urllib3.exceptions.NewConnectionError(conn, f"Failed to establish a new connection: {last}")
+
+
+def _pool(connector: Connector | None) -> urllib3.PoolManager:
+    """A pool manager whose new connections go through ``connector`` (when given)."""
+    pool = urllib3.PoolManager(num_pools=4, maxsize=16, block=False, retries=False)
+    if connector is None:
+        return pool
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Connection(HTTPConnection):
+        def _new_conn(self) -> Any:
+            return _connect(self, "http", connector)
+
+    class TlsConnection(HTTPSConnection):
+        def _new_conn(self) -> Any:
+            return _connect(self, "https", connector)
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class TlsPool(HTTPSConnectionPool):
+        ConnectionCls = TlsConnection
+
+    pool.pool_classes_by_scheme = {"http": Pool, "https": TlsPool}
+    return pool
+
+
 class _HttpBase:
-    def __init__(self, url: str, *, headers: dict[str, str] | None, timeout: float, name: str):
+    def __init__(self, url: str, *, headers: dict[str, str] | None, timeout: float, name: str,
+                 connector: Connector | None = None):
         self.url = url
         self.headers = dict(headers or {})
         self.timeout = timeout
         self.name = name
-        self.pool = urllib3.PoolManager(num_pools=4, maxsize=16, block=False, retries=False)
+        # Redirects are never followed (redirect=False everywhere): a 3xx is an error, not a new destination.
+        self.pool = _pool(connector)
         self._streams: set[urllib3.BaseHTTPResponse] = set()
         self._closing = False
         self.pid = None

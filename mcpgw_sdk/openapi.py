@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -25,17 +26,31 @@ import yaml
 from .documents import TOOL_NAME_RE, validate
 from .errors import ConfigError
 
-__all__ = ["from_openapi", "load_spec"]
+__all__ = ["from_openapi", "load_spec", "parse_spec_text"]
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _MAX_DEPTH = 8
 _POSITIONS = {"path": "path", "query": "query", "header": "header", "formData": "form-data"}
 
 
-def load_spec(source: str) -> dict:
-    """Read a spec from a file path, an ``http(s)://`` URL (10 s timeout) or raw YAML/JSON text."""
+MAX_SPEC_BYTES = 4 * 1024 * 1024
+_MAX_OPERATOR_SPEC_BYTES = 64 * 1024 * 1024  # the operator's own file or URL: larger, still bounded
+
+
+def load_spec(source: str, *, fetch: Callable[[str], str] | None = None) -> dict:
+    """Read a spec from a file path, an ``http(s)://`` URL (10 s timeout) or raw YAML/JSON text.
+
+    For the operator (CLI, SDK): it reads files and fetches URLs as its caller. Servers never pass
+    client input here; they call :func:`parse_spec_text` on text and fetch URLs through their guard.
+    ``fetch(url) -> text`` replaces the plain download; whatever it raises is reported as the reason.
+    """
     where = source if len(source) < 200 and "\n" not in source else "<text>"
-    if re.match(r"^https?://", source.strip()):
+    if re.match(r"^https?://", source.strip()) and fetch is not None:
+        try:
+            text = fetch(source.strip())
+        except Exception as exc:  # noqa: BLE001 - the fetcher's refusal or failure is the reason
+            raise ConfigError(f"{source}: cannot fetch the spec: {exc}") from None
+    elif re.match(r"^https?://", source.strip()):
         import requests
 
         try:
@@ -47,11 +62,24 @@ def load_spec(source: str) -> dict:
     elif "\n" not in source and len(source) < 4096 and os.path.exists(source):
         try:
             with open(source, encoding="utf-8") as fh:
-                text = fh.read()
+                text = fh.read(_MAX_OPERATOR_SPEC_BYTES + 1)
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
     else:
         text = source
+    return parse_spec_text(text, where=where, max_bytes=_MAX_OPERATOR_SPEC_BYTES)
+
+
+def parse_spec_text(text: str, *, where: str = "<text>", max_bytes: int = MAX_SPEC_BYTES) -> dict:
+    """Parse YAML or JSON text (at most ``max_bytes``, 4 MiB) into a spec; never reads a file or fetches a URL.
+
+    ``where`` names the source in errors. ConfigError when the text is too large, does not parse,
+    or is not an OpenAPI/Swagger document.
+    """
+    if not isinstance(text, str):
+        raise ConfigError(f"{where}: expected the spec as text")
+    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise ConfigError(f"{where}: the spec is larger than {max_bytes // (1024 * 1024)} MiB")
     try:
         spec = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:

@@ -575,7 +575,12 @@ def test_import_fetches_a_spec_from_a_url(store, tmp_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        at = app_as(store, "bob", "importer")
+        member = app_as(store, "bob", "importer")  # a member's URL must be public: no loopback service
+        member.radio(key="im_source").set_value("Fetch a URL").run()
+        member.text_input(key="im_url").input(f"http://127.0.0.1:{server.server_address[1]}/doc.yaml").run()
+        member.button(key="im_fetch").click().run()
+        assert any("loopback/private address" in e for e in texts(member.error))
+        at = app_as(store, "admin", "importer")
         at.radio(key="im_source").set_value("Fetch a URL").run()
         at.text_input(key="im_url").input(f"http://127.0.0.1:{server.server_address[1]}/missing.yaml").run()
         at.button(key="im_fetch").click().run()
@@ -584,7 +589,7 @@ def test_import_fetches_a_spec_from_a_url(store, tmp_path):
         at.button(key="im_fetch").click().run()
         assert list(at.table[0].value["tool"]) == ["get_user"]
         at.button(key="im_save").click().run()
-        assert store.get_document("acme", "fetched").updated_by == "bob"
+        assert store.get_document("acme", "fetched").updated_by == "admin"
     finally:
         server.shutdown()
         server.server_close()

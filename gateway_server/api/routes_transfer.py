@@ -64,12 +64,25 @@ def import_documents():
         check_tenant(tenant_of(item))
         validated(item)
         contents.append(item)
-    saved = store().import_documents(contents, author=caller().name)
+    saved = store().import_documents(contents, author=caller().name, actor=caller())
     return jsonify({"documents": [summary(d) for d in saved]})
 
 
+def fetch_spec(url: str) -> str:
+    """Download a spec through the outbound guard: the admin's URL is trusted as if written in a document,
+    a redirect elsewhere must lead to a public address; 4 MiB and 10 s at most."""
+    from ..backends.guard import fetch
+
+    resp = fetch(url, timeout=10.0, max_bytes=4 * 1024 * 1024)
+    if resp.status >= 400:
+        raise ConfigError(f"{url} answered HTTP {resp.status}")
+    return resp.text
+
+
 def _load(data: dict[str, Any]) -> dict[str, Any]:
-    from mcpgw_sdk.openapi import load_spec
+    """The spec of an import request: ``spec`` is always the document itself (an object or YAML/JSON text,
+    never a path or URL the server would open); only an admin's ``url`` is fetched, through the guard."""
+    from mcpgw_sdk.openapi import parse_spec_text
 
     if ("spec" in data) == ("url" in data):
         raise ConfigError("give exactly one of spec (the document) or url")
@@ -78,10 +91,14 @@ def _load(data: dict[str, Any]) -> dict[str, Any]:
             raise Forbidden("url: only admins may have the server fetch a spec; send it as spec")
         if not data["url"].startswith(("http://", "https://")):
             raise ConfigError("url: must be an http:// or https:// URL")
-        return _guarded("url", load_spec, data["url"])
+        try:
+            text = fetch_spec(data["url"])
+        except Exception as exc:  # noqa: BLE001 - the guard's refusal or the network failure is the reason (422)
+            raise ConfigError(f"url: cannot fetch the spec: {exc}") from None
+        return _guarded("url", parse_spec_text, text, where="url")
     spec = data["spec"]
     if isinstance(spec, str):
-        spec = _guarded("spec", load_spec, spec)
+        spec = _guarded("spec", parse_spec_text, spec, where="spec")
     if not isinstance(spec, dict):
         raise ConfigError("spec: must be an OpenAPI/Swagger document (an object)")
     return spec
@@ -103,7 +120,7 @@ def import_openapi():
     if data.get("dry_run"):
         return jsonify({"dry_run": True, "tools": tools, "document": normalized})
     existed = any(d.name == data["name"] for d in store().list_documents(tenant=tenant))
-    doc = store().save_document(content, author=caller().name)
+    doc = store().save_document(content, author=caller().name, actor=caller())
     body = {"dry_run": False, "tools": tools, "document": encode(doc)}
     return jsonify(body), 200 if existed else 201, {"ETag": f'"{doc.version}"'}
 

@@ -25,10 +25,11 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from mcpgw_sdk import settings
 from mcpgw_sdk.errors import McpgwError
+from mcpgw_sdk.templates import render_deadline
 
 from . import CallContext
 from .content import error_result, http_error_result, parse_json, response_result
-from .guard import Refused
+from .guard import Authority, Refused, authorities, document_texts
 from .http import HttpClient, HttpError, default_client
 
 POSITIONS = ("path", "query", "header", "body", "form-data", "file")
@@ -127,26 +128,30 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _strings(value: Any, out: list[str]) -> list[str]:
-    if isinstance(value, dict):
-        for item in value.values():
-            _strings(item, out)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _strings(item, out)
-    elif value is not None:
-        out.append(str(value).lower())
-    return out
+_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+#: ``type/subtype`` with optional ``; name=value`` parameters (RFC 9110), nothing that could end the header line.
+_MEDIA_TYPE = re.compile(rf'{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|"[^"\\\x00-\x1f\x7f]*"))*')
+_MAX_MEDIA_TYPE = 256
 
 
 def _file_part(arg: str, value: Any) -> tuple[str, bytes, str]:
-    """(filename, content, content type) from base64 text or ``{name, content, contentType}``."""
+    """(filename, content, content type) from base64 text or ``{name, content, contentType}``.
+
+    The content type must be a plain media type (``image/png; charset=x``): a value that could
+    end the part's header line or add headers to it is refused, never passed on.
+    """
     if isinstance(value, dict):
         filename = str(value.get("name") or arg)
         encoded = value.get("content", "")
         kind = str(value.get("contentType") or "application/octet-stream")
     else:
         filename, encoded, kind = arg, value, "application/octet-stream"
+    if len(kind) > _MAX_MEDIA_TYPE or not _MEDIA_TYPE.fullmatch(kind):
+        raise _Failed(f"argument {arg!r}: contentType {kind[:80]!r} is not a media type such as image/png")
+    try:
+        filename.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Failed(f"argument {arg!r}: the file name is not valid Unicode text") from None
     try:
         content = base64.b64decode(str(encoded), validate=True)
     except (binascii.Error, ValueError):
@@ -167,29 +172,13 @@ def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, str, bytes,
     return b"".join(out), f"multipart/form-data; boundary={boundary}"
 
 
+_UNSAFE_IN_QUOTES = re.compile(r'["\x00-\x1f\x7f]')
+
+
 def _quote_field(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-
-
-# scheme://[userinfo@]host[:port] as written in config text; a template right after it (http://api{{ x }})
-# makes the host unknown, so the match must end where the authority does.
-_AUTHORITY = re.compile(r"""(?i)\b(https?)://(?:[^\s/?#@{}]*@)?(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(?::(\d{1,5}))?"""
-                        r"""(?=[/?#\s"'<>]|$)""")
-Authority = tuple  # (scheme, host, port): lower-case, IPv6 without brackets, default ports filled in
-
-
-def authorities(texts: Any) -> frozenset[Authority]:
-    """Every ``(scheme, host, port)`` written as an http(s) URL in ``texts`` (config text, not templates' output).
-
-    >>> sorted(authorities(["http://127.0.0.1:5236/x", "https://API.example/{{ args.id }}"]))
-    [('http', '127.0.0.1', 5236), ('https', 'api.example', 443)]
-    """
-    found: set[Authority] = set()
-    for text in texts:
-        for scheme, host, port in _AUTHORITY.findall(str(text or "")):
-            scheme = scheme.lower()
-            found.add((scheme, host.strip("[]").lower(), int(port) if port else (443 if scheme == "https" else 80)))
-    return frozenset(found)
+    """A name or file name for a quoted Content-Disposition parameter: quotes and control characters
+    (CR and LF above all) are percent-encoded as RFC 7578 and browsers do, so they cannot end the header."""
+    return _UNSAFE_IN_QUOTES.sub(lambda m: f"%{ord(m.group(0)):02X}", text.replace("\\", "\\\\"))
 
 
 def _authority(parts: Any) -> Authority | None:
@@ -202,53 +191,10 @@ def _authority(parts: Any) -> Authority | None:
     return (scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80))
 
 
-#: What arguments and client request data read as while probing where a tool's URL points.
-_MARK = "mcpgwuntrustedvalue"
-
-
-class _Untrusted(dict):
-    """Probe values: every key (``args.url``, ``request.headers.get('x')``) reads as :data:`_MARK`."""
-
-    def __missing__(self, key: Any) -> str:
-        return _MARK
-
-    def get(self, key: Any, default: Any = None) -> str:
-        """Always the marker."""
-        return _MARK
-
-
-_ALL: frozenset[str] = frozenset({"*"})
-_Refs = tuple  # (header names or _ALL, uses query, uses cookies)
-_HEADER_REF = re.compile(r"""request\.headers(?:\.([A-Za-z0-9_]+)|\[\s*['"]([^'"]+)['"]\s*\])""")
-
-
-def _request_refs(texts: list[str]) -> _Refs:
-    """Which parts of the client's request ``texts`` read: header names (or all), query, cookies."""
-    names: set[str] = set()
-    every = False
-    for text in texts:
-        if "request" not in text:
-            continue
-        matches = list(_HEADER_REF.finditer(text))
-        found = {(m.group(1) or m.group(2)).lower() for m in matches}
-        names.update(found)
-        # Used some other way (a loop, .get(), tojson): every header counts.
-        if text.count("request.headers") > len(matches) or found & {"get", "items", "keys", "values"}:
-            every = True
-    uses_query = any("request.query" in t for t in texts)
-    uses_cookies = any("request.cookies" in t for t in texts)
-    return (_ALL if every else frozenset(names), uses_query, uses_cookies)
-
-
-def _merge_refs(a: _Refs, b: _Refs) -> _Refs:
-    headers = _ALL if _ALL in (a[0], b[0]) else a[0] | b[0]
-    return (headers, a[1] or b[1], a[2] or b[2])
-
-
 class _Tool:
     """A tool of the server, compiled once per snapshot."""
 
-    def __init__(self, tool: dict[str, Any], server_literals: frozenset[Authority], descriptor: dict[str, Any]):
+    def __init__(self, tool: dict[str, Any], descriptor: dict[str, Any]):
         name = tool["name"]
         self.name = name
         self.descriptor = descriptor
@@ -271,13 +217,8 @@ class _Tool:
         for arg in tool.get("args") or []:
             self.args.append((arg["name"], arg.get("position") or "body", arg.get("type"), arg.get("default")))
         self.by_position = {position: [a for a in self.args if a[1] == position] for position in POSITIONS}
-        # Authorities (scheme, host, port) the operator wrote; the probe in RestServer adds the rendered one.
-        self.literal_hosts = server_literals | authorities([endpoint])
-        # True when arguments or client request data can change the URL's authority (see RestServer._probe).
-        self.tainted = False
-        self.probed = False
-        # Which client request data can reach the URL (then it counts as untrusted, like arguments).
-        self.request_refs = _request_refs([endpoint])
+        # Authorities (scheme, host, port) written in the document; RestServer sets it once for all its tools.
+        self.literal_hosts: frozenset[Authority] = frozenset()
         # Templates can only reach the client's request by naming it; without that, skip building it.
         self.uses_request = any("request" in str(text) for text in
                                 [endpoint, body, response, *(tool.get("headers") or {}).values()])
@@ -301,8 +242,6 @@ class RestServer:
         config = server.get("config") or {}
         self.config = {key: _template(value, f"servers[{server.get('name', name)}].config.{key}")
                        for key, value in config.items()}
-        literals = authorities(config.values())
-        self.config_refs = _request_refs([str(v) for v in config.values()])
         allowed = server.get("allowedTools")
         allowed_set = set(allowed) if allowed is not None else None
         from mcpgw_sdk.documents import tool_input_schema
@@ -311,7 +250,7 @@ class RestServer:
         for tool in tools:
             if allowed_set is not None and tool.get("name") not in allowed_set:
                 continue
-            self.tools[tool["name"]] = _Tool(tool, literals, self._descriptor(tool, tool_input_schema(tool)))
+            self.tools[tool["name"]] = _Tool(tool, self._descriptor(tool, tool_input_schema(tool)))
         self.prompts = {p["name"]: p for p in content.get("prompts") or [] if isinstance(p, dict) and "name" in p}
         # A config of plain values (the common case) is the same for every call: build it once.
         self.plain_config = ({key: tpl.text for key, tpl in self.config.items()}
@@ -319,8 +258,9 @@ class RestServer:
         if self.plain_config is not None:
             for compiled in self.tools.values():
                 compiled.endpoint = _constant(compiled.endpoint, self.plain_config)
+        literals = self._literal_authorities(content, config, tools)
         for compiled in self.tools.values():
-            self._probe(compiled)
+            compiled.literal_hosts = literals
         self.config_uses_request = any("request" in str(value) for value in config.values())
         self.forward_headers = tuple(h.strip().lower() for h in settings.get("forward_headers") if h.strip())
         self.default_timeout = float(settings.get("tool_timeout"))
@@ -354,8 +294,12 @@ class RestServer:
         if tool.proxy:
             return error_result(f"tool {name!r} uses a proxy ({tool.proxy.get('type', 'http')}), which mcpgw "
                                 "does not support yet; remove tools[].proxy")
+        ctx = ctx or CallContext()
+        # The tool's timeout covers rendering its templates too (render_timeout bounds each render).
+        end = time.monotonic() + (tool.timeout if tool.timeout is not None else self.default_timeout)
         try:
-            return self._call(tool, arguments or {}, ctx or CallContext())
+            with render_deadline(min(end, ctx.deadline) if ctx.deadline is not None else end):
+                return self._call(tool, arguments or {}, ctx)
         except _Failed as exc:
             return error_result(f"tool {name!r}: {exc}")
         except Refused as exc:
@@ -421,15 +365,10 @@ class RestServer:
         timeout = tool.timeout if tool.timeout is not None else self.default_timeout
         if ctx.deadline is not None:
             timeout = max(min(timeout, ctx.deadline - time.monotonic()), 0.001)
-        parts = urlsplit(url)
-        authority = _authority(parts)
-        if authority in tool.literal_hosts:
-            literal = True
-        elif tool.tainted or not tool.probed or authority is None:
-            literal = False
-        else:  # the template took another branch than the probe: did a client value name this host or port?
-            literal = not self._client_supplied(authority[1], parts.netloc.rpartition(":")[2], args, ctx,
-                                                _merge_refs(tool.request_refs, self.config_refs))
+        # Trust is decided on the rendered authority alone: however the URL was built (arguments, client
+        # headers, filters), it may reach a loopback/private address only when it names an authority the
+        # document wrote (or the operator allow-lists, which the guard checks).
+        literal = _authority(urlsplit(url)) in tool.literal_hosts
         client = self.client or default_client()
         resp = client.request(tool.method, url, headers=headers, body=body, timeout=timeout,
                               max_bytes=tool.max_bytes or self.default_max_bytes, literal=literal,
@@ -513,55 +452,38 @@ class RestServer:
             return json.dumps(body_args, ensure_ascii=False).encode("utf-8")
         return None
 
-    def _probe(self, tool: _Tool) -> None:
-        """Find out once per snapshot whether client values can change where ``tool``'s URL points.
+    def _literal_authorities(self, content: Any, config: dict[str, Any], tools: list[dict[str, Any]],
+                             ) -> frozenset[Authority]:
+        """The authorities this server's tools may reach when they are loopback/private.
 
-        The endpoint is rendered with every argument and every piece of client request data
-        replaced by a marker (config values and ``env()`` as they are). A marker in the
-        authority means arguments choose the host or port: such URLs are literal only when
-        their (scheme, host, port) is written in the config. A clean authority is the
-        operator's and becomes literal. A probe that cannot render leaves the tool
-        ``probed = False``: its URLs are literal only when written in the config.
+        Those written in the document (its destination texts, this server's ``config``
+        and every tool's endpoint), plus those the document renders by itself at build
+        time: ``config`` values (``env()`` included: the operator's environment is the
+        operator's) and endpoints rendered with no arguments and no client request data.
         """
-        args = _Untrusted({arg_name: _MARK for arg_name, *_ in tool.args})
-        request = {"headers": _Untrusted(), "query": _Untrusted(), "cookies": _Untrusted()}
-        context: dict[str, Any] = {"args": args, "request": request}
-        try:
-            if self.plain_config is not None:
-                context["config"] = dict(self.plain_config)
-            else:
-                context["config"] = {key: _render(tpl, context, key) for key, tpl in self.config.items()}
-            url = _render(tool.endpoint, context, "endpoint").strip()
-        except Exception:  # noqa: BLE001 - e.g. arithmetic on an argument: then only written authorities count
-            return
-        for arg_name, *_ in tool.by_position["path"]:
-            url = url.replace("{" + arg_name + "}", _MARK)
-        parts = urlsplit(url)
-        tool.probed = True
-        if _MARK in parts.netloc.lower() or "{" in parts.netloc:
-            tool.tainted = True
-            return
-        authority = _authority(parts)
-        if authority is not None and authority[1]:
-            tool.literal_hosts = tool.literal_hosts | {authority}
+        from mcpgw_sdk.templates import request_context
 
-    @staticmethod
-    def _client_supplied(host: str, port: str, args: dict[str, Any], ctx: CallContext, refs: _Refs) -> bool:
-        """True when ``host`` (or the URL's explicit ``port``) occurs in a value the client controls:
-        arguments, or request data the URL uses."""
-        values = _strings(args, [])
-        headers, query, cookies = refs
-        if headers is _ALL:
-            _strings(ctx.headers, values)
-        else:
-            _strings([ctx.headers.get(name) for name in headers], values)
-        if query:
-            _strings(ctx.query, values)
-        if cookies:
-            _strings(ctx.cookies, values)
-        if port.isdigit():
-            return any(host in value or port in value for value in values)
-        return any(host in value for value in values)
+        texts = document_texts(content) + [str(v) for v in config.values()] + \
+            [str(t.get("endpoint") or "") for t in tools]
+        found = set(authorities(texts))
+        context: dict[str, Any] = {"args": {}, "request": request_context(None, None, None), "config": {}}
+        try:
+            rendered = {key: _render(tpl, context, key) for key, tpl in self.config.items()}
+        except _Failed:
+            rendered = {}
+        found |= authorities(rendered.values())
+        context["config"] = rendered
+        for tool in self.tools.values():
+            try:
+                url = _render(tool.endpoint, context, "endpoint").strip()
+            except _Failed:
+                continue
+            parts = urlsplit(url)
+            authority = _authority(parts)
+            # "http://host:{{ args.port }}" renders an empty port here: that is not the document's port 80.
+            if authority is not None and authority[1] and not parts.netloc.endswith(":"):
+                found.add(authority)
+        return frozenset(found)
 
 
 def result_text(result: dict[str, Any]) -> str:

@@ -23,9 +23,11 @@ from typing import Any
 
 from mcpgw_sdk.client import McpClient, McpConnectionError, McpError, McpSessionExpired, McpTimeout
 from mcpgw_sdk.errors import ConfigError, McpgwError
+from mcpgw_sdk.redact import redact_text
 from mcpgw_sdk.templates import compile_template, forbidden_env, request_context
 
 from . import CallContext
+from .guard import Authority, Guard, authorities, default_guard, document_texts, url_authority
 
 log = logging.getLogger("mcpgw.upstream")
 
@@ -42,7 +44,7 @@ _USES_REQUEST = re.compile(r"(\{\{|\{%)[^}%]*\brequest\b")
 
 
 def _error_result(text: str) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": text}], "isError": True}
+    return {"content": [{"type": "text", "text": redact_text(text)}], "isError": True}  # URLs may hold secrets
 
 
 def _bounded(connect: Callable[[], Any], deadline: float, what: str) -> Any:
@@ -143,6 +145,7 @@ class UpstreamServer:
             [str(v) for v in (spec.get("headers") or {}).values()] + [str(spec.get("url") or "")]
         # Credentials taken from the client's request cannot ride a session other clients share.
         self.per_request = any(_USES_REQUEST.search(text) for text in texts)
+        self.literal_hosts = self._literal_authorities()
 
         self._lock = threading.RLock()
         self._connect_lock = threading.Lock()
@@ -265,7 +268,7 @@ class UpstreamServer:
                 link.client.close()
 
     def _failed(self, exc: BaseException, state: str = "failed") -> None:
-        self.last_error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, McpgwError) else str(exc)
+        self.last_error = redact_text(f"{type(exc).__name__}: {exc}" if not isinstance(exc, McpgwError) else str(exc))
         log.warning("upstream %s: %s", self.name, self.last_error)
         self._set_state(state)
 
@@ -275,6 +278,28 @@ class UpstreamServer:
             self._changed.notify_all()
 
     # ------------------------------------------------------------------------------------------ connections
+
+    #: The outbound guard of this server's connections (the process-wide one unless a test sets its own).
+    guard: Guard | None = None
+
+    def _literal_authorities(self) -> frozenset[Authority]:
+        """Authorities the upstream ``url`` may name when they are loopback/private.
+
+        Those written in the document (and this entry's ``url`` and ``config``) and the one
+        the ``url`` renders to with no client request data (``config`` and ``env()`` are the
+        operator's). A URL rendered from the client's request is trusted only when it equals one.
+        """
+        texts = document_texts(self.document) + [str(self.spec.get("url") or "")] + list(self.config.values())
+        found = set(authorities(texts))
+        try:
+            url = self._url.render({"config": self.config, "request": request_context({}, {}, {})}).strip()
+        except Exception:  # noqa: BLE001 - a URL that needs the client's request has no authority of its own
+            url = ""
+        authority = url_authority(url)
+        # "http://{{ request.headers.host }}:8080" renders an empty host; "http://h:{{ x }}" an empty port.
+        if authority is not None and not url.split("://", 1)[-1].split("/", 1)[0].endswith(":"):
+            found.add(authority)
+        return frozenset(found)
 
     def _render(self, ctx: CallContext | None) -> tuple[str, dict[str, str], dict[str, str]]:
         context = {"config": self.config,
@@ -288,11 +313,13 @@ class UpstreamServer:
         """Connect a new upstream session (a process for stdio) rendered for ``ctx``."""
         url, env, headers = self._render(ctx)
         target = self.spec["command"] if self.type == "stdio" else url
+        # Every HTTP connection (the url, an SSE endpoint it announces) is checked after DNS resolution.
+        connector = None if self.type == "stdio" else (self.guard or default_guard()).connector(self.literal_hosts)
         client = McpClient(target, transport=self.type, headers=headers, env=env,
                            args=[str(a) for a in self.spec.get("args") or []],
                            timeout=max(self.timeout, self.connect_timeout),
                            client_capabilities=capabilities, name=self.name, grace=self.grace,
-                           client_info={"name": f"mcpgw/{self.name}", "version": "1"})
+                           client_info={"name": f"mcpgw/{self.name}", "version": "1"}, connector=connector)
         link = _Link(key, client)
         client.on_notification = lambda msg: self._on_notification(link, msg)
         client.on_request = lambda msg: self._on_request(link, msg)
@@ -364,8 +391,9 @@ class UpstreamServer:
         callbacks = {k: caps[k] for k in CALLBACK_CAPABILITIES if k in caps} \
             if getattr(ctx, "request", None) is not None else {}
         if self.per_request:
-            _, env, headers = self._render(ctx)
-            digest = hashlib.sha256(json.dumps([env, headers], sort_keys=True).encode()).hexdigest()
+            url, env, headers = self._render(ctx)
+            # The URL too: clients whose request picks another upstream host must not share a session.
+            digest = hashlib.sha256(json.dumps([url, env, headers], sort_keys=True).encode()).hexdigest()
             key: Any = ("session", ctx.session_id) if stateful and ctx.session_id else ("auth", digest)
         elif stateful and ctx.session_id:
             key = ("session", ctx.session_id)
