@@ -133,7 +133,7 @@ def save(store: Store, content: dict[str, Any], *, user: User, base_version: int
         check_tenant(user, str(content.get("tenant") or ""))
     except Forbidden as exc:
         return SaveOutcome(errors=[FieldError("tenant", str(exc).split(": ", 1)[-1])])
-    errors = validate(content) or set_errors(store, content)
+    errors = validate(content) or set_errors(store, content) or policy_errors(content, user)
     if errors:
         return SaveOutcome(errors=errors)
     if base_version is None:
@@ -146,12 +146,24 @@ def save(store: Store, content: dict[str, Any], *, user: User, base_version: int
                 f"{content['tenant']}/{content['name']} already exists (version {current.version})",
                 base_version=None, current_version=current.version))
     try:
-        doc = store.save_document(copy.deepcopy(content), author=user.name, base_version=base_version)
+        doc = store.save_document(copy.deepcopy(content), author=user.name, base_version=base_version, actor=user)
     except ConflictError as exc:
         return SaveOutcome(conflict=exc)
     except ConfigError as exc:
         return SaveOutcome(errors=errors_of(exc))
+    except Forbidden as exc:
+        return SaveOutcome(errors=[parse_error(str(exc))])
     return SaveOutcome(document=doc)
+
+
+def policy_errors(content: dict[str, Any], user: User) -> list[FieldError]:
+    """What ``user`` may not save here (a member's stdio upstream), placed by field."""
+    from mcpgw_sdk.policy import violations
+
+    try:
+        return [parse_error(line) for line in violations(content, actor=user)]
+    except ConfigError as exc:
+        return errors_of(exc)
 
 
 def new_document(*, tenant: str, name: str, prefix: str = "") -> dict[str, Any]:

@@ -144,16 +144,21 @@ class Store(abc.ABC):
         """Return a document or raise NotFound."""
 
     @abc.abstractmethod
-    def create_document(self, content: dict[str, Any], *, author: str | None = None) -> r.Document:
+    def create_document(self, content: dict[str, Any], *, author: str | None = None,
+                        actor: r.User | None = None) -> r.Document:
         """Validate and store a new document (version 1, or the next version when it was deleted).
 
         ConflictError when a live document with that (tenant, name) exists;
-        ConfigError (every problem listed) when validation fails.
+        ConfigError (every problem listed) when validation fails. ``actor`` is the
+        user saving through the API or console (``None``: code on the host, the CLI
+        or SDK); Forbidden, before anything is written, when
+        :func:`mcpgw_sdk.policy.check_save` refuses them the content (every write
+        method below takes and checks ``actor`` the same way).
         """
 
     @abc.abstractmethod
     def save_document(self, content: dict[str, Any], *, author: str | None = None,
-                      base_version: int | None = None) -> r.Document:
+                      base_version: int | None = None, actor: r.User | None = None) -> r.Document:
         """Create or update a document. With ``base_version``, ConflictError unless it is still current.
 
         A save whose content hash equals the current one writes no version and
@@ -178,11 +183,13 @@ class Store(abc.ABC):
         """A unified diff of the YAML of versions ``a`` and ``b``."""
 
     @abc.abstractmethod
-    def rollback(self, tenant: str, name: str, version: int, *, author: str | None = None) -> r.Document:
+    def rollback(self, tenant: str, name: str, version: int, *, author: str | None = None,
+                 actor: r.User | None = None) -> r.Document:
         """Restore ``version``'s content as a new ``revert`` version (works for deleted documents)."""
 
     @abc.abstractmethod
-    def import_documents(self, contents: list[dict[str, Any]], *, author: str | None = None) -> list[r.Document]:
+    def import_documents(self, contents: list[dict[str, Any]], *, author: str | None = None,
+                         actor: r.User | None = None) -> list[r.Document]:
         """Save several documents in one transaction: all or nothing."""
 
     # -- chat --------------------------------------------------------------

@@ -95,13 +95,21 @@ class YamlStore(Store):
 
         docs: dict[tuple[str, str], r.Document] = {}
         sources: dict[tuple[str, str], str] = {}
+        valid: set[tuple[str, str]] = set()
         errors: list[str] = []
+        last = self._cache[1] if self._cache is not None else {}
         for name, mtime_ns, _size in fingerprint:
             try:
                 text = (self.path / name).read_text(encoding="utf-8")
                 parsed = documents.parse_text(text, source=name)
-            except (OSError, UnicodeDecodeError, ConfigError) as exc:
+            except (OSError, UnicodeDecodeError, ConfigError, RecursionError) as exc:
                 errors.append(f"{name}: {exc}" if not str(exc).startswith(name) else str(exc))
+                # A file that no longer parses keeps the documents it last gave, as an invalid document does.
+                for key, source in (last.get("sources") or {}).items():
+                    if source == name and key not in docs:
+                        errors.append(f"{name}: document {key[0]}/{key[1]}: serving its last good version")
+                        sources[key] = name
+                        docs[key] = last["documents"][key]
                 continue
             when = datetime.fromtimestamp(mtime_ns / 1e9, tz=timezone.utc)
             for content in parsed:
@@ -112,29 +120,41 @@ class YamlStore(Store):
                         errors.extend(f"{name}: {e}" for e in exc.errors)
                 try:
                     content = documents.validate(content)
+                    valid.add(documents.key(content))
                 except ConfigError as exc:
                     # Kept as written: the gateway validates each document and keeps its last good version.
                     errors.extend(f"{name}: {e}" for e in exc.errors)
+                except RecursionError:
+                    errors.append(f"{name}: a document is nested too deeply; ignored")
+                    continue
                 key = documents.key(content)
+                if not all(isinstance(part, str) for part in key):
+                    errors.append(f"{name}: a document whose tenant or name is not a string; ignored")
+                    continue
                 if key in docs:
                     errors.append(f"{name}: document {key[0]}/{key[1]} is also in {sources[key]}; ignored here")
                     continue
                 sources[key] = name
                 docs[key] = r.Document(tenant=key[0], name=key[1], content=content, version=1, updated_at=when)
-        tenants = self._infer_tenants(docs.values())
-        problems = documents.validate_set([d.content for d in docs.values()], {t.name: t.prefix for t in tenants})
+        # Only documents that validated are shaped well enough for the checks across documents.
+        checked = [d for k, d in docs.items() if k in valid]
+        tenants = self._infer_tenants(checked, also=[k[0] for k in docs])
+        problems = documents.validate_set([d.content for d in checked], {t.name: t.prefix for t in tenants})
         errors.extend(f"{sources[k]}: {e}" for k, lines in sorted(problems.items()) for e in lines)
         for line in errors:
             log.warning("yaml store %s: %s", self.path, line)
         return {"revision": self._revision_of(fingerprint), "documents": dict(sorted(docs.items())),
-                "tenants": tenants, "errors": errors}
+                "tenants": tenants, "errors": errors, "sources": sources}
 
     @staticmethod
-    def _infer_tenants(docs: Iterable[r.Document]) -> tuple[r.Tenant, ...]:
-        """One tenant per tenant name: prefix = the first path segment all its routers share, else ``/``."""
+    def _infer_tenants(docs: Iterable[r.Document], also: Iterable[str] = ()) -> tuple[r.Tenant, ...]:
+        """One tenant per tenant name: prefix = the first path segment all its routers share, else ``/``.
+
+        ``also`` names tenants of documents whose routers cannot be read (they get ``/`` unless others say more).
+        """
         from . import documents
 
-        segments: dict[str, set[str]] = {}
+        segments: dict[str, set[str]] = {name: set() for name in also}
         for doc in docs:
             found = segments.setdefault(doc.tenant, set())
             for prefix in documents.prefixes(doc.content) if isinstance(doc.content, dict) else []:
@@ -268,12 +288,13 @@ class YamlStore(Store):
             raise NotFound(f"document {tenant}/{name} does not exist")
         return doc
 
-    def create_document(self, content: dict[str, Any], *, author: str | None = None) -> r.Document:
+    def create_document(self, content: dict[str, Any], *, author: str | None = None,
+                        actor: r.User | None = None) -> r.Document:
         """Read-only: raises ReadOnlyError."""
         self._readonly("create documents")
 
     def save_document(self, content: dict[str, Any], *, author: str | None = None,
-                      base_version: int | None = None) -> r.Document:
+                      base_version: int | None = None, actor: r.User | None = None) -> r.Document:
         """Read-only: raises ReadOnlyError."""
         self._readonly("save documents")
 
@@ -304,11 +325,13 @@ class YamlStore(Store):
         self.get_version(tenant, name, b)
         return ""
 
-    def rollback(self, tenant: str, name: str, version: int, *, author: str | None = None) -> r.Document:
+    def rollback(self, tenant: str, name: str, version: int, *, author: str | None = None,
+                 actor: r.User | None = None) -> r.Document:
         """Read-only: raises ReadOnlyError."""
         self._readonly("roll back documents")
 
-    def import_documents(self, contents: list[dict[str, Any]], *, author: str | None = None) -> list[r.Document]:
+    def import_documents(self, contents: list[dict[str, Any]], *, author: str | None = None,
+                         actor: r.User | None = None) -> list[r.Document]:
         """Read-only: raises ReadOnlyError."""
         self._readonly("import documents")
 

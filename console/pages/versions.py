@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from console import access, editing, ui
+from mcpgw_sdk.errors import Forbidden
 
 user = ui.require_user()
 store = ui.store()
@@ -43,6 +44,10 @@ st.code(diff or "(no differences)", language="diff")
 st.subheader("Roll back")
 target = st.selectbox("Restore version", with_content, key=f"ve_target:{ident}")
 if st.button(f"Restore version {target} as a new version", key="ve_rollback", type="primary"):
-    restored = store.rollback(doc.tenant, doc.name, target, author=user.name)
-    state["ve_flash"] = f"Restored version {target} of {doc.tenant}/{doc.name} as version {restored.version}."
-    st.rerun()
+    try:
+        restored = store.rollback(doc.tenant, doc.name, target, author=user.name, actor=user)
+    except Forbidden as exc:
+        st.error(f"Not restored: {exc}")
+    else:
+        state["ve_flash"] = f"Restored version {target} of {doc.tenant}/{doc.name} as version {restored.version}."
+        st.rerun()

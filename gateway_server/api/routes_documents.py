@@ -101,14 +101,14 @@ def create_document():
     content = document_body()
     check_tenant(tenant_of(content))
     validated(content)
-    doc = store().create_document(content, author=caller().name)
+    doc = store().create_document(content, author=caller().name, actor=caller())
     return document_response(doc, 201)
 
 
 @bp.post("/documents/validate")
 def validate_document():
     """Dry run: would this document be accepted (alone and next to the stored ones)?"""
-    from mcpgw_sdk import documents
+    from mcpgw_sdk import documents, policy
 
     content = document_body()
     check_tenant(tenant_of(content))
@@ -123,7 +123,7 @@ def validate_document():
         prefixes = documents.prefixes(normalized)
         tenants[tenant] = "/" + (prefixes[0].strip("/").split("/")[0] if prefixes else tenant)
     problems = documents.validate_set([*others, normalized], tenants)
-    errors = problems.get((tenant, name), [])
+    errors = problems.get((tenant, name), []) + policy.violations(normalized, actor=caller())
     return jsonify({"valid": not errors, "errors": errors})
 
 
@@ -151,7 +151,7 @@ def put_document(tenant, name):
     except NotFound:
         existed = False
     validated(content)
-    doc = store().save_document(content, author=caller().name, base_version=base)
+    doc = store().save_document(content, author=caller().name, base_version=base, actor=caller())
     return document_response(doc, 200 if existed else 201)
 
 
@@ -197,5 +197,5 @@ def rollback(tenant, name):
     """Restore a version's content as a new version (also restores deleted documents)."""
     check_tenant(tenant, "document")
     data = json_body("Rollback")
-    doc = store().rollback(tenant, name, data["version"], author=caller().name)
+    doc = store().rollback(tenant, name, data["version"], author=caller().name, actor=caller())
     return document_response(doc)
