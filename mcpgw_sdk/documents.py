@@ -40,11 +40,14 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import ConfigError
+from .names import account_problem, name_problem, shown, text_errors
 from .templates import check_template
 
 __all__ = [
-    "AUTH_MODES", "POSITIONS", "TOOL_NAME_RE", "auth_errors", "canonical_json", "content_hash", "disabled_prefixes", "iter_templates", "key",
-    "parse_text", "prefixes", "to_yaml", "tool_input_schema", "tool_prefix", "validate", "validate_set", "visible_tools",
+    "AUTH_MODES", "POSITIONS", "PREFIX_MAX", "TOOL_NAME_RE", "auth_errors", "canonical_json", "check_prefix",
+    "content_hash", "disabled_prefixes", "iter_templates", "key", "parse_text", "prefix_problem", "prefixes",
+    "tenant_prefix_conflicts", "to_yaml", "tool_input_schema", "tool_prefix", "validate", "validate_set",
+    "visible_tools",
 ]
 
 POSITIONS = ("header", "query", "path", "body", "form-data", "file")
@@ -58,6 +61,7 @@ TOP_ORDER = ("name", "tenant", "routers", "servers", "tools", "prompts", "mcpSer
 UNLA_DROPPED = ("createdAt", "updatedAt", "deletedAt")
 _BODYLESS = ("GET", "HEAD", "DELETE", "OPTIONS")
 _PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
+PREFIX_MAX = 255  #: characters in a prefix (the router_prefix and tenant columns hold 255)
 _TOOL_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
 
 
@@ -374,6 +378,9 @@ def _label(content: Any) -> str:
         return "?/?"
     tenant = content.get("tenant") if isinstance(content.get("tenant"), str) and content.get("tenant") else "default"
     name = content.get("name") if isinstance(content.get("name"), str) and content.get("name") else "?"
+    # a bad name is shown escaped and cut, so it cannot break the error's line or flood it
+    tenant = shown(tenant) if account_problem(tenant) else tenant
+    name = shown(name) if name != "?" and name_problem(name) else name
     return f"{tenant}/{name}"
 
 
@@ -381,6 +388,73 @@ def normalize_prefix(prefix: str) -> str:
     """``'gateway//users/'`` → ``'/gateway/users'``."""
     parts = [p for p in prefix.strip().split("/") if p]
     return "/" + "/".join(parts)
+
+
+def prefix_problem(prefix: Any, *, root: bool = False) -> str | None:
+    """Why ``prefix`` is not a usable URL prefix, or ``None``; it is judged after :func:`normalize_prefix`.
+
+    A prefix starts with ``/``; each segment holds ``A-Z a-z 0-9 . _ ~ -`` and is not ``.`` or ``..``;
+    at most :data:`PREFIX_MAX` characters. ``/`` itself is allowed only with ``root`` (a tenant's prefix).
+    """
+    if not isinstance(prefix, str):
+        return f"must be a string, got {_kind_of(prefix)}"
+    if not prefix.startswith("/"):
+        return f"{shown(prefix)} must start with '/'"
+    norm = normalize_prefix(prefix)
+    if norm == "/":
+        return None if root else "must name a path below '/', e.g. /default/users"
+    if len(norm) > PREFIX_MAX:
+        return f"must be at most {PREFIX_MAX} characters (got {len(norm)})"
+    for seg in norm.split("/")[1:]:
+        if not _PREFIX_SEGMENT.match(seg):
+            return f"segment {shown(seg)} may only hold A-Z a-z 0-9 . _ ~ -"
+        if seg in (".", ".."):
+            return f"segment {seg!r} is not allowed (no '.' or '..' segments)"
+    return None
+
+
+def check_prefix(field: str, prefix: Any, *, root: bool = True) -> str:
+    """The normalized ``prefix`` (``//`` collapsed, no trailing ``/``), or ConfigError naming ``field``.
+
+    >>> check_prefix("prefix", "/acme//crm/")
+    '/acme/crm'
+    """
+    problem = prefix_problem(prefix, root=root)
+    if problem:
+        raise ConfigError(f"{field}: {problem}")
+    return normalize_prefix(prefix)
+
+
+def _within(path: str, base: str) -> bool:
+    """True when ``path`` equals ``base`` or lies under it (``/`` contains everything)."""
+    return base == "/" or path == base or path.startswith(base + "/")
+
+
+def tenant_prefix_conflicts(name: str, prefix: str, tenants: dict[str, str]) -> list[str]:
+    """Why tenant ``name`` may not have ``prefix`` next to ``tenants`` (name → prefix): one line per clash.
+
+    Tenants' URL spaces are disjoint: a prefix may not equal, contain or lie inside another tenant's.
+    The root ``/`` is the exception: one tenant (by convention ``default``) may hold it as the
+    catch-all, and every other prefix nests in it; a path then belongs to the tenant with the longest
+    prefix containing it (see :func:`validate_set`), so the root tenant never reaches into another's.
+
+    >>> tenant_prefix_conflicts("b", "/acme/b", {"default": "/", "acme": "/acme"})
+    ["prefix: '/acme/b' lies inside tenant 'acme''s prefix '/acme'"]
+    """
+    errors = []
+    for other, theirs in sorted(tenants.items()):
+        if other == name:
+            continue
+        theirs = normalize_prefix(theirs)
+        if prefix == theirs:
+            errors.append(f"prefix: {prefix!r} is already tenant {other!r}'s prefix")
+        elif prefix == "/" or theirs == "/":
+            continue
+        elif _within(prefix, theirs):
+            errors.append(f"prefix: {prefix!r} lies inside tenant {other!r}'s prefix {theirs!r}")
+        elif _within(theirs, prefix):
+            errors.append(f"prefix: {prefix!r} contains tenant {other!r}'s prefix {theirs!r}")
+    return errors
 
 
 def prefixes(content: dict) -> list[str]:
@@ -406,13 +480,34 @@ def validate(content: dict) -> dict:
         checker.err("", f"a document is a mapping, got {_kind_of(content)}")
         raise ConfigError(checker.errors[0], checker.errors)
     content = {k: v for k, v in content.items() if k not in UNLA_DROPPED}
+    for line in text_errors(content):
+        checker.err("", line)
     doc = checker.obj(content, _DOC, "")
+    _check_identity(doc, checker)
     _check_tools(doc, checker)
     _check_names(doc, checker)
     _check_routers(doc, checker)
     if checker.errors:
         raise ConfigError(checker.errors[0], checker.errors)
     return doc
+
+
+def _check_identity(doc: dict, checker: _Checker) -> None:
+    """The name rule (:mod:`mcpgw_sdk.names`) on what is stored under a name: the document, its tenant, servers."""
+    if isinstance(doc.get("name"), str):
+        problem = name_problem(doc["name"])
+        if problem:
+            checker.err("name", f"{shown(doc['name'])} {problem}")
+    if isinstance(doc.get("tenant"), str):
+        problem = account_problem(doc["tenant"])
+        if problem:
+            checker.err("tenant", f"{shown(doc['tenant'])} {problem}")
+    for field in ("servers", "mcpServers"):
+        for i, server in enumerate(doc.get(field) or []):
+            if isinstance(server, dict) and isinstance(server.get("name"), str):
+                problem = name_problem(server["name"])
+                if problem:
+                    checker.err(f"{field}[{i}].name", f"{shown(server['name'])} {problem}")
 
 
 def _check_tools(doc: dict, checker: _Checker) -> None:
@@ -512,14 +607,10 @@ def _check_routers(doc: dict, checker: _Checker) -> None:
             _check_auth(router["auth"], f"{path}.auth", checker)
         prefix = router.get("prefix")
         if isinstance(prefix, str):
-            if not prefix.startswith("/"):
-                checker.err(f"{path}.prefix", f"{prefix!r} must start with '/'")
+            problem = prefix_problem(prefix)
+            if problem:
+                checker.err(f"{path}.prefix", problem)
             norm = normalize_prefix(prefix)
-            bad = [seg for seg in norm.split("/")[1:] if not _PREFIX_SEGMENT.match(seg)]
-            if norm == "/":
-                checker.err(f"{path}.prefix", "must name a path below '/', e.g. /default/users")
-            elif bad:
-                checker.err(f"{path}.prefix", f"segment {bad[0]!r} may only hold A-Z a-z 0-9 . _ ~ -")
             if norm in seen_prefix:
                 checker.err(f"{path}.prefix", f"{norm!r} is already used by {seen_prefix[norm]}")
             else:
@@ -706,13 +797,17 @@ def iter_templates(content: dict) -> Iterator[tuple[str, dict, str]]:
 # -- several documents ---------------------------------------------------
 
 def validate_set(contents: list[dict], tenants: dict[str, str]) -> dict[tuple[str, str], list[str]]:
-    """Checks across documents: a prefix used by two documents, a prefix outside its tenant's prefix,
-    a tenant missing from ``tenants`` (tenant name → prefix).
+    """Checks across documents: a prefix used by two documents, a prefix outside its tenant's prefix or
+    inside another tenant's, a tenant missing from ``tenants`` (tenant name → prefix).
+
+    A path belongs to the tenant with the longest prefix containing it, so a document of the root
+    tenant (prefix ``/``) cannot serve under another tenant's prefix.
 
     Returns ``{(tenant, name): [errors]}`` for the documents with problems; empty when all is well.
     """
     problems: dict[tuple[str, str], list[str]] = {}
     owners: dict[str, list[tuple[tuple[str, str], int]]] = {}
+    bases = sorted(((normalize_prefix(p), t) for t, p in tenants.items()), key=lambda item: -len(item[0]))
     for content in contents:
         ident = key(content)
         label = f"{ident[0]}/{ident[1]}"
@@ -725,9 +820,15 @@ def validate_set(contents: list[dict], tenants: dict[str, str]) -> dict[tuple[st
             owners.setdefault(prefix, []).append((ident, i))
             if tenant_prefix is not None:
                 base = normalize_prefix(tenant_prefix)
-                if base != "/" and prefix != base and not prefix.startswith(base + "/"):
+                if not _within(prefix, base):
                     errs.append(f"{label}: routers[{i}].prefix: {prefix!r} is outside tenant {ident[0]!r}'s"
                                 f" prefix {base!r}")
+                else:
+                    # only a strictly longer prefix is another tenant's space (equal ones are legacy twins)
+                    owner = next((t for p, t in bases if len(p) > len(base) and _within(prefix, p)), None)
+                    if owner is not None and owner != ident[0]:
+                        errs.append(f"{label}: routers[{i}].prefix: {prefix!r} lies inside tenant {owner!r}'s"
+                                    f" prefix {normalize_prefix(tenants[owner])!r}")
         if errs:
             problems.setdefault(ident, []).extend(errs)
     for prefix, users in owners.items():

@@ -25,6 +25,7 @@ errors leave this module as :class:`StorageError` with the masked URL.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable
@@ -36,15 +37,24 @@ from typing import Any, TypeVar
 import peewee as pw
 from playhouse.pool import MaxConnectionsExceeded
 
-from . import dburl, migrations, models, security, settings
+from . import dburl, migrations, models, names, policy, security, settings
 from . import records as r
-from .errors import AuthError, ConfigError, ConflictError, Forbidden, MigrationRequired, NotFound, StorageError
+from .errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    Forbidden,
+    McpgwError,
+    MigrationRequired,
+    NotFound,
+    StorageError,
+)
 from .store import Store
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 ROLES = ("admin", "member")
 CHAT_ROLES = ("system", "user", "assistant", "tool")
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-@")
 
 
 class _NoChange(Exception):
@@ -78,17 +88,41 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _check_name(field: str, value: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 100 or not set(value) <= _NAME_CHARS:
-        raise ConfigError(f"{field}: {value!r} must be 1-100 characters of letters, digits, '_', '.', '-', '@'")
-    return value
+def _decode_content(raw: Any) -> tuple[dict[str, Any], str]:
+    """A stored document body as ``(mapping, "")``, or ``({}, why it cannot be read)``.
+
+    Rows written behind the store's back (a manual UPDATE, a restored backup, an
+    older version) may hold anything; one such row must cost only its own document.
+    """
+    try:
+        text = bytes(raw).decode("utf-8") if isinstance(raw, (bytes, bytearray, memoryview)) else raw
+        content = json.loads(text)
+    except UnicodeDecodeError as exc:
+        return {}, f"stored content is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        return {}, f"stored content is not valid JSON ({exc.msg}: line {exc.lineno}, column {exc.colno})"
+    except RecursionError:
+        return {}, "stored content is nested too deeply"
+    except (TypeError, ValueError) as exc:
+        return {}, f"stored content cannot be read ({type(exc).__name__})"
+    if not isinstance(content, dict):
+        kind = "null" if content is None else type(content).__name__
+        return {}, f"stored content is JSON {kind}, not a mapping"
+    return content, ""
 
 
 def _check_prefix(field: str, value: str) -> str:
-    if not isinstance(value, str) or not value.startswith("/") or "//" in value or \
-            (len(value) > 1 and value.endswith("/")) or len(value) > 255 or any(c.isspace() for c in value):
-        raise ConfigError(f"{field}: {value!r} must be a path like /team or /team/sub (no trailing slash)")
-    return value
+    from . import documents
+
+    return documents.check_prefix(field, value)
+
+
+def _check_text(field: str, value: str | None) -> str:
+    """Text stored in a column: no NUL (PostgreSQL refuses it) and no lone surrogate (nothing encodes it)."""
+    errors = names.text_errors(value or "", field)
+    if errors:
+        raise ConfigError(errors[0], errors)
+    return value or ""
 
 
 MIN_PASSWORD = 8
@@ -174,6 +208,14 @@ class SqlStore(Store):
         try:
             yield
         except pw.IntegrityError:
+            raise
+        except McpgwError:
+            raise
+        except (UnicodeError, ValueError) as exc:
+            # The driver refused a value (NUL for PostgreSQL, a lone surrogate for all): the caller's input.
+            if isinstance(exc, UnicodeError) or "NUL" in str(exc):
+                raise ConfigError("a value holds a character the database cannot store (NUL or a lone "
+                                  "surrogate)") from None
             raise
         except (pw.OperationalError, pw.InterfaceError) as exc:
             self._discard()
@@ -279,17 +321,25 @@ class SqlStore(Store):
         D, Tn = m.Document, m.Tenant
         sql, params = self._revision_sql
 
+        # SQLite hands back TEXT that is not UTF-8 as a query-wide error: read bytes and decode per row.
+        body = D.content.cast("BLOB") if self.info.kind == "sqlite" else D.content
+
         def load():
             revision = int(self.db.execute_sql(sql, params).fetchone()[0])
-            docs = tuple(
-                r.Document(tenant=tenant, name=name, content=json.loads(content), version=version,
-                           updated_at=_aware(updated_at), updated_by=updated_by)
-                for name, content, version, updated_at, updated_by, tenant in
-                D.select(D.name, D.content, D.version, D.updated_at, D.updated_by, Tn.name).join(Tn)
-                .where(D.deleted == False).order_by(Tn.name, D.name).tuples())  # noqa: E712 - SQL expression
+            docs = []
+            for name, raw, version, updated_at, updated_by, tenant in (
+                    D.select(D.name, body, D.version, D.updated_at, D.updated_by, Tn.name).join(Tn)
+                    .where(D.deleted == False).order_by(Tn.name, D.name).tuples()):  # noqa: E712 - SQL expression
+                content, problem = _decode_content(raw)
+                try:
+                    updated_at = _aware(updated_at)
+                except (TypeError, ValueError):
+                    updated_at = None  # only ever shown: an unreadable timestamp must not cost the document
+                docs.append(r.Document(tenant=tenant, name=name, content=content, version=version,
+                                       updated_at=updated_at, updated_by=updated_by, problem=problem))
             tenants = tuple(self._tenant(t) for t in Tn.select().order_by(Tn.name))
             keys = self._live_keys(_now())
-            return r.ConfigSet(revision=revision, documents=docs, tenants=tenants, keys=keys)
+            return r.ConfigSet(revision=revision, documents=tuple(docs), tenants=tenants, keys=keys)
 
         return self._run(load, begin=self._snapshot_begin, retry=True)
 
@@ -306,14 +356,16 @@ class SqlStore(Store):
 
     def create_tenant(self, name: str, *, prefix: str | None = None, description: str = "") -> r.Tenant:
         """Create a tenant (prefix defaults to ``/name``); ConflictError when it exists."""
-        _check_name("name", name)
+        names.check_account("name", name)
         prefix = _check_prefix("prefix", prefix if prefix is not None else "/" + name)
+        description = _check_text("description", description)
         Tn = self.m.Tenant
 
         def create():
             if Tn.get_or_none(Tn.name == name) is not None:
                 raise ConflictError(f"tenant {name!r} already exists")
-            return self._tenant(Tn.create(name=name, prefix=prefix, description=description or ""))
+            self._check_tenant_prefix(name, prefix)
+            return self._tenant(Tn.create(name=name, prefix=prefix, description=description))
 
         try:
             return self._write(create)
@@ -331,12 +383,16 @@ class SqlStore(Store):
     def update_tenant(self, name: str, *, prefix: str | None = None, description: str | None = None) -> r.Tenant:
         """Change a tenant's prefix or description; a new prefix must still contain its documents' routers."""
         if prefix is not None:
-            _check_prefix("prefix", prefix)
+            prefix = _check_prefix("prefix", prefix)
+        if description is not None:
+            _check_text("description", description)
 
         def update():
             row = self._tenant_row(name)
             if prefix is not None and prefix != row.prefix:
                 from . import documents
+
+                self._check_tenant_prefix(name, prefix)
 
                 contents = [json.loads(c) for (c,) in self.m.Document.select(self.m.Document.content)
                             .where(self.m.Document.tenant == row.id, self.m.Document.deleted == False).tuples()]  # noqa: E712
@@ -370,6 +426,26 @@ class SqlStore(Store):
     def _tenant_map(self) -> dict[str, str]:
         return {n: p for n, p in self.m.Tenant.select(self.m.Tenant.name, self.m.Tenant.prefix).tuples()}
 
+    def _check_tenant_prefix(self, name: str, prefix: str, tenants: dict[str, str] | None = None) -> None:
+        """ConfigError unless tenant ``name`` may take ``prefix`` (called inside the writing transaction).
+
+        The prefix must not clash with another tenant's (:func:`documents.tenant_prefix_conflicts`), and
+        no other tenant's document may already serve at or under it (the root ``/`` takes nothing away).
+        """
+        from . import documents
+
+        errors = [f"tenant {name}: {e}" for e in documents.tenant_prefix_conflicts(
+            name, prefix, self._tenant_map() if tenants is None else tenants)]
+        if prefix != "/":
+            D, Tn, RP = self.m.Document, self.m.Tenant, self.m.RouterPrefix
+            taken = (RP.select(RP.prefix, Tn.name, D.name).join(D).join(Tn)
+                     .where((RP.prefix == prefix) | RP.prefix.startswith(prefix + "/"), Tn.name != name)
+                     .order_by(RP.prefix).limit(5).tuples())
+            errors += [f"tenant {name}: prefix: {prefix!r} contains {p!r}, served by document {t}/{n}"
+                       for p, t, n in taken]
+        if errors:
+            raise ConfigError(errors[0], errors)
+
     # -- users -------------------------------------------------------------------
     def _user(self, row) -> r.User:
         Tn, Ms = self.m.Tenant, self.m.Membership
@@ -398,7 +474,7 @@ class SqlStore(Store):
     def create_user(self, name: str, password: str, *, role: str = "member",
                     tenants: Iterable[str] = (), active: bool = True) -> r.User:
         """Create a user with an argon2-hashed password; ConflictError when the name is taken."""
-        _check_name("name", name)
+        names.check_account("name", name)
         self._check_role(role)
         _check_password(password)
         tenants = list(tenants)
@@ -496,17 +572,40 @@ class SqlStore(Store):
                         expires_at=_aware(row.expires_at), last_used_at=_aware(row.last_used_at),
                         revoked=bool(row.revoked), created_at=_aware(row.created_at), secret_hash=row.secret_hash)
 
+    def _owner_may_use(self):
+        """SQL condition: the key's owner is an admin or still a member of the key's tenant.
+
+        Keys follow their owner's membership: leaving a tenant (or being demoted from admin without
+        membership) ends every key the owner holds on it, at the gateway's next reload.
+        """
+        K, U, Ms = self.m.ApiKey, self.m.User, self.m.Membership
+        member = Ms.select(Ms.id).where(Ms.user == K.user, Ms.tenant == K.tenant)
+        return (U.role == "admin") | pw.fn.EXISTS(member)
+
     def _live_keys(self, now: datetime) -> tuple[r.ApiKey, ...]:
         K, U = self.m.ApiKey, self.m.User
         query = self._key_query().where(K.revoked == False, U.active == True,  # noqa: E712 - SQL expressions
-                                        (K.expires_at.is_null()) | (K.expires_at > now)).order_by(K.id)
-        return tuple(self._keys(query))
+                                        (K.expires_at.is_null()) | (K.expires_at > now),
+                                        self._owner_may_use()).order_by(K.id)
+        keys = []
+        for row in query:
+            try:
+                keys.append(self._key(row, row.user.name, row.tenant.name))
+            except (TypeError, ValueError, RecursionError):
+                # A scope that cannot be read must neither widen to "everything" nor stop the load: leave it out.
+                log.warning("API key %s left out: its stored scope cannot be read", row.id)
+        return tuple(keys)
 
     def create_key(self, user: str, tenant: str, *, name: str = "", servers: Iterable[str] = (),
                    tools: Iterable[str] = (), expires_at: datetime | None = None) -> tuple[r.ApiKey, str]:
         """Create an API key for ``user`` on ``tenant``; return the record and the secret (stored hashed)."""
-        secret = security.new_key_secret()
+        if name:
+            names.check_name("name", name)
         servers, tools = list(servers), list(tools)
+        for field, values in (("servers", servers), ("tools", tools)):
+            for i, value in enumerate(values):
+                names.check_name(f"{field}[{i}]", value)
+        secret = security.new_key_secret()
 
         def create():
             user_row, tenant_row = self._user_row(user), self._tenant_row(tenant)
@@ -566,6 +665,8 @@ class SqlStore(Store):
             raise AuthError(f"API key {key.prefix}… expired at {key.expires_at.isoformat()}")
         if not rows[0].user.active:
             raise AuthError(f"API key {key.prefix}… belongs to an inactive user")
+        if not self._read(lambda: self._key_query().where(K.id == key.id, self._owner_may_use()).exists()):
+            raise AuthError(f"API key {key.prefix}… belongs to a user who is no longer a member of its tenant")
         return key
 
     def touch_keys(self, used: dict[int, datetime]) -> None:
@@ -647,7 +748,11 @@ class SqlStore(Store):
         tenants = self._tenant_map()
         for content in contents:
             tenant = documents.key(content)[0]
-            tenants.setdefault(tenant, self._planned_prefix(tenant, content))
+            if tenant not in tenants:
+                # created on the fly by this write: its prefix must not clash with another tenant's either
+                planned = self._planned_prefix(tenant, content)
+                self._check_tenant_prefix(tenant, planned, tenants)
+                tenants[tenant] = planned
         mine = {p for c in contents for p in documents.prefixes(c)}
         others: list[dict] = []
         if mine:
@@ -773,11 +878,13 @@ class SqlStore(Store):
                 raise ConfigError(errors[0], errors=errors) from None
             raise ConflictError(f"a concurrent change won: {exc}") from None
 
-    def create_document(self, content: dict[str, Any], *, author: str | None = None) -> r.Document:
+    def create_document(self, content: dict[str, Any], *, author: str | None = None,
+                        actor: r.User | None = None) -> r.Document:
         """Validate and store a new document; ConflictError when it exists, ConfigError when invalid."""
         from . import documents
 
         norm = documents.validate(content)
+        policy.check_save([norm], actor=actor)
         tenant, name = documents.key(norm)
 
         def create():
@@ -791,7 +898,7 @@ class SqlStore(Store):
         return self._wrap_prefix_race(lambda: self._write(create), [norm])
 
     def save_document(self, content: dict[str, Any], *, author: str | None = None,
-                      base_version: int | None = None) -> r.Document:
+                      base_version: int | None = None, actor: r.User | None = None) -> r.Document:
         """Create or update a document; with ``base_version`` only if nobody changed it meanwhile.
 
         ``base_version=0`` means "create; it must not exist". Saving the content
@@ -800,6 +907,7 @@ class SqlStore(Store):
         from . import documents
 
         norm = documents.validate(content)
+        policy.check_save([norm], actor=actor)
         tenant, name = documents.key(norm)
         digest = documents.content_hash(norm)
 
@@ -888,7 +996,8 @@ class SqlStore(Store):
         return "".join(unified_diff(text_a.splitlines(keepends=True), text_b.splitlines(keepends=True),
                                     fromfile=f"{tenant}/{name}@v{a}", tofile=f"{tenant}/{name}@v{b}"))
 
-    def rollback(self, tenant: str, name: str, version: int, *, author: str | None = None) -> r.Document:
+    def rollback(self, tenant: str, name: str, version: int, *, author: str | None = None,
+                 actor: r.User | None = None) -> r.Document:
         """Restore ``version``'s content as a new ``revert`` version (un-deletes a deleted document)."""
         from . import documents
 
@@ -896,6 +1005,7 @@ class SqlStore(Store):
         if old.content is None:
             raise ConfigError(f"{tenant}/{name}: version {version} is a deletion; choose a version with content")
         norm = documents.validate(old.content)
+        policy.check_save([norm], actor=actor)
 
         def restore():
             row = self._doc_row(tenant, name)
@@ -906,7 +1016,8 @@ class SqlStore(Store):
 
         return self._wrap_prefix_race(lambda: self._write(restore), [norm])
 
-    def import_documents(self, contents: list[dict[str, Any]], *, author: str | None = None) -> list[r.Document]:
+    def import_documents(self, contents: list[dict[str, Any]], *, author: str | None = None,
+                         actor: r.User | None = None) -> list[r.Document]:
         """Save several documents in one transaction: all saved, or none (ConfigError naming the culprits)."""
         from . import documents
 
@@ -925,6 +1036,7 @@ class SqlStore(Store):
             norms.append(norm)
         if errors:
             raise ConfigError(f"import refused, nothing was saved: {len(errors)} problem(s)", errors=errors)
+        policy.check_save(norms, actor=actor)
 
         def run():
             self._check_set(norms)
@@ -1128,3 +1240,33 @@ class SqlStore(Store):
             return SV.select(SV.value).where(SV.key == key).scalar()
 
         return self._write(put, bump=False)
+
+    def update_value(self, key: str, change: Callable[[str | None], str | None]) -> str | None:
+        """Replace the value under ``key`` by ``change(current)`` atomically; ``None`` deletes it.
+
+        Concurrent callers on any process or replica are serialised on the row (``SELECT … FOR
+        UPDATE``; SQLite's write transaction), so no update is lost: counters shared by every worker.
+        """
+        SV = self.m.StoredValue
+
+        def run():
+            # the row must exist to be locked; a concurrent insert of the same key waits, then does nothing
+            SV.insert(key=key, value="").on_conflict_ignore().execute()
+            query = SV.select(SV.value).where(SV.key == key)
+            if self.info.kind != "sqlite":
+                query = query.for_update()
+            current = query.scalar()
+            new = change(current or None)
+            if new is None:
+                SV.delete().where(SV.key == key).execute()
+            else:
+                SV.update(value=new).where(SV.key == key).execute()
+            return new
+
+        return self._write(run, bump=False)
+
+    def delete_values(self, prefix: str, *, below: str) -> int:
+        """Delete the values whose key starts with ``prefix`` and whose value sorts before ``below``."""
+        SV = self.m.StoredValue
+        return self._write(lambda: SV.delete().where(SV.key.startswith(prefix), SV.value < below).execute(),
+                           bump=False)

@@ -25,12 +25,13 @@ from mcpgw_sdk.errors import (
 )
 from mcpgw_sdk.store import Store, open_store
 
-from .auth import ApiState, LoginLimiter, RateLimited, TokenService, load_secret
+from .auth import ApiState, LoginLimiter, RateLimited, SharedLoginLimiter, TokenService, load_secret
+from .common import check_request_text
 
 log = logging.getLogger("mcpgw.api")
 PREFIX = "/api/v1"
 #: Endpoints reachable without a token.
-PUBLIC_ENDPOINTS = {"auth.login", "auth.refresh", "meta.openapi"}
+PUBLIC_ENDPOINTS = {"auth.login", "auth.refresh", "auth.logout", "meta.openapi"}
 #: Largest request body (imports of many documents included); 413 above.
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -128,7 +129,8 @@ def create_app(*, store: Store | None = None, store_url: str | None = None, jwt_
     app.extensions["mcpgw"] = {
         "store": store,
         "tokens": TokenService(load_secret(state, jwt_secret), state=state),
-        "limiter": LoginLimiter(limit=login_limit),
+        # counted in the database when there is one, so every worker and replica shares the limit
+        "limiter": SharedLoginLimiter(state, limit=login_limit) if state is not None else LoginLimiter(limit=login_limit),
     }
     from . import routes_activity, routes_admin, routes_auth, routes_documents, routes_keys, routes_transfer
     from .openapi import bp as meta_bp
@@ -136,6 +138,7 @@ def create_app(*, store: Store | None = None, store_url: str | None = None, jwt_
     for module in (routes_auth, routes_admin, routes_keys, routes_documents, routes_transfer, routes_activity):
         app.register_blueprint(module.bp, url_prefix=PREFIX)
     app.register_blueprint(meta_bp, url_prefix=PREFIX)
+    app.before_request(check_request_text)
     app.before_request(_authenticate)
     app.after_request(_private)
     app.register_error_handler(McpgwError, _mcpgw_error)

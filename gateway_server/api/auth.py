@@ -5,11 +5,15 @@ otherwise one is generated on first run and stored in the database (the store's
 key/value table), so every worker and replica on that database shares it and
 tokens survive restarts.
 There is never a built-in default secret. A password change voids the user's
-earlier tokens (a per-user time kept in the same table).
+earlier tokens (a per-user time kept in the same table). Logging out, and using a
+refresh token (each is good for one refresh), puts the token's id on a deny-list in
+the same table until the token would have expired anyway. Failed logins are counted
+there too, so the rate limit holds across workers and replicas.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import threading
@@ -29,6 +33,13 @@ ACCESS_TTL = 15 * 60  #: seconds an access token lives
 REFRESH_TTL = 7 * 24 * 3600  #: seconds a refresh token lives
 ALGORITHM = "HS256"
 SECRET_NAME = "jwt_secret"
+REVOKED = "revoked:"  #: key prefix of the token deny-list (value: the token's expiry, see :func:`stamp`)
+LOGIN_FAILURES = "login:"  #: key prefix of the shared failed-login counters
+
+
+def stamp(when: float) -> str:
+    """A time as 12 zero-padded digits of epoch seconds: such values sort as the times do."""
+    return f"{max(0, int(when)):012d}"
 
 
 class ApiState:
@@ -57,6 +68,14 @@ class ApiState:
     def set(self, name: str, value: str) -> None:
         """Store ``value`` under ``name``, replacing any previous one."""
         self._store.set_value(name, value)
+
+    def update(self, name: str, change) -> str | None:
+        """Replace the value under ``name`` by ``change(current)`` atomically (``None`` deletes it)."""
+        return self._store.update_value(name, change)
+
+    def sweep(self, prefix: str, now: float) -> None:
+        """Forget the entries under ``prefix`` whose value (a :func:`stamp`) is before ``now``."""
+        self._store.delete_values(prefix, below=stamp(now))
 
 
 def load_secret(state: ApiState | None, explicit: str | None = None) -> str:
@@ -99,6 +118,30 @@ class TokenService:
         if self._state is not None:
             self._state.set(f"epoch:{user}", repr(time.time()))
 
+    def revoke(self, claims: dict[str, Any]) -> bool:
+        """Put the token of ``claims`` on the deny-list until it expires; False when it already was there.
+
+        Atomic across processes: of two concurrent revocations of one token exactly one returns True
+        (which is what makes a refresh token good for one refresh only).
+        """
+        jti = claims.get("jti")
+        if self._state is None or not isinstance(jti, str):
+            return True
+        first = []
+
+        def add(current: str | None) -> str:
+            first.append(current is None)
+            return current or stamp(float(claims["exp"]) + 1)
+
+        self._state.update(REVOKED + jti, add)
+        if secrets.randbelow(16) == 0:  # entries outlive their tokens only until a later sweep
+            self._state.sweep(REVOKED, time.time())
+        return first[-1]
+
+    def _revoked(self, claims: dict[str, Any]) -> bool:
+        jti = claims.get("jti")
+        return self._state is not None and isinstance(jti, str) and self._state.get(REVOKED + jti) is not None
+
     def _void_before(self, user: str) -> float:
         if self._state is None:
             return 0.0
@@ -134,6 +177,8 @@ class TokenService:
             raise AuthError(f"a {kind} token is required")
         if float(claims.get("ts", claims["iat"])) <= self._void_before(claims["sub"]):
             raise AuthError("the token was revoked (the password changed or the account was disabled)")
+        if self._revoked(claims):
+            raise AuthError("the token was revoked (logged out, or a refresh token already used)")
         return claims
 
 
@@ -145,8 +190,59 @@ class RateLimited(Exception):
         super().__init__(f"too many failed logins; retry in {retry_after} s")
 
 
+class SharedLoginLimiter:
+    """At most ``limit`` failed logins per (address, username) in ``window`` seconds, counted in the store.
+
+    Every worker and replica on one database shares the counters (the key/value table; the pair is
+    hashed, so neither addresses nor names are stored). Entries expire with their window and are swept
+    now and then, so names tried once do not pile up.
+    """
+
+    def __init__(self, state: ApiState, *, limit: int = 10, window: float = 60.0):
+        self.limit = limit
+        self.window = window
+        self._state = state
+
+    @staticmethod
+    def _key(address: str, username: str) -> str:
+        digest = hashlib.sha256(f"{address}\0{username}".encode("utf-8", "replace")).hexdigest()
+        return LOGIN_FAILURES + digest[:40]
+
+    def _recent(self, value: str | None, now: float) -> list[float]:
+        if not value:
+            return []
+        _, _, times = value.partition("|")
+        try:
+            hits = [float(t) for t in times.split(",") if t]
+        except ValueError:  # not ours: start over
+            return []
+        return [t for t in hits if t > now - self.window]
+
+    def check(self, address: str, username: str) -> None:
+        """Raise :class:`RateLimited` when this pair is over its limit."""
+        now = time.time()
+        hits = self._recent(self._state.get(self._key(address, username)), now)
+        if len(hits) >= self.limit:
+            raise RateLimited(max(1, int(hits[0] + self.window - now + 0.999)))
+
+    def failed(self, address: str, username: str) -> None:
+        """Count one failed login (atomically, whichever process sees it)."""
+        now = time.time()
+
+        def add(current: str | None) -> str:
+            hits = (self._recent(current, now) + [now])[-self.limit:]
+            return stamp(hits[-1] + self.window) + "|" + ",".join(f"{t:.3f}" for t in hits)
+
+        self._state.update(self._key(address, username), add)
+        if secrets.randbelow(16) == 0:
+            self._state.sweep(LOGIN_FAILURES, now)
+
+
 class LoginLimiter:
-    """At most ``limit`` failed logins per (address, username) in ``window`` seconds (in memory, per process)."""
+    """At most ``limit`` failed logins per (address, username) in ``window`` seconds (in memory, per process).
+
+    Used only when there is no database to share counters in (:class:`SharedLoginLimiter` otherwise).
+    """
 
     MAX_TRACKED = 10_000
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask import current_app, g, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from mcpgw_sdk.errors import ConfigError, Forbidden, NotFound
+from mcpgw_sdk.names import text_errors
 from mcpgw_sdk.records import User
 from mcpgw_sdk.store import Store
 
@@ -52,6 +54,19 @@ def check_tenant(tenant: str, what: str = "tenant") -> None:
 
 
 NESTED = "the body is nested too deeply"
+_URL_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def check_request_text() -> None:
+    """400 when the path or a query parameter holds a control character or a lone surrogate.
+
+    No name may hold one (:mod:`mcpgw_sdk.names`), so such a request can only be a probe; refusing
+    it here keeps it away from the database (PostgreSQL refuses NUL outright).
+    """
+    for what, text in (("the path", request.path),
+                       *(("a query parameter", f"{k}={v}") for k, v in request.args.items(multi=True))):
+        if _URL_CONTROL.search(text):
+            raise BadRequest(f"{what} holds a control character")
 
 
 def _yaml_load(text: str) -> Any:
@@ -104,6 +119,9 @@ def json_body(schema_name: str) -> dict[str, Any]:
     data = any_body()
     from .openapi import check_body
 
+    errors = text_errors(data)
+    if errors:
+        raise ConfigError(errors[0], errors)
     check_body(schema_name, data)
     return data
 

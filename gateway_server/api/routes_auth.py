@@ -1,4 +1,4 @@
-"""Login, token refresh and the caller's own account (``/auth/*``, ``/me``)."""
+"""Login, token refresh, logout and the caller's own account (``/auth/*``, ``/me``)."""
 
 from __future__ import annotations
 
@@ -34,16 +34,47 @@ def login():
 
 @bp.post("/auth/refresh")
 def refresh():
-    """Exchange a refresh token for a new token pair (the user must still exist and be active)."""
+    """Exchange a refresh token for a new token pair (the user must still exist and be active).
+
+    A refresh token is good for one refresh: it is revoked as it is used, so a copy that leaked
+    stops working once its owner refreshes (and the owner notices when the thief refreshed first).
+    """
     data = json_body("Refresh")
-    claims = _services()["tokens"].verify(data["refresh_token"], kind="refresh")
+    tokens = _services()["tokens"]
+    claims = tokens.verify(data["refresh_token"], kind="refresh")
     try:
         user = store().get_user(claims["sub"])
     except NotFound:
         raise AuthError("the user of this token no longer exists") from None
     if not user.active:
         raise AuthError("the user of this token is disabled")
-    return jsonify(_services()["tokens"].issue(user.name))
+    if not tokens.revoke(claims):  # a concurrent refresh with the same token won
+        raise AuthError("the token was revoked (logged out, or a refresh token already used)")
+    return jsonify(tokens.issue(user.name))
+
+
+@bp.post("/auth/logout")
+def logout():
+    """Revoke the refresh token given (and the access token sent with it); ``all`` ends every session.
+
+    Needs no access token (one may have expired): the refresh token itself proves the session.
+    With ``"all": true`` every token the user holds, on every device, stops working.
+    """
+    data = json_body("Logout")
+    tokens = _services()["tokens"]
+    claims = tokens.verify(data["refresh_token"], kind="refresh")
+    scheme, _, access = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and access.strip():
+        try:
+            access_claims = tokens.verify(access.strip())
+        except AuthError:
+            access_claims = None  # expired or already void: nothing left to revoke
+        if access_claims is not None and access_claims["sub"] == claims["sub"]:
+            tokens.revoke(access_claims)
+    tokens.revoke(claims)
+    if data.get("all"):
+        tokens.revoke_user(claims["sub"])
+    return "", 204
 
 
 @bp.get("/me")
