@@ -34,6 +34,27 @@ def patch() -> None:
         pass
 
 
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft limit on open files to the hard limit (entry points only); return ``(soft, hard)``.
+
+    Every client connection holds a descriptor: the usual soft limit of 1024 lets a thousand
+    idle clients stop the gateway from accepting, ``/healthz`` included.
+    """
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return (-1, -1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft == resource.RLIM_INFINITY or (soft >= target):
+        return soft, hard
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):  # e.g. above the kernel's nr_open: keep what we have
+        return soft, hard
+    return target, hard
+
+
 def listen_error(host: str, port: int, exc: OSError) -> str:
     """``cannot listen on 127.0.0.1:5235: address already in use`` for a failed bind."""
     import errno
@@ -47,8 +68,9 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
     import http.client
     import signal
     import socket
+    import time
 
-    from gevent.pywsgi import OldMessage, WSGIHandler, WSGIServer
+    from gevent.pywsgi import Input, OldMessage, WSGIHandler, WSGIServer
 
     from . import logs
     from .app import create_app
@@ -58,16 +80,41 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
     import logging
 
     log = logging.getLogger("mcpgw.gateway")
+    files, _ = raise_fd_limit()
+    header_timeout = settings.get("header_timeout")
+    body_timeout = settings.get("body_timeout")
     host = settings.get("host", host)
     port = settings.get("port", port)
     app = create_app(store_url=db, host=host, port=port, reload_interval=reload_interval)
     app.start()
+    import gevent
+
+    class HeaderTimeout(ValueError):
+        """The request line and headers did not arrive within ``header_timeout`` (answered 400, then closed)."""
+
+    class DeadlineInput(Input):
+        """gevent's request body, whose discard of an unread rest gives up after ``body_timeout``."""
+
+        __slots__ = ()
+
+        def _discard(self):
+            if self._chunked_input_error:
+                return
+            try:
+                with gevent.Timeout(body_timeout, TimeoutError("request body timed out")):
+                    super()._discard()
+            except TimeoutError:
+                self._chunked_input_error = True  # gevent's mark for "state unknown": the connection closes
+                raise
 
     class NoDelayHandler(WSGIHandler):
         """Sets TCP_NODELAY: without it keep-alive responses stall ~40 ms (Nagle + delayed ACK).
 
         Also sends the status line, headers and a small body in one write (gevent sends
         the headers first, then the body: two syscalls and two packets per JSON answer).
+        Bounds in time what a client may hold: the request line and headers must arrive
+        within ``header_timeout`` (which is also the keep-alive idle time), and a body the
+        application left unread is discarded for at most ``body_timeout`` before closing.
         """
 
         def __init__(self, sock, address, server, rfile=None):
@@ -75,7 +122,42 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+            self._header_deadline = 0.0
             super().__init__(sock, address, server, rfile)
+
+        def read_requestline(self):
+            self._header_deadline = time.monotonic() + header_timeout
+            with gevent.Timeout(header_timeout, TimeoutError("request line timed out")):
+                return super().read_requestline()
+
+        def read_request(self, raw_requestline):
+            left = self._header_deadline - time.monotonic()
+            if left <= 0:
+                raise HeaderTimeout("request headers timed out")
+            with gevent.Timeout(left, HeaderTimeout("request headers timed out")):
+                return super().read_request(raw_requestline)
+
+        def _handle_client_error(self, ex):
+            if isinstance(ex, HeaderTimeout):
+                return ("408", b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            return super()._handle_client_error(ex)
+
+        def get_environ(self):
+            environ = super().get_environ()
+            self.wsgi_input.__class__ = DeadlineInput
+            return environ
+
+        def run_application(self):
+            try:
+                super().run_application()
+            finally:
+                if self.environ.get("mcpgw.body_abandoned"):  # the app gave up on the body: do not wait again
+                    self.wsgi_input._chunked_input_error = True
+
+        def handle_one_response(self):
+            super().handle_one_response()
+            if self.wsgi_input is not None and self.wsgi_input._chunked_input_error:
+                self.close_connection = True  # the stream's state is unknown: never read a next request from it
 
         def MessageClass(self, fp, *args):
             # gevent parses request headers with the email package; this reads the same lines, ~5x cheaper.
@@ -113,11 +195,10 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
         log.info("shutting down")
         server.stop(timeout=2)
 
-    import gevent
-
     gevent.signal_handler(signal.SIGTERM, shutdown)
     gevent.signal_handler(signal.SIGINT, shutdown)
-    log.info("gateway listening on http://%s:%s (config revision %s)", host, port, app.gateway.snapshot.revision)
+    log.info("gateway listening on http://%s:%s (config revision %s, open files limit %s)", host, port,
+             app.gateway.snapshot.revision, files)
     try:
         server.serve_forever()
     finally:

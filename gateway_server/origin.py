@@ -8,30 +8,69 @@ any). A locally bound gateway also refuses a ``Host`` that is not local.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
+def is_loopback_name(name: str) -> bool:
+    """Whether ``name`` (a host without port) is loopback: ``localhost``, an IPv4 literal in 127.0.0.0/8, or ``::1``.
+
+    Matched exactly: ``127.attacker.example`` or ``localhost.evil`` are names, not loopback.
+
+    >>> [is_loopback_name(h) for h in ("localhost", "127.8.9.10", "[::1]", "127.attacker.example", "0x7f.1")]
+    [True, True, True, False, False]
+    """
+    name = name.strip().lower()
+    if name == "localhost":
+        return True
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def is_local_bind(host: str) -> bool:
     """Whether the gateway listens on a loopback address only."""
-    return host in LOCAL_HOSTS or host.startswith("127.")
+    return is_loopback_name(host)
 
 
-def _hostname(value: str) -> str:
+def split_host(value: str) -> tuple[str, str] | None:
+    """``(host, port)`` of a ``Host`` header value (port ``""`` when absent); ``None`` when malformed."""
     value = value.strip().lower()
     if value.startswith("["):
-        return value[: value.find("]") + 1] if "]" in value else value
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+        end = value.find("]")
+        if end < 0:
+            return None
+        host, rest = value[: end + 1], value[end + 1:]
+        if rest and not rest.startswith(":"):
+            return None
+        port = rest[1:]
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    elif ":" in value:
+        return None  # a bare IPv6 address must be bracketed in a Host header
+    else:
+        host, port = value, ""
+    if port and not (port.isascii() and port.isdigit() and len(port) <= 5):
+        return None
+    return host, port
 
 
 def host_allowed(host_header: str | None, *, local_bind: bool) -> bool:
-    """Whether the ``Host`` header is acceptable (always, unless bound locally and the host is foreign)."""
+    """Whether the ``Host`` header is acceptable (always, unless bound locally and the host is not loopback).
+
+    A locally bound gateway accepts only ``localhost``, 127.x.y.z literals and ``[::1]``, each with an
+    optional numeric port: a DNS name that merely starts with ``127.`` is foreign (DNS rebinding).
+    """
     if not local_bind or not host_header:
         return True
-    name = _hostname(host_header)
-    return name in LOCAL_HOSTS or name.startswith("127.")
+    parts = split_host(host_header)
+    return parts is not None and is_loopback_name(parts[0])
 
 
 def own_origins(*, local_bind: bool, port: int | str, public_url: str = "") -> frozenset[str]:

@@ -14,6 +14,7 @@ import queue
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,28 @@ class Session:
 def new_id() -> str:
     """A random session id of visible ASCII characters."""
     return secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """How many sessions a store may hold: in all, per router prefix, per owner (``0``: no limit).
+
+    The owner limit counts identified callers only (API keys, token subjects): the
+    sessions of an open router share the owner ``""`` and are bounded by the others.
+    """
+
+    total: int = 0
+    per_prefix: int = 0
+    per_owner: int = 0
+
+
+class SessionsFull(Exception):
+    """Raised by :meth:`SessionStore.create` when a limit is reached; ``status`` is the HTTP answer (503, 429)."""
+
+    def __init__(self, message: str, *, status: int, setting: str):
+        self.status = status
+        self.setting = setting
+        super().__init__(message)
 
 
 class SessionStore(abc.ABC):
@@ -76,6 +99,38 @@ class SessionStore(abc.ABC):
         """Remove sessions idle longer than the TTL; return how many (a no-op where the backend expires them)."""
         return 0
 
+    def count(self, *, prefix: str | None = None, owner: str | None = None) -> int:
+        """How many sessions the store holds: all, those of one router ``prefix``, or of one ``owner``."""
+        return sum(1 for s in self.list(prefix) if owner is None or s.owner == owner)
+
+    def _over(self, session: Session, limits: SessionLimits) -> SessionsFull | None:
+        if limits.per_owner and session.owner and self.count(owner=session.owner) >= limits.per_owner:
+            return SessionsFull(f"too many sessions: this credential holds {limits.per_owner}, the limit "
+                                "(max_sessions_per_principal); end unused sessions (DELETE) or retry later",
+                                status=429, setting="max_sessions_per_principal")
+        if limits.per_prefix and self.count(prefix=session.prefix) >= limits.per_prefix:
+            return SessionsFull(f"too many sessions: {session.prefix} holds {limits.per_prefix}, the limit "
+                                "(max_sessions_per_router); retry later", status=503,
+                                setting="max_sessions_per_router")
+        if limits.total and self.count() >= limits.total:
+            return SessionsFull(f"too many sessions: this gateway holds {limits.total}, the limit (max_sessions); "
+                                "retry later", status=503, setting="max_sessions")
+        return None
+
+    def create(self, session: Session, limits: SessionLimits) -> None:
+        """Save a new session unless that would exceed ``limits``; raise :class:`SessionsFull` then.
+
+        Nothing is evicted to make room. When a limit looks reached, idle sessions past
+        their TTL are expired first and the counts taken again.
+        """
+        full = self._over(session, limits)
+        if full is not None:
+            self.expire()
+            full = self._over(session, limits)
+            if full is not None:
+                raise full
+        self.save(session)
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release resources."""
 
@@ -91,10 +146,32 @@ class MemorySessionStore(SessionStore):
         self._sessions: dict[str, Session] = {}
         self._streams: dict[str, list[queue.Queue]] = {}
         self._lock = threading.Lock()
+        self._by_prefix: Counter[str] = Counter()
+        self._by_owner: Counter[str] = Counter()
 
     def save(self, session: Session) -> None:
         """Create or update a session."""
-        self._sessions[session.id] = session
+        with self._lock:
+            old = self._sessions.get(session.id)
+            self._sessions[session.id] = session
+            if old is not None:
+                self._uncount(old)
+            self._by_prefix[session.prefix] += 1
+            self._by_owner[session.owner] += 1
+
+    def _uncount(self, session: Session) -> None:
+        for counter, key in ((self._by_prefix, session.prefix), (self._by_owner, session.owner)):
+            counter[key] -= 1
+            if counter[key] <= 0:
+                del counter[key]
+
+    def count(self, *, prefix: str | None = None, owner: str | None = None) -> int:
+        """How many sessions: all, of one prefix, or of one owner (kept counts, no listing)."""
+        if prefix is not None:
+            return self._by_prefix.get(prefix, 0)
+        if owner is not None:
+            return self._by_owner.get(owner, 0)
+        return len(self._sessions)
 
     def get(self, session_id: str) -> Session | None:
         """The live session or ``None``; marks it used."""
@@ -111,7 +188,10 @@ class MemorySessionStore(SessionStore):
     def delete(self, session_id: str) -> bool:
         """End a session and its streams."""
         with self._lock:
-            existed = self._sessions.pop(session_id, None) is not None
+            old = self._sessions.pop(session_id, None)
+            if old is not None:
+                self._uncount(old)
+            existed = old is not None
             streams = self._streams.pop(session_id, [])
         for q in streams:
             q.put(_CLOSED)

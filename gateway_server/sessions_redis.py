@@ -33,6 +33,7 @@ import redis.exceptions
 
 from mcpgw_sdk.errors import ConfigError, StorageError
 
+from .mcp import jsonrpc
 from .sessions import Session, SessionStore
 
 log = logging.getLogger("mcpgw.sessions")
@@ -285,6 +286,9 @@ class RedisSessionStore(SessionStore):
         except ValueError as exc:
             raise ConfigError(f"redis_url: {_mask(url)}: {exc}") from exc
         self._index = f"{prefix}sessions".encode()
+        # Who holds which sessions, for the session limits: a hash id -> [prefix, owner] and one sorted set
+        # per router prefix and per owner (ZCARD counts them; delete and expire keep them in step).
+        self._meta = f"{prefix}session-meta".encode()
         self._hub_obj: _Hub | None = None
         self._hub_lock = threading.Lock()
 
@@ -294,6 +298,23 @@ class RedisSessionStore(SessionStore):
     # -- keys and plumbing ---------------------------------------------------
     def _key(self, session_id: str) -> bytes:
         return f"{self.prefix}session:{session_id}".encode()
+
+    def _by_prefix(self, prefix: str) -> bytes:
+        return f"{self.prefix}sessions-of-router:{prefix}".encode()
+
+    def _by_owner(self, owner: str) -> bytes:
+        return f"{self.prefix}sessions-of-owner:{owner}".encode()
+
+    def _unindex(self, pipe: Any, session_id: str | bytes, meta: bytes | None) -> None:
+        if meta is None:
+            return
+        try:
+            prefix, owner = json.loads(meta)
+        except ValueError:
+            return
+        pipe.zrem(self._by_prefix(prefix), session_id)
+        if owner:
+            pipe.zrem(self._by_owner(owner), session_id)
 
     def _channel(self, session_id: str) -> bytes:
         return f"{self.prefix}stream:{session_id}".encode()
@@ -322,8 +343,13 @@ class RedisSessionStore(SessionStore):
         """Create or update a session (and restart its TTL)."""
         def run(c: redis.Redis) -> None:
             pipe = c.pipeline(transaction=False)
+            now = time.time()
             pipe.set(self._key(session.id), _encode(session), px=self._ttl_ms)
-            pipe.zadd(self._index, {session.id: time.time() + self.ttl})
+            pipe.zadd(self._index, {session.id: now + self.ttl})
+            pipe.hset(self._meta, session.id, json.dumps([session.prefix, session.owner]))
+            pipe.zadd(self._by_prefix(session.prefix), {session.id: now}, nx=True)
+            if session.owner:
+                pipe.zadd(self._by_owner(session.owner), {session.id: now}, nx=True)
             pipe.execute()
 
         self._call(run)
@@ -338,10 +364,13 @@ class RedisSessionStore(SessionStore):
     def delete(self, session_id: str) -> bool:
         """End a session; its streams end in every process. ``False`` when it did not exist."""
         def run(c: redis.Redis) -> list:
+            meta = c.hget(self._meta, session_id)
             pipe = c.pipeline(transaction=False)
             pipe.delete(self._key(session_id))
             pipe.zrem(self._index, session_id)
             pipe.publish(self._channel(session_id), _CLOSE_PAYLOAD)
+            pipe.hdel(self._meta, session_id)
+            self._unindex(pipe, session_id, meta)
             return pipe.execute()
 
         return bool(self._call(run)[0])
@@ -361,9 +390,15 @@ class RedisSessionStore(SessionStore):
                     out.append(session)
         return out
 
+    def count(self, *, prefix: str | None = None, owner: str | None = None) -> int:
+        """How many sessions: all, of one prefix, or of one owner (one ``ZCARD``; :meth:`expire` prunes)."""
+        key = self._by_prefix(prefix) if prefix is not None else self._by_owner(owner) if owner is not None \
+            else self._index
+        return int(self._call(lambda c: c.zcard(key)))
+
     def deliver(self, session_id: str, message: dict[str, Any]) -> bool:
         """Publish a message to the session's stream(s); ``False`` when no process has one open."""
-        payload = _MESSAGE + json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+        payload = _MESSAGE + jsonrpc.dumps(message)
         return self._call(lambda c: c.publish(self._channel(session_id), payload)) > 0
 
     def listen(self, session_id: str, *, timeout: float) -> Iterator[dict[str, Any] | None]:
@@ -385,11 +420,14 @@ class RedisSessionStore(SessionStore):
             for sid in overdue:
                 pipe.pttl(self.prefix.encode() + b"session:" + sid)
             ttls = pipe.execute()
+            metas = c.hmget(self._meta, overdue)
             pipe = c.pipeline(transaction=False)
             gone = 0
-            for sid, left in zip(overdue, ttls, strict=True):
+            for sid, left, meta in zip(overdue, ttls, metas, strict=True):
                 if left == -2:  # the key no longer exists
                     pipe.zrem(self._index, sid)
+                    pipe.hdel(self._meta, sid)
+                    self._unindex(pipe, sid, meta)
                     gone += 1
                 else:  # used since it was indexed: re-index with its real deadline
                     pipe.zadd(self._index, {sid: now + (left / 1000 if left > 0 else self.ttl)}, xx=True)

@@ -2,13 +2,16 @@
 
 gunicorn's gevent worker patches the standard library before it imports this
 module. The app starts its reloader and audit writer on the first request of
-each worker (nothing runs in the master, so forking stays safe).
+each worker (nothing runs in the master, so forking stays safe). gunicorn's
+gevent worker bounds each request's line and headers by ``--keep-alive``
+seconds; the gateway bounds MCP request bodies itself (``body_timeout``).
 """
 
-from .commands import patch
+from .commands import patch, raise_fd_limit
 from .logs import setup as _setup_logs
 
 patch()
+raise_fd_limit()
 
 from mcpgw_sdk import settings  # noqa: E402
 

@@ -156,6 +156,9 @@ def call_tool(route: Any, session: Any, params: dict[str, Any], ctx: CallContext
 
 def initialize(route: Any, session: Any, params: dict[str, Any]) -> dict[str, Any]:
     """Answer ``initialize`` and record what the client declared on the session."""
+    for name in ("capabilities", "clientInfo"):
+        if params.get(name) is not None and not isinstance(params[name], dict):
+            raise JsonRpcError(INVALID_PARAMS, f"initialize: '{name}' must be an object")
     version = versions.negotiate(params.get("protocolVersion"))
     session.protocol_version = version
     session.client_info = params.get("clientInfo") or {}

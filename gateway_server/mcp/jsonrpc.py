@@ -7,16 +7,20 @@ and turn any exception into an error response with :func:`error_from`.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from mcpgw_sdk.client import McpError
 from mcpgw_sdk.errors import AuthError, ConfigError, Forbidden, NotFound
+from mcpgw_sdk.redact import redact_json, redact_text
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+SERVER_BUSY = -32000  # implementation-defined server error: a limit of this gateway was reached
 
 _HTTP_STATUS = {PARSE_ERROR: 400, INVALID_REQUEST: 400, METHOD_NOT_FOUND: 404, INVALID_PARAMS: 400,
                 INTERNAL_ERROR: 500}
@@ -37,8 +41,8 @@ def error_from(exc: BaseException) -> JsonRpcError:
     """Map any exception to the JSON-RPC error the client sees (the only such mapping)."""
     if isinstance(exc, JsonRpcError):
         return exc
-    if isinstance(exc, McpError):  # an upstream server's own JSON-RPC error passes through
-        return JsonRpcError(exc.code, exc.message, exc.data)
+    if isinstance(exc, McpError):  # an upstream server's own JSON-RPC error passes through (URLs redacted)
+        return JsonRpcError(exc.code, redact_text(exc.message), redact_json(exc.data))
     if isinstance(exc, (NotFound, ConfigError, LookupError, ValueError, TypeError)):
         return JsonRpcError(INVALID_PARAMS, str(exc))
     if isinstance(exc, (AuthError, Forbidden)):
@@ -70,19 +74,79 @@ def error_response(msg_id: Any, exc: BaseException) -> dict[str, Any]:
     return error(msg_id, mapped.code, mapped.message, mapped.data)
 
 
+# A lone surrogate can only come from a \uD800-\uDFFF escape (raw surrogate bytes are not UTF-8):
+# bodies without such an escape skip the walk over the parsed message.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+_SURROGATE = re.compile("[\\ud800-\\udfff]")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def parse(body: bytes) -> Any:
-    """Decode a request body; raise JsonRpcError(-32700) when it is not JSON or nested too deeply."""
+    """Decode a request body; raise JsonRpcError(-32700) when it is not strict JSON text.
+
+    Refused: invalid JSON or UTF-8, ``NaN``/``Infinity``, numbers out of a double's range
+    (``1e999``), lone UTF-16 surrogates (``"\\ud800"``: not Unicode text), too deep nesting.
+    Whatever parses can be answered as strict JSON.
+    """
     try:
-        return json.loads(body)
+        message = json.loads(body, parse_float=_finite, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as exc:
         raise JsonRpcError(PARSE_ERROR, f"parse error: {exc}") from None
     except RecursionError:
         raise JsonRpcError(PARSE_ERROR, "parse error: the message is nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(message):
+        raise JsonRpcError(PARSE_ERROR, "parse error: the message holds a lone UTF-16 surrogate escape "
+                           "(\\ud800-\\udfff without its pair), which is not Unicode text")
+    return message
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_strict(str(k)): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
 
 
 def dumps(message: Any) -> bytes:
-    """Encode a message compactly."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    """Encode a message compactly as strict JSON in UTF-8.
+
+    Values JSON cannot carry (``NaN``, infinities, lone surrogates, say from a backend's
+    answer) become ``null`` and U+FFFD rather than invalid output or an exception.
+    """
+    try:
+        return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except (ValueError, UnicodeEncodeError):
+        return json.dumps(_strict(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 REQUEST, NOTIFICATION, RESPONSE = "request", "notification", "response"
@@ -102,13 +166,16 @@ def kind(message: Any) -> str:
         raise JsonRpcError(INVALID_REQUEST, "invalid request: 'method' is missing")
     if not isinstance(method, str):
         raise JsonRpcError(INVALID_REQUEST, "invalid request: 'method' must be a string")
+    params = message.get("params")
     if not has_id:
+        if params is not None and not isinstance(params, dict):
+            raise JsonRpcError(INVALID_REQUEST, "invalid request: 'params' must be an object, not "
+                               + _JSON_TYPE.get(type(params), type(params).__name__))
         return NOTIFICATION
     msg_id = message["id"]
     if msg_id is None or isinstance(msg_id, bool) or not isinstance(msg_id, (str, int, float)):
         raise JsonRpcError(INVALID_REQUEST, "invalid request: 'id' must be a string or a number, not "
                            + _JSON_TYPE.get(type(msg_id), type(msg_id).__name__))
-    params = message.get("params")
     if params is not None and not isinstance(params, dict):
         raise JsonRpcError(INVALID_REQUEST, "invalid request: 'params' must be an object, not "
                            + _JSON_TYPE.get(type(params), type(params).__name__), msg_id=msg_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from collections.abc import Callable, Iterable
 from http.cookies import SimpleCookie
@@ -11,12 +13,14 @@ from urllib.parse import parse_qsl
 from ..backends import CallContext
 from ..mcp import jsonrpc
 from ..origin import cors_headers, host_allowed, origin_allowed
+from ..sessions import Session, SessionsFull
 
 StartResponse = Callable[..., Any]
 JSON = "application/json"
 _REASONS = {200: "200 OK", 202: "202 Accepted", 400: "400 Bad Request", 403: "403 Forbidden",
             404: "404 Not Found", 405: "405 Method Not Allowed", 406: "406 Not Acceptable",
             413: "413 Content Too Large", 415: "415 Unsupported Media Type", 421: "421 Misdirected Request",
+            429: "429 Too Many Requests",
             500: "500 Internal Server Error", 503: "503 Service Unavailable"}
 
 
@@ -46,10 +50,34 @@ class BodyTooLarge(Exception):
     """The request body exceeds the configured limit."""
 
 
-def read_body(environ: dict[str, Any], limit: int) -> bytes:
-    """The request body; raise BodyTooLarge above ``limit`` bytes (checked before reading when declared)."""
+class BodyIncomplete(Exception):
+    """The request body ended, or stopped arriving, before its declared length (or its deadline passed)."""
+
+
+def _gevent_active() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
+def _deadline(seconds: float) -> Any:
+    """A context that interrupts blocking reads after ``seconds`` (under gevent; a no-op in plain threads)."""
+    if not seconds or seconds <= 0 or not _gevent_active():
+        return contextlib.nullcontext()
+    import gevent
+
+    return gevent.Timeout(seconds, BodyIncomplete(f"the request body did not arrive within {seconds:g} s"))
+
+
+def read_body(environ: dict[str, Any], limit: int, *, timeout: float = 0) -> bytes:
+    """The request body; raise BodyTooLarge above ``limit`` bytes (checked before reading when declared).
+
+    Raises BodyIncomplete when the body ends before its ``Content-Length`` or, under gevent,
+    has not fully arrived ``timeout`` seconds after reading began (a client that declares more
+    than it sends must not hold the request forever). The connection is then marked for closing.
+    """
     length = environ.get("CONTENT_LENGTH")
     stream = environ["wsgi.input"]
+    size = None
     if length:
         try:
             size = int(length)
@@ -57,11 +85,27 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
             size = 0
         if size > limit:
             raise BodyTooLarge
-        return stream.read(size) if size else b""
-    data = stream.read(limit + 1)
-    if len(data) > limit:
+        if not size:
+            return b""
+    try:
+        with _deadline(timeout):
+            data = stream.read(size) if size is not None else stream.read(limit + 1)
+    except (OSError, ValueError, BodyIncomplete) as exc:
+        environ["mcpgw.body_abandoned"] = True
+        if isinstance(exc, BodyIncomplete):
+            raise
+        raise BodyIncomplete("the request body ended before its Content-Length") from None
+    if size is not None and len(data) < size:
+        environ["mcpgw.body_abandoned"] = True
+        raise BodyIncomplete(f"the request body ended after {len(data)} of its {size} bytes (Content-Length)")
+    if size is None and len(data) > limit:
         raise BodyTooLarge
     return data
+
+
+def pause() -> None:
+    """Let other requests run between the items of a batch (a greenlet switch under gevent)."""
+    time.sleep(0)
 
 
 def check_request(gateway: Any, route: Any, environ: dict[str, Any],
@@ -227,13 +271,45 @@ def admit(gateway: Any, route: Any, environ: dict[str, Any],
 
 def read_message(gateway: Any, environ: dict[str, Any], start_response: StartResponse,
                  cors: list) -> tuple[Any, list[bytes] | None]:
-    """The request's JSON-RPC message (or batch), or the 413/400 response to send."""
+    """The request's JSON-RPC message (or batch), or the 413/400 response to send.
+
+    A batch longer than ``gateway.max_batch`` is refused here (-32600), before any item runs.
+    """
     try:
-        body = read_body(environ, gateway.max_body_bytes)
+        body = read_body(environ, gateway.max_body_bytes, timeout=gateway.body_timeout)
     except BodyTooLarge:
         return None, respond_error(start_response, 413, jsonrpc.INVALID_REQUEST,
                                    f"request body larger than {gateway.max_body_bytes} bytes", headers=cors)
+    except BodyIncomplete as exc:
+        return None, respond_error(start_response, 400, jsonrpc.PARSE_ERROR, f"Bad Request: {exc}",
+                                   headers=[("Connection", "close"), *cors])
     try:
-        return jsonrpc.parse(body), None
+        message = jsonrpc.parse(body)
     except jsonrpc.JsonRpcError as exc:
         return None, respond_error(start_response, 400, exc.code, exc.message, headers=cors)
+    if isinstance(message, list) and len(message) > gateway.max_batch:
+        return None, respond_error(start_response, 400, jsonrpc.INVALID_REQUEST,
+                                   f"invalid request: a batch of {len(message)} messages exceeds the limit of "
+                                   f"{gateway.max_batch} (max_batch); send fewer per request", headers=cors)
+    return message, None
+
+
+def initialize_refusal(gateway: Any, message: dict[str, Any]) -> dict[str, Any] | None:
+    """The error answer to an ``initialize`` whose params exceed ``gateway.max_initialize_bytes``, else ``None``."""
+    size = len(jsonrpc.dumps(message.get("params")))
+    if size <= gateway.max_initialize_bytes:
+        return None
+    return jsonrpc.error(message.get("id"), jsonrpc.INVALID_PARAMS,
+                         f"initialize params are {size} bytes of JSON; the limit is {gateway.max_initialize_bytes} "
+                         f"(max_initialize_bytes): declare only the capabilities and client info MCP defines")
+
+
+def create_session(gateway: Any, session: Session, start_response: StartResponse, *, msg_id: Any = None,
+                   headers: Iterable[tuple[str, str]] = ()) -> list[bytes] | None:
+    """Store a new session within the gateway's session limits, or return the 503/429 answer (nothing evicted)."""
+    try:
+        gateway.sessions.create(session, gateway.session_limits)
+    except SessionsFull as exc:
+        return respond_error(start_response, exc.status, jsonrpc.SERVER_BUSY, str(exc), msg_id=msg_id,
+                             headers=[("Retry-After", "10"), *headers])
+    return None

@@ -18,11 +18,14 @@ from .base import (
     admit,
     attach,
     backend_request_headers,
+    create_session,
     extra_headers,
     forbidden_session,
+    initialize_refusal,
     make_context,
     not_owner,
     owner_of,
+    pause,
     read_message,
     respond,
     respond_error,
@@ -42,7 +45,9 @@ def handle_stream(gateway: Any, route: Any, environ: dict[str, Any], start_respo
     headers = backend_request_headers(route, environ)
     session = Session(id=new_id(), prefix=route.prefix, transport="sse", protocol_version="2024-11-05",
                       headers=headers, tools_digest=route.digest, owner=owner_of(principal))
-    gateway.sessions.save(session)
+    refused = create_session(gateway, session, start_response, headers=extra_headers(route, environ))
+    if refused is not None:
+        return refused
     gateway.metrics.sessions.inc()
     endpoint = f"{route.sse_prefix}{route.prefix}/message?sessionId={session.id}"
     headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
@@ -78,7 +83,9 @@ def handle_message(gateway: Any, route: Any, environ: dict[str, Any], start_resp
     if not messages:
         return respond_error(start_response, 400, INVALID_REQUEST, "invalid request: empty batch", headers=cors)
     headers = session.headers
-    for item in messages:
+    for position, item in enumerate(messages):
+        if position:
+            pause()  # one client's batch must not hold the other clients' requests
         ctx = attach(gateway, make_context(environ, session, headers=headers), session,
                      lambda note, sid=session.id: gateway.sessions.deliver(sid, note))
         if isinstance(item, dict) and "method" not in item and ("result" in item or "error" in item):
@@ -87,6 +94,10 @@ def handle_message(gateway: Any, route: Any, environ: dict[str, Any], start_resp
         if principal is not None:
             ctx.user, ctx.key_id = principal.user, principal.key_id
         if isinstance(item, dict) and "id" in item and isinstance(item.get("method"), str):
+            refusal = initialize_refusal(gateway, item) if item["method"] == "initialize" else None
+            if refusal is not None:
+                gateway.sessions.deliver(session.id, refusal)
+                continue
             gateway.spawn(_answer, gateway, route, session, item, ctx, principal)
         else:
             if isinstance(item, dict):

@@ -19,11 +19,14 @@ from .base import (
     admit,
     attach,
     backend_request_headers,
+    create_session,
     extra_headers,
     forbidden_session,
+    initialize_refusal,
     make_context,
     not_owner,
     owner_of,
+    pause,
     read_message,
     respond,
     respond_error,
@@ -173,13 +176,18 @@ def _streamed(gateway: Any, route: Any, session: Session, message: dict[str, Any
 
 def _initialize(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
                 message: dict[str, Any], cors: list, principal: Any = None) -> Any:
+    gateway.count_method("initialize")
+    refusal = initialize_refusal(gateway, message)
+    if refusal is not None:
+        return respond(start_response, 413, jsonrpc.dumps(refusal), headers=cors)
     session = Session(id=new_id(), prefix=route.prefix, transport="streamable", owner=owner_of(principal))
     ctx = make_context(environ, session, backend_request_headers(route, environ))
-    gateway.count_method("initialize")
     reply = core.dispatch(route, session, message, ctx, gateway.observe)
     if "result" not in reply:
         return respond(start_response, 200, jsonrpc.dumps(reply), headers=cors)
-    gateway.sessions.save(session)
+    refused = create_session(gateway, session, start_response, msg_id=message["id"], headers=cors)
+    if refused is not None:
+        return refused
     gateway.metrics.sessions.inc()
     headers = [("Mcp-Session-Id", session.id), *cors]
     return respond(start_response, 200, jsonrpc.dumps(reply), headers=headers)
@@ -201,7 +209,9 @@ def _batch(gateway: Any, route: Any, environ: dict[str, Any], start_response: St
                              f"{session.protocol_version} (only 2025-03-26)", headers=cors)
     replies = []
     headers = backend_request_headers(route, environ)
-    for message in messages:
+    for position, message in enumerate(messages):
+        if position:
+            pause()  # one client's batch must not hold the other clients' requests
         ctx = attach(gateway, make_context(environ, session, headers), session,
                      lambda note, sid=session.id: gateway.sessions.deliver(sid, note))
         if principal is not None:
