@@ -25,13 +25,14 @@ from flask import Flask, Response, jsonify, request
 
 from mcpgw_sdk import settings
 from mcpgw_sdk.records import AuditRecord
+from mcpgw_sdk.redact import redact_json
 
 from .audit import AuditWriter
 from .mcp import jsonrpc
 from .metrics import CONTENT_TYPE, Metrics
-from .origin import cors_headers, is_local_bind, origin_allowed, own_origins
-from .reloader import Reloader
-from .sessions import Session, SessionStore, open_sessions
+from .origin import cors_headers, host_allowed, is_local_bind, origin_allowed, own_origins
+from .reloader import Reloader, hub_safe
+from .sessions import Session, SessionLimits, SessionStore, open_sessions
 from .snapshot import EMPTY, Snapshot
 from .transports import sse, streamable
 from .transports.base import request_headers, respond_error
@@ -53,7 +54,8 @@ class Gateway:
 
     def __init__(self, *, store: Any = None, host: str, port: int, public_url: str, reload_interval: float,
                  max_body_bytes: int, sse_heartbeat: float, sessions: SessionStore, audit: bool,
-                 allow_anonymous: bool = False):
+                 allow_anonymous: bool = False, session_limits: SessionLimits | None = None,
+                 max_batch: int = 100, max_initialize_bytes: int = 64 * 1024, body_timeout: float = 30.0):
         self.store = store
         self.snapshot: Snapshot = EMPTY
         self.sessions = sessions
@@ -64,11 +66,16 @@ class Gateway:
         self.local_bind = is_local_bind(host)
         self.allow_anonymous = allow_anonymous
         self.max_body_bytes = max_body_bytes
+        self.session_limits = session_limits or SessionLimits()
+        self.max_batch = max_batch
+        self.max_initialize_bytes = max_initialize_bytes
+        self.body_timeout = body_timeout
         self.sse_heartbeat = sse_heartbeat
         self.reloader = Reloader(self, store, interval=reload_interval) if store is not None else None
         self.audit = None
         if audit and store is not None and not getattr(store, "read_only", False):
-            self.audit = AuditWriter(store.write_audit, on_drop=lambda n: self.metrics.audit_dropped.inc(n))
+            self.audit = AuditWriter(hub_safe(store, store.write_audit),
+                                     on_drop=lambda n: self.metrics.audit_dropped.inc(n))
         self.started_at = time.time()
         self._origins: dict[str, frozenset[str]] = {}
         self._method_counters: dict[str, Any] = {}
@@ -89,7 +96,7 @@ class Gateway:
 
     def count_method(self, method: str) -> None:
         """Count one MCP message by method (unknown methods share one label)."""
-        if method not in _KNOWN_METHODS:
+        if not isinstance(method, str) or method not in _KNOWN_METHODS:  # a client may send any JSON here
             method = "other"
         counter = self._method_counters.get(method)
         if counter is None:
@@ -310,9 +317,13 @@ def _flask_app(gateway: Gateway) -> Flask:
 
     @app.get("/readyz")
     def readyz():
-        """Readiness: 200 with the served revision once a snapshot is loaded, 503 before."""
+        """Readiness: 200 once a snapshot is loaded, 503 before; the details only for :func:`_readyz_details`."""
+        if not host_allowed(request.headers.get("Host"), local_bind=gateway.local_bind):
+            return jsonify(error=f"Host {request.headers.get('Host')!r} is not served by this gateway"), 421
         doc, ready = gateway.readiness()
-        return jsonify(doc), 200 if ready else 503
+        if not _readyz_details(request.environ):
+            doc = {"ready": ready}
+        return jsonify(redact_json(doc)), 200 if ready else 503
 
     @app.get("/metrics")
     def metrics():
@@ -361,6 +372,31 @@ def _flask_app(gateway: Gateway) -> Flask:
         return jsonify(error="method not allowed", path=request.path), 405
 
     return app
+
+
+_FORWARDED = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
+
+
+def _readyz_details(environ: dict[str, Any]) -> bool:
+    """Whether a ``/readyz`` caller may see the details (documents, errors, upstreams): a loopback peer that
+    did not come through a proxy, or a caller presenting ``Authorization: Bearer <readyz_token>``."""
+    import hmac
+    import ipaddress
+
+    token = settings.get("readyz_token")
+    if token:
+        given = environ.get("HTTP_AUTHORIZATION") or ""
+        if hmac.compare_digest(given.encode("utf-8", "replace"), f"Bearer {token}".encode()):
+            return True
+    if any(environ.get(name) for name in _FORWARDED):
+        return False  # a proxy on this host makes every caller look local
+    try:
+        peer = ipaddress.ip_address((environ.get("REMOTE_ADDR") or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return peer.is_loopback
 
 
 def _not_found(path: str, snapshot: Snapshot | None = None):
@@ -473,5 +509,10 @@ def create_app(*, store_url: str | None = None, store: Any = None, host: str | N
         reload_interval=settings.get("reload_interval", reload_interval),
         max_body_bytes=settings.get("max_body_bytes", max_body_bytes),
         sse_heartbeat=settings.get("sse_heartbeat", sse_heartbeat), sessions=sessions,
-        audit=settings.get("audit", audit), allow_anonymous=settings.get("allow_anonymous", allow_anonymous))
+        audit=settings.get("audit", audit), allow_anonymous=settings.get("allow_anonymous", allow_anonymous),
+        session_limits=SessionLimits(total=settings.get("max_sessions"),
+                                     per_prefix=settings.get("max_sessions_per_router"),
+                                     per_owner=settings.get("max_sessions_per_principal")),
+        max_batch=settings.get("max_batch"), max_initialize_bytes=settings.get("max_initialize_bytes"),
+        body_timeout=settings.get("body_timeout"))
     return GatewayApp(gateway, lazy=lazy)

@@ -1,4 +1,8 @@
-"""Logging setup: JSON lines (default) or text, with a request id when one is known."""
+"""Logging setup: JSON lines (default) or text, with a request id when one is known.
+
+Every line is passed through :func:`mcpgw_sdk.redact.redact_text` on its way out: URLs
+lose their user info and query values wherever a message or traceback quotes them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import json
 import logging
 import sys
 import time
+
+from mcpgw_sdk.redact import redact_text
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,9 +25,18 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 out[key] = value
+        out["msg"] = redact_text(out["msg"])
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = redact_text(self.formatException(record.exc_info))
         return json.dumps(out, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``asctime level logger message`` lines, with URLs redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as text."""
+        return redact_text(super().format(record))
 
 
 def setup(*, level: str = "INFO", fmt: str = "json") -> None:
@@ -30,7 +45,7 @@ def setup(*, level: str = "INFO", fmt: str = "json") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger("mcpgw")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

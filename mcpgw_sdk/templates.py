@@ -22,27 +22,44 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, nodes, pass_context
+from jinja2.exceptions import FilterArgumentError
+from jinja2.filters import do_batch, do_indent, do_wordwrap, make_attrgetter, sync_do_slice
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
 from . import settings
 from .errors import TemplateError
 
 __all__ = ["Headers", "Template", "check_template", "compile_template", "env_names", "forbidden_env", "render",
-           "request_context"]
+           "render_deadline", "request_context"]
 
 _CACHE_LIMIT = 4096
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _finalize(value: Any) -> Any:
+def _json(value: Any, limit: int | None = None) -> str:
+    if limit is None:
+        return _ENCODER.encode(value)
+    chunks: list[str] = []
+    size = 0
+    for chunk in _ENCODER.iterencode(value):
+        size += len(chunk)
+        if size > limit:
+            raise TemplateError(f"a value would make more than render_max_bytes ({limit}) characters of JSON")
+        chunks.append(chunk)
+    return "".join(chunks)
+
+
+def _finalize(value: Any, limit: int | None = None) -> Any:
     # Unla (Go) prints booleans as true/false; arrays and objects render as JSON
     # so `"tags": {{ args.tags }}` stays valid JSON.
     if value is None or isinstance(value, Undefined):
@@ -52,17 +69,21 @@ def _finalize(value: Any) -> Any:
     if value is False:
         return "false"
     if isinstance(value, (list, tuple, dict)):
-        return _json(value)
+        return _json(value, limit)
     return value
 
 
-def _tojson(value: Any) -> str:
+@pass_context
+def _tojson(context: Any, value: Any) -> str:
     """Compact JSON without HTML escaping (``null`` for a missing value)."""
     if isinstance(value, Undefined):
         return "null"
     if isinstance(value, Headers):
         value = dict(value)
-    return _json(value)
+    state = _state(context)
+    text = _json(value, state.limit)
+    state.size(len(text), "tojson")
+    return text
 
 
 def _env(name: str) -> str:
@@ -108,33 +129,388 @@ def request_context(headers: Mapping[str, Any] | None, query: Mapping[str, Any] 
     return {"headers": Headers(headers), "query": dict(query or {}), "cookies": dict(cookies or {})}
 
 
-_MAX_SIZE = 1_000_000
+# -- limits -------------------------------------------------------------------------------------------
+# A render may take at most render_timeout seconds (or what is left of the call's time) and produce at
+# most render_max_bytes; no single value it builds may be larger, and all the text it builds together
+# (every {{ }}, ~, *, +, % and widening filter, counted where they happen) at most _BUDGET times that.
+# Sizes are checked before computing where they can be (widths, repetition), so a refused template
+# never allocates what it asked for. Loops, calls and filters check the deadline and, every few
+# milliseconds, yield to other greenlets (time.sleep(0) is gevent's when gevent patched time).
+
+_STATE = "mcpgw-render"  # a context key no template can name (not an identifier)
+_BUDGET = 16
+_MAX_BITS = 1 << 20  # integers up to ~315,000 decimal digits
+_YIELD_EVERY = 0.005
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_DIGITS = re.compile(r"\d+")
 
 
-class _Sandbox(SandboxedEnvironment):
-    """The sandbox, plus limits on ``*`` and ``**`` so a template cannot allocate gigabytes."""
+class _Render:
+    """One render's limits and counters (kept in the Jinja context, so greenlets never share it)."""
 
-    intercepted_binops = frozenset(["*", "**"])
+    __slots__ = ("deadline", "limit", "budget", "spent", "field", "timeout", "ticks", "paused")
+
+    def __init__(self, deadline: float, limit: int, timeout: float, field: str):
+        self.deadline = deadline
+        self.limit = limit
+        self.budget = limit * _BUDGET
+        self.spent = 0
+        self.timeout = timeout
+        self.field = field
+        self.ticks = 0
+        self.paused = time.monotonic()
+
+    def tick(self) -> None:
+        """Count one step; every 64 steps check the deadline and yield now and then."""
+        self.ticks += 1
+        if self.ticks & 63:
+            return
+        now = time.monotonic()
+        if now > self.deadline:
+            raise TemplateError(f"rendering took longer than {self.timeout:g} s (render_timeout or the tool's "
+                                "timeout)")
+        if now - self.paused > _YIELD_EVERY:
+            time.sleep(0)  # let other greenlets (other tenants' calls) run
+            self.paused = time.monotonic()
+
+    def size(self, n: int, what: str) -> None:
+        """Refuse a value of ``n`` characters (before it is built when possible) and count it."""
+        if n > self.limit:
+            raise TemplateError(f"{what} would make {n} characters, more than render_max_bytes ({self.limit})")
+        self.spent += n
+        if self.spent > self.budget:
+            raise TemplateError(f"the template builds more than {self.budget} characters in all "
+                                f"({_BUDGET} × render_max_bytes)")
+        self.tick()
+
+
+class _Unbounded(_Render):
+    """Limits outside a render (constant folding while compiling): sizes only, no deadline."""
+
+    def __init__(self) -> None:
+        super().__init__(float("inf"), int(settings.get("render_max_bytes")), float("inf"), "")
+        self.budget = self.limit
+
+    def tick(self) -> None:
+        """No deadline while compiling."""
+
+
+def _state(context: Any) -> _Render:
+    state = context.get(_STATE) if context is not None else None
+    return state if isinstance(state, _Render) else _Unbounded()
+
+
+def _weight(value: Any, limit: int) -> int:
+    """About how many characters ``value`` takes as text (shared parts counted each time); stops above ``limit``."""
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (str, bytes)):
+            total += len(item)
+        elif isinstance(item, Mapping):
+            total += 2 * len(item) + 2
+            if total <= limit:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            total += len(item) + 2
+            if total <= limit:
+                stack.extend(item)
+        else:
+            total += 8
+        if total > limit:
+            return total
+    return total
+
+
+def _check_container(state: _Render, value: Any, what: str) -> Any:
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        weight = _weight(value, state.limit)
+        if weight > state.limit:
+            raise TemplateError(f"{what} would hold more than render_max_bytes ({state.limit}) as text")
+    return value
+
+
+def _check_widths(numbers: Any, state: _Render, what: str) -> None:
+    for number in numbers:
+        if number == "*":
+            raise TemplateError(f"{what}: a '*' width or precision is not allowed")
+        if number and int(number) > state.limit:
+            raise TemplateError(f"{what}: width or precision {number} is more than render_max_bytes ({state.limit})")
+
+
+def _percent(state: _Render, fmt: str, args: Any) -> str:
+    """``fmt % args`` after refusing widths and precisions larger than the output limit."""
+    for match in _PERCENT_SPEC.finditer(fmt):
+        _check_widths(match.groups(), state, "format")
+    result = fmt % args
+    state.size(len(result), "format")
+    return result
+
+
+def _check_format_spec(text: str, state: _Render) -> None:
+    """Refuse ``str.format`` specs with nested fields or widths larger than the output limit."""
+    import string
+
+    for _literal, _name, spec, _conv in string.Formatter().parse(text):
+        if spec:
+            if "{" in spec:
+                raise TemplateError("str.format: nested fields in a format spec are not allowed")
+            _check_widths(_DIGITS.findall(spec), state, "str.format")
+
+
+_WIDENING_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs", "join", "replace"})
+
+
+def _check_method(state: _Render, obj: Any, args: tuple, kwargs: dict) -> None:
+    """Refuse str/bytes methods whose result would exceed the output limit, before calling them."""
+    owner, name = obj.__self__, obj.__name__
+    if name in ("ljust", "rjust", "center", "zfill"):
+        width = args[0] if args else kwargs.get("width", 0)
+        if isinstance(width, int):
+            state.size(max(width, len(owner)), name)
+    elif name == "expandtabs":
+        tab = args[0] if args else kwargs.get("tabsize", 8)
+        if isinstance(tab, int):
+            state.size(len(owner) + owner.count("\t" if isinstance(owner, str) else b"\t") * max(tab, 0), name)
+    elif name == "replace" and len(args) >= 2:
+        old, new = args[0], args[1]
+        count = args[2] if len(args) > 2 else kwargs.get("count", -1)
+        if isinstance(old, (str, bytes)) and isinstance(new, (str, bytes)):
+            found = owner.count(old) + (1 if not old else 0)
+            if isinstance(count, int) and count >= 0:
+                found = min(found, count)
+            state.size(len(owner) + found * max(len(new) - len(old), 0), name)
+
+
+def _join_parts(state: _Render, items: Any, sep: str, what: str) -> str:
+    parts: list[str] = []
+    total = 0
+    for item in items:
+        text = item if isinstance(item, str) else str(item)
+        total += len(text) + len(sep)
+        if total > state.limit:
+            state.size(total, what)
+        parts.append(text)
+        state.tick()
+    result = sep.join(parts)
+    state.size(len(result), what)
+    return result
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox (lists and dicts cannot be changed), plus the render limits above."""
+
+    intercepted_binops = frozenset(["*", "**", "+", "%"])
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        return _Guard().visit(super()._parse(source, name, filename))
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 1000:
-            raise TemplateError(f"exponent {right} is too large")
-        if operator == "*":
+        """``*``, ``**``, ``+`` and ``%`` with their results' sizes checked first."""
+        state = _state(context)
+        state.tick()
+        if operator == "**":
+            if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0 \
+                    and left.bit_length() * right > _MAX_BITS:
+                raise TemplateError(f"a power with exponent {right} is too large a number")
+            if isinstance(right, (int, float)) and abs(right) > 1000:
+                raise TemplateError(f"exponent {right} is too large")
+        elif operator == "*":
             for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > _MAX_SIZE:
-                    raise TemplateError(f"repeating a value {n} times makes more than {_MAX_SIZE} items")
+                if isinstance(n, int) and not isinstance(n, bool):
+                    if isinstance(seq, (str, bytes)):
+                        state.size(len(seq) * max(n, 0), "repeating a text")
+                    elif isinstance(seq, (list, tuple)):
+                        weight = _weight(seq, state.limit) * max(n, 0)
+                        if weight > state.limit:
+                            raise TemplateError(f"repeating a list {n} times would hold more than "
+                                                f"render_max_bytes ({state.limit}) as text")
+            if isinstance(left, int) and isinstance(right, int) and \
+                    left.bit_length() + right.bit_length() > _MAX_BITS:
+                raise TemplateError("the product is too large a number")
+        elif operator == "+":
+            if isinstance(left, (str, bytes)) and isinstance(right, (str, bytes)):
+                state.size(len(left) + len(right), "joining texts")
+            elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+                result = super().call_binop(context, operator, left, right)
+                return _check_container(state, result, "the list")
+        elif operator == "%" and isinstance(left, str):
+            return _percent(state, left, right)
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        """A sandboxed call, with the deadline and widening str methods checked first and the result's size after."""
+        state = _state(__context)
+        state.tick()
+        if isinstance(getattr(__obj, "__self__", None), (str, bytes)) \
+                and getattr(__obj, "__name__", "") in _WIDENING_METHODS:
+            if __obj.__name__ == "join":
+                if isinstance(__obj.__self__, str) and len(args) == 1 and not kwargs:
+                    return _join_parts(state, args[0], __obj.__self__, "join")
+            else:
+                _check_method(state, __obj, args, kwargs)
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(result, str):
+            state.size(len(result), "a call")
+        else:
+            _check_container(state, result, "a call's result")
+        return result
+
+    def wrap_str_format(self, value: Any) -> Any:
+        """``str.format`` of the sandbox, refusing oversized widths and nested specs."""
+        wrapper = super().wrap_str_format(value)
+        if wrapper is None:
+            return None
+        _check_format_spec(value.__self__, _Unbounded())
+        return wrapper
+
+
+class _Guard(NodeTransformer):
+    """Rewrites a parsed template so loops check the deadline and built values their size."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = nodes.Filter(node.iter, "mcpgw_loop", [], [], None, None, lineno=node.lineno)
+        return node
+
+    def _wrap(self, node: nodes.Expr) -> nodes.Node:
+        self.generic_visit(node)
+        if getattr(node, "ctx", "load") != "load":
+            return node
+        return nodes.Filter(node, "mcpgw_built", [], [], None, None, lineno=node.lineno)
+
+    visit_Concat = visit_List = visit_Tuple = visit_Dict = _wrap
+
+
+@pass_context
+def _loop(context: Any, iterable: Any) -> Any:
+    state = _state(context)
+    if isinstance(iterable, Undefined):
+        return iterable
+    return _ticking(state, iterable)
+
+
+def _ticking(state: _Render, iterable: Any) -> Any:
+    for item in iterable:
+        state.tick()
+        yield item
+
+
+@pass_context
+def _built(context: Any, value: Any) -> Any:
+    state = _state(context)
+    if isinstance(value, str):
+        state.size(len(value), "joining texts")
+        return value
+    return _check_container(state, value, "the list")
+
+
+@pass_context
+def _format(context: Any, value: Any, *args: Any, **kwargs: Any) -> str:
+    if args and kwargs:
+        raise FilterArgumentError("can't handle positional and keyword arguments at the same time")
+    return _percent(_state(context), str(value), kwargs or args)
+
+
+@pass_context
+def _center(context: Any, value: Any, width: int = 80) -> str:
+    text = str(value)
+    _state(context).size(max(int(width), len(text)), "center")
+    return text.center(int(width))
+
+
+@pass_context
+def _indent(context: Any, s: Any, width: Any = 4, first: bool = False, blank: bool = False) -> str:
+    text = str(s)
+    pad = width if isinstance(width, str) else " " * min(max(int(width), 0), _state(context).limit + 1)
+    _state(context).size(len(text) + (text.count("\n") + 1) * len(pad), "indent")
+    return do_indent(text, width, first, blank)
+
+
+@pass_context
+def _wordwrap(context: Any, s: Any, width: int = 79, break_long_words: bool = True, wrapstring: str | None = None,
+              break_on_hyphens: bool = True) -> str:
+    text = str(s)
+    sep = wrapstring if wrapstring is not None else context.environment.newline_sequence
+    lines = (len(text) // max(int(width), 1)) + text.count("\n") + 1
+    _state(context).size(len(text) + lines * len(str(sep)), "wordwrap")
+    return do_wordwrap(context.environment, text, width, break_long_words, wrapstring, break_on_hyphens)
+
+
+@pass_context
+def _join(context: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+    if attribute is not None:
+        value = map(make_attrgetter(context.environment, attribute), value)
+    return _join_parts(_state(context), value, str(d), "join")
+
+
+@pass_context
+def _replace(context: Any, s: Any, old: Any, new: Any, count: int | None = None) -> str:
+    text, old, new = str(s), str(old), str(new)
+    found = text.count(old) + (0 if old else 1)
+    if count is not None:
+        found = min(found, max(int(count), 0))
+    _state(context).size(len(text) + found * max(len(new) - len(old), 0), "replace")
+    return text.replace(old, new, -1 if count is None else int(count))
+
+
+@pass_context
+def _sum(context: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
+    state = _state(context)
+    if attribute is not None:
+        iterable = map(make_attrgetter(context.environment, attribute), iterable)
+    total = start
+    for item in iterable:
+        if not isinstance(item, (int, float)) or not isinstance(total, (int, float)):
+            raise TemplateError("sum adds numbers only")
+        total += item
+        state.tick()
+    return total
+
+
+@pass_context
+def _batch(context: Any, value: Any, linecount: int, fill_with: Any = None) -> Any:
+    _state(context).size(int(linecount), "batch")
+    return do_batch(value, linecount, fill_with)
+
+
+@pass_context
+def _slice(context: Any, value: Any, slices: int, fill_with: Any = None) -> Any:
+    _state(context).size(int(slices), "slice")
+    return sync_do_slice(value, slices, fill_with)
+
+
+def _dict(*args: Any, **kwargs: Any) -> dict:
+    result = dict(*args, **kwargs)
+    return _check_container(_Unbounded(), result, "dict()")
+
+
+@pass_context
+def _finalize_checked(context: Any, value: Any) -> Any:
+    state = _state(context)
+    out = _finalize(value, state.limit)
+    if isinstance(out, str):
+        state.size(len(out), "a {{ }} value")
+    else:
+        state.tick()
+    return out
 
 
 def _make_env() -> SandboxedEnvironment:
     env = _Sandbox(
         autoescape=False,
         undefined=ChainableUndefined,
-        finalize=_finalize,
+        finalize=_finalize_checked,
         keep_trailing_newline=True,  # Go templates keep the text's last newline
         cache_size=0,
     )
-    env.filters["tojson"] = _tojson
+    env.filters.update({"tojson": _tojson, "format": _format, "center": _center, "indent": _indent,
+                        "wordwrap": _wordwrap, "join": _join, "replace": _replace, "sum": _sum, "batch": _batch,
+                        "slice": _slice, "mcpgw_loop": _loop, "mcpgw_built": _built})
+    env.globals.pop("lipsum", None)  # lipsum(10**9) would write gigabytes
+    env.globals["dict"] = _dict
     env.globals["env"] = _env
     return env
 
@@ -174,8 +550,13 @@ class Template:
             except TemplateSyntaxError as exc:
                 raise TemplateError(_where(field) + _syntax_reason(exc)) from None
 
-    def render(self, context: Mapping[str, Any]) -> str:
-        """Render with ``context`` (``args``, ``config``, ``request``, ``response``)."""
+    def render(self, context: Mapping[str, Any], *, deadline: float | None = None) -> str:
+        """Render with ``context`` (``args``, ``config``, ``request``, ``response``).
+
+        The render stops with a :class:`TemplateError` after ``render_timeout`` seconds (or at
+        ``deadline``, a :func:`time.monotonic` time, or the one :func:`render_deadline` set, when
+        earlier) and when it would produce more than ``render_max_bytes`` characters.
+        """
         compiled = self._compiled
         if compiled is None:
             if not _has_markup(self.text):
@@ -184,8 +565,26 @@ class Template:
                 compiled = self._compiled = _ENV.from_string(self.text)
             except TemplateSyntaxError as exc:
                 raise TemplateError(_where(self.field) + _syntax_reason(exc)) from None
+        timeout = float(settings.get("render_timeout"))
+        limit = int(settings.get("render_max_bytes"))
+        now = time.monotonic()
+        end = now + timeout
+        for other in (deadline, getattr(_ambient, "deadline", None) if _ambient is not None else None):
+            if other is not None and other < end:
+                end, timeout = other, max(other - now, 0.0)
+        state = _Render(end, limit, timeout, self.field)
+        ctx = _normalize(context)
+        ctx[_STATE] = state
         try:
-            return compiled.render(_normalize(context))
+            chunks: list[str] = []
+            size = 0
+            for chunk in compiled.generate(ctx):
+                size += len(chunk)
+                if size > limit:
+                    raise TemplateError(f"the output is longer than render_max_bytes ({limit} characters)")
+                chunks.append(chunk)
+                state.tick()
+            return "".join(chunks)
         except TemplateError as exc:
             raise TemplateError(_where(self.field) + str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - any failure inside a user's template is a TemplateError
@@ -193,6 +592,41 @@ class Template:
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"
+
+
+_ambient: Any = None  # a threading.local made at first use, so it is gevent's when the gateway patched threading
+
+
+def _ambient_local() -> Any:
+    global _ambient
+    if _ambient is None:
+        with _lock:
+            if _ambient is None:
+                _ambient = threading.local()
+    return _ambient
+
+
+class render_deadline:  # noqa: N801 - used like a function: ``with render_deadline(t):``
+    """Make every render in this thread (greenlet, under gevent) stop by ``deadline`` (a monotonic time).
+
+    Callers set it to the end of a tool call, so the tool's timeout also covers rendering::
+
+        with render_deadline(time.monotonic() + 5):
+            template.render(context)
+    """
+
+    def __init__(self, deadline: float | None):
+        self.deadline = deadline
+        self._saved: float | None = None
+
+    def __enter__(self) -> render_deadline:
+        local = _ambient_local()
+        self._saved = getattr(local, "deadline", None)
+        local.deadline = self.deadline
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _ambient_local().deadline = self._saved
 
 
 def _has_markup(text: str) -> bool:

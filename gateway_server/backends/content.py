@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from mcpgw_sdk.redact import redact_url
+
 from .http import Response
 
 EXCERPT = 500
@@ -28,11 +30,7 @@ def error_result(text: str) -> dict[str, Any]:
 
 def display_url(url: str) -> str:
     """The URL without user info and query string, for error messages (those may carry secrets)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return redact_url(url).split("?", 1)[0]
 
 
 def http_error_result(resp: Response) -> dict[str, Any]:

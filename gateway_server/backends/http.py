@@ -15,7 +15,9 @@ after DNS resolution, and the socket connects to the checked address while
 
 from __future__ import annotations
 
+import functools
 import http.client
+import io
 import json
 import socket
 import ssl
@@ -29,6 +31,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from mcpgw_sdk.errors import McpgwError
+from mcpgw_sdk.redact import redact_text, redact_url
 
 from .guard import Guard, Refused
 
@@ -38,6 +41,10 @@ __all__ = ["HttpClient", "HttpError", "TimedOut", "ConnectFailed", "TooLarge", "
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ACCEPT_ENCODING = "gzip, deflate, br, zstd"
+#: Headers that follow a redirect to another origin (scheme, host or port); every other one (Authorization,
+#: Cookie, API keys, whatever a tool's ``headers`` or header arguments set) stays with the origin it was meant for.
+CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-encoding", "accept-language", "content-language", "content-type",
+                                  "user-agent"})
 _STALE_ERRORS = (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionResetError, BrokenPipeError,
                  ConnectionAbortedError)
 
@@ -47,8 +54,8 @@ class HttpError(McpgwError, OSError):
 
     def __init__(self, message: str, *, method: str = "", url: str = ""):
         self.method = method
-        self.url = url
-        super().__init__(message)
+        self.url = redact_url(url) if url else url
+        super().__init__(redact_text(message))  # URLs in the text may carry credentials
 
 
 class TimedOut(HttpError, TimeoutError):
@@ -104,24 +111,48 @@ class Response:
         return self._json
 
 
+def _inflate(raw: bytes, coding: str, limit: int) -> bytes:
+    """gzip (every member), zlib or raw deflate; ValueError when the stream is cut short."""
+    out = b""
+    data = raw
+    while True:
+        if coding == "deflate" and raw[:1] != b"\x78":
+            dec = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send it
+        else:
+            dec = zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or gzip header, detected
+        out += dec.decompress(data, limit + 1 - len(out))
+        if len(out) > limit:
+            return out
+        if not dec.eof:
+            raise ValueError(f"the {coding} stream is truncated")
+        data = dec.unused_data
+        if not data or coding == "deflate":
+            if data.strip(b"\0"):
+                raise ValueError(f"unexpected bytes after the end of the {coding} stream")
+            return out
+
+
 def decode_body(raw: bytes, encoding: str, limit: int) -> bytes:
-    """Undo ``Content-Encoding`` (gzip, deflate, br, zstd; chains too); raise ValueError above ``limit`` bytes."""
+    """Undo ``Content-Encoding`` (gzip, deflate, br, zstd; chains too).
+
+    Raises ValueError above ``limit`` bytes and when a stream is truncated or damaged:
+    a partial body is never taken for the whole one.
+    """
     for coding in reversed([c.strip().lower() for c in encoding.split(",") if c.strip()]):
         if coding in ("identity", ""):
             continue
         if coding in ("gzip", "x-gzip", "deflate"):
-            if coding == "deflate" and raw[:1] != b"\x78":
-                dec = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send it
-            else:
-                dec = zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or gzip header, detected
-            out = dec.decompress(raw, limit + 1)
+            out = _inflate(raw, "deflate" if coding == "deflate" else "gzip", limit)
         elif coding == "br":
             import brotli
 
+            dec = brotli.Decompressor()
             try:
-                out = brotli.Decompressor().process(raw, output_buffer_limit=limit + 1)
+                out = dec.process(raw, output_buffer_limit=limit + 1)
             except TypeError:  # brotli < 1.2 has no output limit
-                out = brotli.decompress(raw)
+                out = dec.process(raw)
+            if len(out) <= limit and not dec.is_finished():
+                raise ValueError("the br stream is truncated")
         elif coding == "zstd":
             import io
 
@@ -129,6 +160,11 @@ def decode_body(raw: bytes, encoding: str, limit: int) -> bytes:
 
             with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)) as reader:
                 out = reader.read(limit + 1)
+            if len(out) <= limit:  # bounded now: check that the frame was complete
+                check = zstandard.ZstdDecompressor().decompressobj()
+                check.decompress(raw)
+                if not check.eof:
+                    raise ValueError("the zstd stream is truncated")
         else:
             raise ValueError(f"unsupported Content-Encoding {coding!r}")
         if len(out) > limit:
@@ -181,8 +217,43 @@ def parse_headers(fp, message_class: type = http.client.HTTPMessage) -> http.cli
     return message
 
 
+class _DeadlineReader(io.RawIOBase):
+    """Socket reads that all end by one ``deadline``: a backend dripping its status line or headers byte by
+    byte cannot stretch a call past its timeout (a per-receive socket timeout alone would let it)."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the call's time is up")
+        self._sock.settimeout(remaining)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
 class _Response(http.client.HTTPResponse):
-    """``HTTPResponse`` whose header parsing is :func:`parse_headers` (``begin`` as in the standard library)."""
+    """``HTTPResponse`` whose header parsing is :func:`parse_headers` (``begin`` as in the standard library),
+    reading through a :class:`_DeadlineReader` when given a ``deadline``."""
+
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: str | None = None,
+                 deadline: float | None = None):
+        super().__init__(sock, debuglevel, method, url)
+        if deadline is not None:
+            plain = self.fp
+            self.fp = io.BufferedReader(_DeadlineReader(sock, deadline))
+            plain.close()
 
     def begin(self) -> None:
         if self.headers is not None:
@@ -367,9 +438,8 @@ class HttpClient:
                 body = None
                 send_headers = {k: v for k, v in send_headers.items()
                                 if k.lower() not in ("content-type", "content-length")}
-            if (urlsplit(new_url).hostname or "").lower() != host:
-                send_headers = {k: v for k, v in send_headers.items()
-                                if k.lower() not in ("authorization", "cookie", "proxy-authorization")}
+            if _origin(new_url) != authority:
+                send_headers = {k: v for k, v in send_headers.items() if k.lower() in CROSS_ORIGIN_HEADERS}
             previous, url = authority, new_url
         raise ConnectFailed(f"more than {max_redirects} redirects calling {method} {url}", method=method, url=url)
 
@@ -389,6 +459,7 @@ class HttpClient:
                     conn.sock.settimeout(remaining)
                 conn.request(method, target, body=body, headers=headers)
                 sock = conn.sock  # getresponse() drops it from conn when the response will close
+                conn.response_class = functools.partial(_Response, deadline=deadline)
                 raw = conn.getresponse()
             except TimeoutError:
                 conn.close()
@@ -473,6 +544,17 @@ class HttpClient:
                 raise ConnectFailed(f"cannot decode the {encoding} body of {method} {url}: {exc}", method=method,
                                     url=url) from None
         return Response(raw.status, raw.reason, headers, data, url, method)
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of ``url`` with the default port filled in; ``None`` when it has no valid one."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        return None
+    return (scheme, (parts.hostname or "").lower(), port)
 
 
 _default: HttpClient | None = None
