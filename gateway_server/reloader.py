@@ -3,21 +3,63 @@
 Runs as a thread, which is a greenlet in the gevent-patched server. The
 database is never on the request path: when it is down the gateway keeps
 serving the last good snapshot and ``/readyz`` reports the poll error and the
-snapshot's age; the log says so once per outage, not on every poll.
+snapshot's age; the log says so once per outage, not on every poll. Reads of a
+store whose driver blocks in C (SQLite) run in a native thread, so a locked
+database file stalls only the poll, never the requests.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .snapshot import build_snapshot, retired_backends
 
 log = logging.getLogger("mcpgw.reloader")
+T = TypeVar("T")
 
 LIST_CHANGED = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+
+
+def blocks_hub(store: Any) -> bool:
+    """Whether ``store``'s driver blocks in C, unseen by gevent (SQLite: a locked file stalls a read ~10 s).
+
+    PostgreSQL (psycogreen) and MySQL (PyMySQL on patched sockets) already yield to other greenlets.
+    """
+    return getattr(getattr(store, "info", None), "kind", None) == "sqlite"
+
+
+def off_hub(fn: Callable[[], T]) -> T:
+    """Run ``fn`` in one of gevent's native threads when gevent is patched in, else right here.
+
+    The caller's greenlet waits; every other request keeps running while ``fn`` blocks.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("threading"):
+        return fn()
+    import gevent
+
+    def run() -> tuple[Any, BaseException | None]:
+        try:
+            return fn(), None
+        except Exception as exc:  # noqa: BLE001 - raised again in the caller (gevent would print it)
+            return None, exc
+
+    result, error = gevent.get_hub().threadpool.apply(run)
+    if error is not None:
+        raise error
+    return result
+
+
+def hub_safe(store: Any, fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` (a method of ``store``), run through :func:`off_hub` when the store's driver blocks the hub."""
+    if not blocks_hub(store):
+        return fn
+    return lambda *args, **kwargs: off_hub(lambda: fn(*args, **kwargs))
 
 
 class Reloader:
@@ -26,11 +68,15 @@ class Reloader:
     def __init__(self, gateway: Any, store: Any, *, interval: float = 2.0):
         self.gateway = gateway
         self.store = store
+        # Looked up at call time: a gateway may be built over a store it never polls (tests, notebooks).
+        self._revision = hub_safe(store, lambda: store.revision())
+        self._load_config = hub_safe(store, lambda: store.load_config())
         self.interval = interval
         self.last_error: str | None = None
         self.last_poll: float | None = None
         self._retiring: list[tuple[float, list[Any]]] = []
         self._config_set: Any = None
+        self._broken_revision: int | None = None
         self._listening: set[int] = set()
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -39,17 +85,25 @@ class Reloader:
     def poll(self) -> bool:
         """Check the revision once; return whether a new snapshot was swapped in."""
         try:
-            revision = self.store.revision()
+            revision = self._revision()
             current = self.gateway.snapshot
             if revision == current.revision:
                 self._ok()
                 return False
-            config_set = self.store.load_config()
+            config_set = self._load_config()
         except Exception as exc:  # noqa: BLE001 - any store failure: keep serving, report on /readyz
             self._failed(exc)
             return False
         self._ok()
-        self._swap(config_set)
+        try:
+            self._swap(config_set)
+        except Exception:  # noqa: BLE001 - a bug in building one revision must not end reloads for good
+            if self._broken_revision != config_set.revision:  # once per revision, not on every poll
+                log.exception("config revision %s could not be built; serving revision %s",
+                              config_set.revision, self.gateway.snapshot.revision)
+                self.gateway.metrics.reloads.labels("error").inc()
+            self._broken_revision = config_set.revision
+            return False
         return True
 
     def _swap(self, config_set: Any) -> None:

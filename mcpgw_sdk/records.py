@@ -57,7 +57,11 @@ class ApiKey:
 
 @dataclass(frozen=True)
 class Document:
-    """A config document as stored: identity, content (a plain dict) and its current version number."""
+    """A config document as stored: identity, content (a plain dict) and its current version number.
+
+    ``problem`` says why the stored content could not be read (``content`` is then empty); the
+    gateway treats such a document like one that fails validation.
+    """
 
     tenant: str
     name: str
@@ -66,6 +70,7 @@ class Document:
     updated_at: datetime | None = None
     updated_by: str | None = None
     deleted: bool = False
+    problem: str = ""
 
 
 @dataclass(frozen=True)
