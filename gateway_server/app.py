@@ -321,7 +321,7 @@ def _flask_app(gateway: Gateway) -> Flask:
         if not host_allowed(request.headers.get("Host"), local_bind=gateway.local_bind):
             return jsonify(error=f"Host {request.headers.get('Host')!r} is not served by this gateway"), 421
         doc, ready = gateway.readiness()
-        if not _readyz_details(request.environ):
+        if not _readyz_details(request.environ, public_url=gateway.public_url):
             doc = {"ready": ready}
         return jsonify(redact_json(doc)), 200 if ready else 503
 
@@ -377,11 +377,16 @@ def _flask_app(gateway: Gateway) -> Flask:
 _FORWARDED = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
 
 
-def _readyz_details(environ: dict[str, Any]) -> bool:
-    """Whether a ``/readyz`` caller may see the details (documents, errors, upstreams): a loopback peer that
-    did not come through a proxy, or a caller presenting ``Authorization: Bearer <readyz_token>``."""
+def _readyz_details(environ: dict[str, Any], *, public_url: str = "") -> bool:
+    """Whether a ``/readyz`` caller may see the details (documents, errors, upstreams): a caller presenting
+    ``Authorization: Bearer <readyz_token>``, or a loopback peer that did not come through a proxy and named
+    a loopback host or the host of ``public_url`` in ``Host`` (a DNS-rebinding page also arrives from loopback,
+    but under its own name, whatever address the gateway is bound to)."""
     import hmac
     import ipaddress
+    from urllib.parse import urlsplit
+
+    from .origin import is_loopback_name, split_host
 
     token = settings.get("readyz_token")
     if token:
@@ -396,7 +401,21 @@ def _readyz_details(environ: dict[str, Any]) -> bool:
         return False
     if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
         peer = peer.ipv4_mapped
-    return peer.is_loopback
+    if not peer.is_loopback:
+        return False
+    host_header = environ.get("HTTP_HOST")
+    if not host_header:
+        return True  # no browser sends a request without Host
+    parts = split_host(host_header)
+    if parts is None:
+        return False
+    if is_loopback_name(parts[0]):
+        return True
+    try:
+        public_host = (urlsplit(public_url).hostname or "") if public_url else ""
+    except ValueError:
+        public_host = ""
+    return bool(public_host) and parts[0].strip("[]") == public_host.lower()
 
 
 def _not_found(path: str, snapshot: Snapshot | None = None):

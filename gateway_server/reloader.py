@@ -11,6 +11,7 @@ database file stalls only the poll, never the requests.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -33,15 +34,34 @@ def blocks_hub(store: Any) -> bool:
     return getattr(getattr(store, "info", None), "kind", None) == "sqlite"
 
 
-def off_hub(fn: Callable[[], T]) -> T:
-    """Run ``fn`` in one of gevent's native threads when gevent is patched in, else right here.
+_worker_lock = threading.Lock()
+_worker: tuple[int, Any] | None = None  # (pid, gevent ThreadPool of one thread) of this process
 
-    The caller's greenlet waits; every other request keeps running while ``fn`` blocks.
+
+def _store_thread() -> Any:
+    """This process's one native thread for blocking store calls (a private gevent ThreadPool of size 1).
+
+    One long-lived thread, not gevent's shared hub pool: its threads come and go with other users' work,
+    and each would take a pooled SQLite connection of its own. Created lazily, again after a fork.
+    """
+    global _worker
+    from gevent.threadpool import ThreadPool
+
+    with _worker_lock:
+        if _worker is None or _worker[0] != os.getpid():
+            _worker = (os.getpid(), ThreadPool(1, idle_task_timeout=-1))
+        return _worker[1]
+
+
+def off_hub(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on this process's one store thread when gevent is patched in, else right here.
+
+    The caller's greenlet waits; every other request keeps running while ``fn`` blocks. Calls take turns
+    on that thread (a call from the thread itself runs inline).
     """
     monkey = sys.modules.get("gevent.monkey")
     if monkey is None or not monkey.is_module_patched("threading"):
         return fn()
-    import gevent
 
     def run() -> tuple[Any, BaseException | None]:
         try:
@@ -49,7 +69,7 @@ def off_hub(fn: Callable[[], T]) -> T:
         except Exception as exc:  # noqa: BLE001 - raised again in the caller (gevent would print it)
             return None, exc
 
-    result, error = gevent.get_hub().threadpool.apply(run)
+    result, error = _store_thread().apply(run)
     if error is not None:
         raise error
     return result

@@ -25,8 +25,8 @@ import urllib3
 from .errors import McpConnectionError, McpSessionExpired, McpTimeout
 
 # A stdio server inherits nothing of our environment (a gateway's holds its database URL and secrets): it
-# gets this fixed PATH, which is also the only place a bare command name is looked up, a HOME and a LANG,
-# then the ``env`` it is given.
+# gets this fixed PATH (where a bare command name is looked up unless its ``env`` sets PATH), a HOME and a
+# LANG, then the ``env`` it is given.
 STDIO_PATH = "/usr/local/bin:/usr/bin:/bin"
 STDIO_LANG = "C.UTF-8"
 
@@ -59,7 +59,8 @@ class StdioTransport:
 
     The child's environment is :data:`STDIO_PATH` as ``PATH``, its user's home as ``HOME``, ``LANG``
     :data:`STDIO_LANG`, then ``env``: nothing of this process's environment. A bare ``command`` is found in
-    :data:`STDIO_PATH` only (never in a ``PATH`` that ``env`` sets). ``user`` (default: the ``stdio_user``
+    the ``PATH`` that ``env`` sets, else in :data:`STDIO_PATH` (the policy lets only admins and the CLI set
+    ``PATH``: a member's allow-listed command cannot). ``user`` (default: the ``stdio_user``
     setting; empty for this process's user) runs the child as that OS user with its primary group and no
     supplementary groups, which needs root.
     """
@@ -98,10 +99,11 @@ class StdioTransport:
     def _executable(self) -> str:
         if "/" in self.command:
             return self.command
-        found = shutil.which(self.command, path=STDIO_PATH)
+        path = self.env.get("PATH", STDIO_PATH)
+        found = shutil.which(self.command, path=path)
         if found is None:
-            raise McpConnectionError(f"cannot start {self.command!r}: not found in {STDIO_PATH} (give an absolute "
-                                     "path)")
+            raise McpConnectionError(f"cannot start {self.command!r}: not found in PATH {path} (give an absolute "
+                                     "path, or set PATH in env)")
         return found
 
     def start(self, deliver: Deliver, closed: Closed) -> None:

@@ -12,8 +12,8 @@ Matching rule of ``stdio_commands``: each entry is an absolute, normalised path
 (``/usr/local/bin/mcp-files``) or a bare program name (``uvx``). A command is
 allowed when it is *string-equal* to an entry: no globbing, no normalisation,
 ``python`` does not match ``/usr/bin/python`` nor the reverse. A bare name is
-looked up only in the fixed ``PATH`` of stdio children (never a ``PATH`` the
-document sets). ``args`` stay the member's to choose, so allow-listing an
+looked up in the fixed ``PATH`` of stdio children, or in the ``PATH`` the
+document's ``env`` sets, which a member's entry may not (:data:`LOADER_ENV`). ``args`` stay the member's to choose, so allow-listing an
 interpreter or shell (``sh``, ``python``, ``node``, ``npx``, ``uvx``…) allows
 any code. A member's allow-listed entry may not set ``env`` names that make a
 program load other code (:data:`LOADER_ENV`); this list is best effort.

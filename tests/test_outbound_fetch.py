@@ -128,3 +128,20 @@ def test_a_discovered_jwks_uri_on_an_internal_host_is_refused(front, internal):
     with pytest.raises(jwt.PyJWTError) as caught:
         named.verify(token, resource_url="http://127.0.0.1/x/mcp")
     assert "refused" not in str(caught.value) and len(hits) > before
+
+
+def test_a_members_spec_string_is_parsed_as_text_never_fetched_or_opened(api, internal, tmp_path):
+    port, hits = internal
+    local_file = tmp_path / "spec.yaml"
+    local_file.write_text(SPEC)  # a valid spec: only opening the path would make the import succeed
+    alice = api.login("alice")  # a member of acme
+    before = len(hits)
+    as_url = alice.post("import/openapi", json={"spec": f"http://127.0.0.2:{port}/spec.yaml", "name": "m1",
+                                                "tenant": "acme", "dry_run": True})
+    assert as_url.status_code == 422, as_url.text
+    assert len(hits) == before  # the internal listener was never asked
+    as_path = alice.post("import/openapi", json={"spec": str(local_file), "name": "m2", "tenant": "acme",
+                                                 "dry_run": True})
+    assert as_path.status_code == 422 and "not an OpenAPI or Swagger document" in as_path.text, as_path.text
+    as_text = alice.post("import/openapi", json={"spec": SPEC, "name": "m3", "tenant": "acme", "dry_run": True})
+    assert as_text.status_code == 200 and as_text.json()["tools"] == ["getA"], as_text.text

@@ -172,3 +172,34 @@ def test_readyz_checks_the_host_header(procs):
     resp = requests.get(f"{gw.base}/readyz", headers={"Host": "attacker.example"}, timeout=5)
     assert resp.status_code == 421
     assert requests.get(f"{gw.base}/readyz", timeout=5).json()["ready"] is True
+
+
+def test_readyz_details_need_a_local_host_name_on_a_wildcard_bind(procs):
+    """On a 0.0.0.0 bind a DNS-rebinding page reaches /readyz from loopback under its own name: status only."""
+    url = f"sqlite:///{procs.log_dir / 'gw.db'}"
+    gw = run_gateway(procs, url, revision=seed(url), args=("--host", "0.0.0.0"),
+                     env={"MCPGW_ALLOW_ANONYMOUS": "true", "MCPGW_READYZ_TOKEN": "ops-t0ken",
+                          "MCPGW_PUBLIC_URL": "https://gw.example.org"})
+    readyz = f"{gw.base}/readyz"
+    rebound = requests.get(readyz, headers={"Host": f"attacker.example:{gw.port}"}, timeout=5)
+    assert rebound.status_code == 200 and rebound.json() == {"ready": True}, rebound.text
+    near_miss = requests.get(readyz, headers={"Host": "127.attacker.example"}, timeout=5)
+    assert near_miss.json() == {"ready": True}
+    for host in (f"127.0.0.1:{gw.port}", f"localhost:{gw.port}", "gw.example.org", "GW.example.org:443"):
+        assert "revision" in requests.get(readyz, headers={"Host": host}, timeout=5).json(), host
+    token = requests.get(readyz, headers={"Host": "attacker.example", "Authorization": "Bearer ops-t0ken"},
+                         timeout=5)
+    assert "revision" in token.json()
+
+
+def test_an_upstream_errors_data_is_redacted_like_its_message():
+    from gateway_server.mcp import jsonrpc
+    from mcpgw_sdk.client import McpError
+
+    data = {"url": f"http://u:{SECRETS[0]}@10.0.0.5/mcp?token={SECRETS[1]}",
+            "trace": [{"at": f"GET //u:{SECRETS[0]}@h/x"}, 3, None], "code": 7}
+    answer = jsonrpc.error_response(1, McpError(-32001, f"failed at http://h/?api_key={SECRETS[2]}", data))
+    _assert_clean(json.dumps(answer), "an upstream error sent to the MCP client")
+    assert answer["error"]["code"] == -32001
+    assert answer["error"]["data"]["url"] == "http://***@10.0.0.5/mcp?token=***"
+    assert answer["error"]["data"]["trace"][1:] == [3, None] and answer["error"]["data"]["code"] == 7

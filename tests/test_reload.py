@@ -171,3 +171,41 @@ def test_removed_router_stops_serving(seeded_store, start_gateway, prefix):
     store.delete_document("default", "demo-users")
     gw.wait_revision(store.revision())
     assert requests.post(gw.mcp_url(prefix), json=_rpc("ping"), timeout=5).status_code == 404
+
+
+_ONE_STORE_THREAD = """
+from gevent import monkey
+monkey.patch_all()
+import sys
+import gevent
+from gevent.pool import Group
+from gateway_server.reloader import hub_safe
+from mcpgw_sdk.sqlstore import SqlStore
+
+native_ident = monkey.get_original("_thread", "get_ident")
+store = SqlStore(sys.argv[1])
+store.upgrade()
+threads = set()
+
+def revision():
+    threads.add(native_ident())
+    gevent.sleep(0)  # no effect in a native thread; the calls must still overlap in the caller
+    return store.revision()
+
+call = hub_safe(store, revision)
+Group().map(lambda _: call(), range(40))
+gevent.get_hub().threadpool.apply(lambda: None)  # other users of the hub's pool do not share our thread
+print(len(threads), len(store.db._connections) + len(store.db._in_use), native_ident() in threads)
+"""
+
+
+def test_sqlite_reads_off_the_hub_use_one_long_lived_thread_and_connection(tmp_path):
+    """Blocking SQLite calls run on one dedicated native thread: one pooled connection, whatever the load."""
+    import subprocess
+
+    from tests.helpers import python
+
+    out = subprocess.run([python(), "-c", _ONE_STORE_THREAD, f"sqlite:///{tmp_path / 'one.db'}"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["1", "1", "False"], out.stdout

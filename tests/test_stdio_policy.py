@@ -162,13 +162,28 @@ def test_a_stdio_upstream_gets_none_of_the_gateways_environment(procs):
     assert environ["PATH"] == STDIO_PATH and environ["GREETING"] == "hello"
 
 
-def test_a_bare_command_is_looked_up_in_the_fixed_path_only(tmp_path):
-    planted = tmp_path / "mcpgw-planted-server"
-    planted.write_text("#!/bin/sh\nexit 0\n")
+def test_a_bare_command_is_looked_up_in_the_documents_path_which_only_an_admin_may_set(sqlite_store, tmp_path,
+                                                                                       monkeypatch):
+    planted = tmp_path / "mcpgw-planted-server"  # stands for uvx/npx under ~/.local/bin or nvm
+    planted.write_text(f"#!/bin/sh\nexec {sys.executable} {ENVIRON_SERVER}\n")
     planted.chmod(0o755)
-    client = McpClient(planted.name, transport="stdio", env={"PATH": str(tmp_path)}, timeout=5)
-    with pytest.raises(McpConnectionError, match="not found in /usr/local/bin"):
-        client.connect()
+    store = sqlite_store
+    store.create_tenant("acme")
+    member = store.create_user("carol", "carol-pass-1", tenants=["acme"])
+    admin = store.create_user("root", "root-pass-12", role="admin")
+    own_path = {"PATH": f"{tmp_path}:{STDIO_PATH}"}
+    monkeypatch.setenv("MCPGW_STDIO_COMMANDS", planted.name)
+    with pytest.raises(Forbidden, match=r"mcpServers\[0\]\.env\.PATH"):  # a member cannot point it elsewhere
+        store.save_document(stdio_doc("m", command=planted.name, args=(), env=own_path), actor=member)
+    saved = store.save_document(stdio_doc("a", command=planted.name, args=(), env=own_path), actor=admin)
+    server = saved.content["mcpServers"][0]
+
+    with McpClient(server["command"], transport="stdio", args=server["args"], env=server["env"],
+                   timeout=20) as client:
+        environ = _environ_of(client)["environ"]
+    assert environ["PATH"] == own_path["PATH"]  # found in, and started with, the document's PATH
+    with pytest.raises(McpConnectionError, match="not found in PATH /usr/local/bin"):  # without it: not found
+        McpClient(planted.name, transport="stdio", timeout=5).connect()
 
 
 def test_stdio_user_runs_the_child_as_that_user(monkeypatch):
