@@ -25,19 +25,22 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sized
+from functools import update_wrapper
+from types import BuiltinFunctionType
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, nodes, pass_context
 from jinja2.exceptions import FilterArgumentError
 from jinja2.filters import do_batch, do_indent, do_wordwrap, make_attrgetter, sync_do_slice
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
+from jinja2.utils import _PassArg
 from jinja2.visitor import NodeTransformer
 
 from . import settings
 from .errors import TemplateError
 
-__all__ = ["Headers", "Template", "check_template", "compile_template", "env_names", "forbidden_env", "render",
+__all__ = ["Headers", "Template", "check_template", "compile_template", "configure", "env_names", "forbidden_env", "render",
            "render_deadline", "request_context"]
 
 _CACHE_LIMIT = 4096
@@ -132,46 +135,63 @@ def request_context(headers: Mapping[str, Any] | None, query: Mapping[str, Any] 
 # -- limits -------------------------------------------------------------------------------------------
 # A render may take at most render_timeout seconds (or what is left of the call's time) and produce at
 # most render_max_bytes; no single value it builds may be larger, and all the text it builds together
-# (every {{ }}, ~, *, +, % and widening filter, counted where they happen) at most _BUDGET times that.
-# Sizes are checked before computing where they can be (widths, repetition), so a refused template
-# never allocates what it asked for. Loops, calls and filters check the deadline and, every few
-# milliseconds, yield to other greenlets (time.sleep(0) is gevent's when gevent patched time).
+# (every {{ }}, ~, *, +, %, call and filter, counted where they happen) at most _BUDGET times that.
+# Sizes are checked before computing where they can be (widths, repetition, format fields, the inputs
+# of sorting and listing filters), so a refused template never allocates more than a small multiple
+# of the limit. Only an allow-list of methods of built-in values may be called. Every loop step, call,
+# operator and filter checks the deadline and, every few milliseconds, yields to other greenlets
+# (time.sleep(0) is gevent's when gevent patched time).
 
 _STATE = "mcpgw-render"  # a context key no template can name (not an identifier)
 _BUDGET = 16
 _MAX_BITS = 1 << 20  # integers up to ~315,000 decimal digits
 _YIELD_EVERY = 0.005
-_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?(.?)")
 _DIGITS = re.compile(r"\d+")
+_monotonic = time.monotonic
+
+_limits: tuple[float, int] | None = None  # (render_timeout, render_max_bytes), read once; see configure()
+
+
+def configure(timeout: float | None = None, max_bytes: int | None = None) -> None:
+    """Set the render limits, or re-read ``render_timeout``/``render_max_bytes`` from the settings.
+
+    The limits are read once (at the first render) and cached, as the hot path should not parse the
+    environment per call; call this after changing ``MCPGW_RENDER_*`` in a running process (tests do).
+    """
+    global _limits, _unbounded
+    _limits = (float(settings.get("render_timeout", timeout)), int(settings.get("render_max_bytes", max_bytes)))
+    _unbounded = None
+
+
+def _current_limits() -> tuple[float, int]:
+    if _limits is None:
+        configure()
+    return _limits  # type: ignore[return-value]
 
 
 class _Render:
     """One render's limits and counters (kept in the Jinja context, so greenlets never share it)."""
 
-    __slots__ = ("deadline", "limit", "budget", "spent", "field", "timeout", "ticks", "paused")
+    __slots__ = ("deadline", "limit", "budget", "spent", "timeout", "paused")
 
-    def __init__(self, deadline: float, limit: int, timeout: float, field: str):
+    def __init__(self, deadline: float, limit: int, timeout: float, now: float):
         self.deadline = deadline
         self.limit = limit
         self.budget = limit * _BUDGET
         self.spent = 0
         self.timeout = timeout
-        self.field = field
-        self.ticks = 0
-        self.paused = time.monotonic()
+        self.paused = now
 
     def tick(self) -> None:
-        """Count one step; every 64 steps check the deadline and yield now and then."""
-        self.ticks += 1
-        if self.ticks & 63:
-            return
-        now = time.monotonic()
+        """Check the deadline (every step: a monotonic clock read is cheap) and yield every few milliseconds."""
+        now = _monotonic()
         if now > self.deadline:
             raise TemplateError(f"rendering took longer than {self.timeout:g} s (render_timeout or the tool's "
                                 "timeout)")
         if now - self.paused > _YIELD_EVERY:
             time.sleep(0)  # let other greenlets (other tenants' calls) run
-            self.paused = time.monotonic()
+            self.paused = _monotonic()
 
     def size(self, n: int, what: str) -> None:
         """Refuse a value of ``n`` characters (before it is built when possible) and count it."""
@@ -187,17 +207,28 @@ class _Render:
 class _Unbounded(_Render):
     """Limits outside a render (constant folding while compiling): sizes only, no deadline."""
 
+    __slots__ = ()
+
     def __init__(self) -> None:
-        super().__init__(float("inf"), int(settings.get("render_max_bytes")), float("inf"), "")
+        super().__init__(float("inf"), _current_limits()[1], float("inf"), 0.0)
         self.budget = self.limit
 
     def tick(self) -> None:
         """No deadline while compiling."""
 
 
+_unbounded: _Unbounded | None = None
+
+
 def _state(context: Any) -> _Render:
-    state = context.get(_STATE) if context is not None else None
-    return state if isinstance(state, _Render) else _Unbounded()
+    if context is not None:
+        state = context.parent.get(_STATE)
+        if state is not None:
+            return state
+    global _unbounded
+    if _unbounded is None:
+        _unbounded = _Unbounded()
+    return _unbounded
 
 
 def _weight(value: Any, limit: int) -> int:
@@ -217,11 +248,30 @@ def _weight(value: Any, limit: int) -> int:
             total += len(item) + 2
             if total <= limit:
                 stack.extend(item)
+        elif isinstance(item, range):
+            total += 8 * len(item) + 2
         else:
             total += 8
         if total > limit:
             return total
     return total
+
+
+def _text_size(value: Any, limit: int) -> int:
+    """An upper bound (within a small factor) of ``len(str(value))``, without building it; stops above ``limit``."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (bytes, bytearray)):
+        return 4 * len(value) + 3  # repr: b'\x00'
+    if isinstance(value, bool) or value is None:
+        return 5
+    if isinstance(value, int):
+        return value.bit_length() // 3 + 2
+    if isinstance(value, float):
+        return 330  # '%f' % 1e308 has 316 characters
+    if isinstance(value, (Mapping, list, tuple, set, frozenset, range)):
+        return 4 * _weight(value, limit)  # quotes, ", " and ": " around every item
+    return len(str(value))
 
 
 def _check_container(state: _Render, value: Any, what: str) -> Any:
@@ -232,40 +282,110 @@ def _check_container(state: _Render, value: Any, what: str) -> Any:
     return value
 
 
-def _check_widths(numbers: Any, state: _Render, what: str) -> None:
+def _check_widths(numbers: Any, state: _Render, what: str) -> int:
+    """Refuse '*' and widths or precisions above the limit; return the largest."""
+    largest = 0
     for number in numbers:
         if number == "*":
             raise TemplateError(f"{what}: a '*' width or precision is not allowed")
-        if number and int(number) > state.limit:
-            raise TemplateError(f"{what}: width or precision {number} is more than render_max_bytes ({state.limit})")
+        if number:
+            value = int(number)
+            if value > state.limit:
+                raise TemplateError(f"{what}: width or precision {number} is more than render_max_bytes "
+                                    f"({state.limit})")
+            largest = max(largest, value)
+    return largest
+
+
+def _longest(state: _Render, values: Any) -> int:
+    longest = 0
+    for value in values:
+        longest = max(longest, _text_size(value, state.limit))
+        if longest > state.limit:
+            break
+    return longest
 
 
 def _percent(state: _Render, fmt: str, args: Any) -> str:
-    """``fmt % args`` after refusing widths and precisions larger than the output limit."""
+    """``fmt % args`` after refusing widths, precisions and an estimated result larger than the output limit."""
+    fields: list[tuple[int, bool]] = []
     for match in _PERCENT_SPEC.finditer(fmt):
-        _check_widths(match.groups(), state, "format")
+        width, precision, conversion = match.groups()
+        if conversion == "%" and width is None and precision is None:
+            continue
+        fields.append((_check_widths((width, precision), state, "format"), conversion in ("r", "a")))
+    if fields:
+        values = args.values() if isinstance(args, Mapping) else args if isinstance(args, tuple) else (args,)
+        longest = _longest(state, values)
+        estimate = len(fmt) + sum(width + longest * (10 if quoted else 1) for width, quoted in fields)
+        state.size(estimate, "format")  # refused before a byte of the result exists
     result = fmt % args
     state.size(len(result), "format")
     return result
 
 
-def _check_format_spec(text: str, state: _Render) -> None:
-    """Refuse ``str.format`` specs with nested fields or widths larger than the output limit."""
+def _format_fields(text: str, state: _Render) -> list[tuple[int, bool]]:
+    """The fields of a ``str.format`` text (largest width, quoted?); refuses nested specs and oversized widths."""
     import string
 
-    for _literal, _name, spec, _conv in string.Formatter().parse(text):
-        if spec:
-            if "{" in spec:
-                raise TemplateError("str.format: nested fields in a format spec are not allowed")
-            _check_widths(_DIGITS.findall(spec), state, "str.format")
+    fields = []
+    for _literal, name, spec, conversion in string.Formatter().parse(text):
+        if name is None:
+            continue
+        if spec and "{" in spec:
+            raise TemplateError("str.format: nested fields in a format spec are not allowed")
+        width = _check_widths(_DIGITS.findall(spec), state, "str.format") if spec else 0
+        fields.append((width, conversion in ("r", "a")))
+    return fields
 
 
+def _check_format_call(state: _Render, fmt: str, fields: list[tuple[int, bool]], values: Any) -> None:
+    if fields:
+        longest = _longest(state, values)
+        state.size(len(fmt) + sum(width + longest * (10 if quoted else 1) for width, quoted in fields),
+                   "str.format")
+
+
+_STR_READ = frozenset({
+    "capitalize", "casefold", "count", "endswith", "find", "index", "isalnum", "isalpha", "isascii", "isdecimal",
+    "isdigit", "isidentifier", "islower", "isnumeric", "isprintable", "isspace", "istitle", "isupper", "lower",
+    "lstrip", "partition", "removeprefix", "removesuffix", "rfind", "rindex", "rpartition", "rsplit", "rstrip",
+    "split", "splitlines", "startswith", "strip", "swapcase", "title", "upper"})
 _WIDENING_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs", "join", "replace"})
+# Methods of built-in values a template may call (format/format_map go through wrap_str_format's check);
+# everything else on these types (translate, encode, int.to_bytes, bytes.join, dict.copy...) is refused.
+_ALLOWED_METHODS: tuple[tuple[type | tuple[type, ...], frozenset[str]], ...] = (
+    (str, _STR_READ | _WIDENING_METHODS),
+    ((bytes, bytearray), frozenset({
+        "decode", "count", "endswith", "find", "index", "isalnum", "isalpha", "isascii", "isdigit", "islower",
+        "isspace", "istitle", "isupper", "lower", "lstrip", "rfind", "rindex", "rstrip", "split", "startswith",
+        "strip", "upper"})),
+    ((int, float), frozenset({"as_integer_ratio", "bit_count", "bit_length", "conjugate", "hex", "is_integer"})),
+    (Mapping, frozenset({"get", "items", "keys", "values"})),
+    ((list, tuple, range), frozenset({"count", "index"})),
+    ((set, frozenset), frozenset({"isdisjoint", "issubset", "issuperset"})),
+)
+_BUILTIN_VALUES = (str, bytes, bytearray, int, float, complex, Mapping, list, tuple, range, set, frozenset)
+_BUILTIN_TYPES = frozenset({str, bytes, bytearray, int, float, bool, complex, dict, list, tuple, range, set,
+                            frozenset})
+_BUILTIN_TYPE_NAMES = frozenset(kind.__name__ for kind in _BUILTIN_TYPES)
 
 
-def _check_method(state: _Render, obj: Any, args: tuple, kwargs: dict) -> None:
-    """Refuse str/bytes methods whose result would exceed the output limit, before calling them."""
-    owner, name = obj.__self__, obj.__name__
+def _static_builtin(obj: Any) -> bool:
+    """``str.maketrans`` and the like: static methods of built-in types (no ``__self__``)."""
+    return isinstance(obj, BuiltinFunctionType) and obj.__self__ is None \
+        and obj.__qualname__.partition(".")[0] in _BUILTIN_TYPE_NAMES
+
+
+def _allowed_method(owner: Any, name: str) -> bool:
+    for types, names in _ALLOWED_METHODS:
+        if isinstance(owner, types):
+            return name in names
+    return False
+
+
+def _check_method(state: _Render, owner: str, name: str, args: tuple, kwargs: dict) -> None:
+    """Refuse str methods whose result would exceed the output limit, before calling them."""
     if name in ("ljust", "rjust", "center", "zfill"):
         width = args[0] if args else kwargs.get("width", 0)
         if isinstance(width, int):
@@ -273,11 +393,11 @@ def _check_method(state: _Render, obj: Any, args: tuple, kwargs: dict) -> None:
     elif name == "expandtabs":
         tab = args[0] if args else kwargs.get("tabsize", 8)
         if isinstance(tab, int):
-            state.size(len(owner) + owner.count("\t" if isinstance(owner, str) else b"\t") * max(tab, 0), name)
+            state.size(len(owner) + owner.count("\t") * max(tab, 0), name)
     elif name == "replace" and len(args) >= 2:
         old, new = args[0], args[1]
         count = args[2] if len(args) > 2 else kwargs.get("count", -1)
-        if isinstance(old, (str, bytes)) and isinstance(new, (str, bytes)):
+        if isinstance(old, str) and isinstance(new, str):
             found = owner.count(old) + (1 if not old else 0)
             if isinstance(count, int) and count >= 0:
                 found = min(found, count)
@@ -336,35 +456,67 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
                 result = super().call_binop(context, operator, left, right)
                 return _check_container(state, result, "the list")
-        elif operator == "%" and isinstance(left, str):
-            return _percent(state, left, right)
+        elif operator == "%":
+            if isinstance(left, str):
+                return _percent(state, left, right)
+            if isinstance(left, (bytes, bytearray)):
+                raise TemplateError("'%' on bytes is not allowed")
         return super().call_binop(context, operator, left, right)
 
+    def is_safe_callable(self, obj: Any) -> bool:
+        """Jinja's rule, and methods of built-in values only from the allow-list."""
+        owner = getattr(obj, "__self__", None)
+        if _static_builtin(obj) or owner is not None and (
+                isinstance(owner, type) and owner in _BUILTIN_TYPES
+                or isinstance(owner, _BUILTIN_VALUES) and not _allowed_method(owner, getattr(obj, "__name__", ""))):
+            return False
+        return super().is_safe_callable(obj)
+
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        """A sandboxed call, with the deadline and widening str methods checked first and the result's size after."""
+        """A sandboxed call: allow-listed methods only, widening str methods checked first, the result's size after."""
         state = _state(__context)
         state.tick()
-        if isinstance(getattr(__obj, "__self__", None), (str, bytes)) \
-                and getattr(__obj, "__name__", "") in _WIDENING_METHODS:
-            if __obj.__name__ == "join":
-                if isinstance(__obj.__self__, str) and len(args) == 1 and not kwargs:
-                    return _join_parts(state, args[0], __obj.__self__, "join")
-            else:
-                _check_method(state, __obj, args, kwargs)
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, type) and owner in _BUILTIN_TYPES or _static_builtin(__obj):  # int.from_bytes
+            raise TemplateError(f"{getattr(__obj, '__qualname__', '')}() is not allowed in templates")
+        if owner is not None and isinstance(owner, _BUILTIN_VALUES):
+            name = getattr(__obj, "__name__", "")
+            if not _allowed_method(owner, name):
+                raise TemplateError(f"{type(owner).__name__}.{name}() is not allowed in templates")
+            if isinstance(owner, str) and name in _WIDENING_METHODS:
+                if name == "join":
+                    if len(args) == 1 and not kwargs:
+                        return _join_parts(state, args[0], owner, "join")
+                    raise TemplateError("str.join takes one argument")
+                _check_method(state, owner, name, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
-        if isinstance(result, str):
+        if isinstance(result, (str, bytes)):
             state.size(len(result), "a call")
         else:
             _check_container(state, result, "a call's result")
         return result
 
     def wrap_str_format(self, value: Any) -> Any:
-        """``str.format`` of the sandbox, refusing oversized widths and nested specs."""
+        """``str.format``/``format_map`` of the sandbox, refusing oversized widths, nested specs and results
+        estimated larger than the output limit (before formatting)."""
         wrapper = super().wrap_str_format(value)
         if wrapper is None:
             return None
-        _check_format_spec(value.__self__, _Unbounded())
-        return wrapper
+        fmt = value.__self__
+        unbounded = _state(None)
+        fields = _format_fields(fmt, unbounded)
+        if not fields:
+            return wrapper
+        is_map = value.__name__ == "format_map"
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            values = list(args) + list(kwargs.values())
+            if is_map and len(args) == 1 and isinstance(args[0], Mapping):
+                values = list(args[0].values())
+            _check_format_call(_state(None), fmt, fields, values)
+            return wrapper(*args, **kwargs)
+
+        return update_wrapper(checked, value)
 
 
 class _Guard(NodeTransformer):
@@ -392,9 +544,11 @@ def _loop(context: Any, iterable: Any) -> Any:
     return _ticking(state, iterable)
 
 
-def _ticking(state: _Render, iterable: Any) -> Any:
-    for item in iterable:
+def _ticking(state: _Render, iterable: Any, most: int | None = None, what: str = "") -> Any:
+    for count, item in enumerate(iterable):
         state.tick()
+        if most is not None and count >= most:
+            raise TemplateError(f"{what} would sort more than {most} items (render_max_bytes / {_SORT_FACTOR})")
         yield item
 
 
@@ -405,6 +559,55 @@ def _built(context: Any, value: Any) -> Any:
         state.size(len(value), "joining texts")
         return value
     return _check_container(state, value, "the list")
+
+
+# Built-in filters whose work grows with their input (sorting, copying into lists, grouping): their input
+# may be at most render_max_bytes as text, and a lazy input is iterated with the deadline checked per item.
+_HEAVY_FILTERS = frozenset({"sort", "pprint", "list", "unique", "dictsort", "groupby", "map", "select", "reject",
+                            "selectattr", "rejectattr", "min", "max", "reverse", "items", "string",
+                            "xmlattr", "urlencode"})
+# Sorting is one step that cannot be interrupted, and Jinja's sort calls a Python key per item: at most
+# render_max_bytes / _SORT_FACTOR items (16,384 by default: tens of milliseconds).
+_SORTING_FILTERS = frozenset({"sort", "unique", "dictsort", "groupby", "min", "max"})
+_SORT_FACTOR = 64
+
+
+def _counted(name: str, func: Any, heavy: bool) -> Any:
+    """``func`` (a built-in filter or test) checking the deadline before and after, and the size of what it returns."""
+    kind = _PassArg.from_obj(func)
+    sorting = name in _SORTING_FILTERS
+
+    def counted(context: Any, value: Any = None, *args: Any, **kwargs: Any) -> Any:
+        state = _state(context)
+        state.tick()
+        if heavy:
+            most = state.limit // _SORT_FACTOR if sorting else None
+            if isinstance(value, Iterator):
+                value = _ticking(state, value, most, f"|{name}")
+            elif not isinstance(value, str):
+                if most is not None and isinstance(value, Sized) and len(value) > most:
+                    raise TemplateError(f"|{name} would sort more than {most} items (render_max_bytes / "
+                                        f"{_SORT_FACTOR})")
+                if _weight(value, state.limit) > state.limit:
+                    raise TemplateError(f"|{name}: its input is more than render_max_bytes ({state.limit}) as text")
+        if kind is _PassArg.context:
+            result = func(context, value, *args, **kwargs)
+        elif kind is _PassArg.eval_context:
+            result = func(context.eval_ctx, value, *args, **kwargs)
+        elif kind is _PassArg.environment:
+            result = func(context.environment, value, *args, **kwargs)
+        else:
+            result = func(value, *args, **kwargs)
+        if isinstance(result, str) and result is not value:
+            state.size(len(result), f"|{name}")
+        else:
+            _check_container(state, result, f"|{name}")
+            state.tick()
+        return result
+
+    update_wrapper(counted, func)
+    counted.__dict__.pop("jinja_async_variant", None)
+    return pass_context(counted)  # after update_wrapper, which copies func's own pass marker
 
 
 @pass_context
@@ -482,9 +685,11 @@ def _slice(context: Any, value: Any, slices: int, fill_with: Any = None) -> Any:
     return sync_do_slice(value, slices, fill_with)
 
 
-def _dict(*args: Any, **kwargs: Any) -> dict:
-    result = dict(*args, **kwargs)
-    return _check_container(_Unbounded(), result, "dict()")
+@pass_context
+def _dict(context: Any, *args: Any, **kwargs: Any) -> dict:
+    state = _state(context)
+    state.tick()
+    return _check_container(state, dict(*args, **kwargs), "dict()")
 
 
 @pass_context
@@ -506,6 +711,10 @@ def _make_env() -> SandboxedEnvironment:
         keep_trailing_newline=True,  # Go templates keep the text's last newline
         cache_size=0,
     )
+    for name, func in list(env.filters.items()):
+        env.filters[name] = _counted(name, func, name in _HEAVY_FILTERS)
+    for name, func in list(env.tests.items()):
+        env.tests[name] = _counted(name, func, False)
     env.filters.update({"tojson": _tojson, "format": _format, "center": _center, "indent": _indent,
                         "wordwrap": _wordwrap, "join": _join, "replace": _replace, "sum": _sum, "batch": _batch,
                         "slice": _slice, "mcpgw_loop": _loop, "mcpgw_built": _built})
@@ -520,14 +729,25 @@ _cache: dict[str, Template] = {}
 _lock = threading.Lock()
 
 
-def _normalize(context: Mapping[str, Any]) -> dict[str, Any]:
-    ctx = dict(context)
+def _with_headers(value: Any) -> Any:
+    """``request``/``response`` with case-insensitive ``headers`` (a copy, when they are not already)."""
+    if isinstance(value, dict) or isinstance(value, Mapping):
+        headers = value.get("headers")
+        if type(headers) is not Headers:
+            return {**value, "headers": Headers(headers or {})}
+    return value
+
+
+def _variables(compiled: Any, context: Mapping[str, Any], state: _Render) -> dict[str, Any]:
+    """The template's globals, ``context`` and the render's state in one dict (Jinja would copy twice)."""
+    ctx = {**_ENV.globals, **context}  # compiled.globals is a ChainMap over these (from_string adds none)
     request = ctx.get("request")
-    if isinstance(request, Mapping) and not isinstance(request.get("headers"), Headers):
-        ctx["request"] = {**request, "headers": Headers(request.get("headers") or {})}
+    if request is not None:
+        ctx["request"] = _with_headers(request)
     response = ctx.get("response")
-    if isinstance(response, Mapping) and not isinstance(response.get("headers"), Headers):
-        ctx["response"] = {**response, "headers": Headers(response.get("headers") or {})}
+    if response is not None:
+        ctx["response"] = _with_headers(response)
+    ctx[_STATE] = state
     return ctx
 
 
@@ -565,25 +785,26 @@ class Template:
                 compiled = self._compiled = _ENV.from_string(self.text)
             except TemplateSyntaxError as exc:
                 raise TemplateError(_where(self.field) + _syntax_reason(exc)) from None
-        timeout = float(settings.get("render_timeout"))
-        limit = int(settings.get("render_max_bytes"))
-        now = time.monotonic()
+        timeout, limit = _limits or _current_limits()
+        now = _monotonic()
         end = now + timeout
-        for other in (deadline, getattr(_ambient, "deadline", None) if _ambient is not None else None):
+        if deadline is not None and deadline < end:
+            end, timeout = deadline, max(deadline - now, 0.0)
+        if _ambient is not None:
+            other = getattr(_ambient, "deadline", None)
             if other is not None and other < end:
                 end, timeout = other, max(other - now, 0.0)
-        state = _Render(end, limit, timeout, self.field)
-        ctx = _normalize(context)
-        ctx[_STATE] = state
+        state = _Render(end, limit, timeout, now)
         try:
+            # root_render_func over a shared context is what Template.generate does, minus two dict copies;
+            # every step inside ticks (loops, calls, operators, filters, {{ }}), so chunks need not.
             chunks: list[str] = []
             size = 0
-            for chunk in compiled.generate(ctx):
+            for chunk in compiled.root_render_func(compiled.new_context(_variables(compiled, context, state), True)):
                 size += len(chunk)
                 if size > limit:
                     raise TemplateError(f"the output is longer than render_max_bytes ({limit} characters)")
                 chunks.append(chunk)
-                state.tick()
             return "".join(chunks)
         except TemplateError as exc:
             raise TemplateError(_where(self.field) + str(exc)) from None

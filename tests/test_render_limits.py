@@ -11,10 +11,19 @@ import time
 import pytest
 import requests
 
-from mcpgw_sdk import TemplateError
-from mcpgw_sdk.templates import Template, render, render_deadline
+from mcpgw_sdk import TemplateError, settings, templates
+from mcpgw_sdk.templates import Template, configure, render, render_deadline
 from tests.fixtures_gateway import demo_document, migrated_store, run_backend, run_gateway
 from tests.helpers import wait_for
+
+
+@pytest.fixture(autouse=True)
+def _reread_limits():
+    """The limits are cached; re-read them after a test changed MCPGW_RENDER_* (monkeypatch undoes it first)."""
+    configure()
+    yield
+    configure()
+
 
 SIZE_VECTORS = [
     "{{ '%2000000000d'|format(1) }}",
@@ -71,6 +80,7 @@ def test_oversized_values_are_refused_before_they_are_built(text):
 @pytest.mark.parametrize("text", TIME_VECTORS)
 def test_long_renders_stop_at_render_timeout(text, monkeypatch):
     monkeypatch.setenv("MCPGW_RENDER_TIMEOUT", "0.3")
+    configure()
     started = time.monotonic()
     with pytest.raises(TemplateError, match=r"tools\[t\].endpoint: rendering took longer than 0.3 s"):
         Template(text, field="tools[t].endpoint").render({})
@@ -90,6 +100,7 @@ def test_the_callers_deadline_bounds_rendering():
 
 def test_limits_come_from_settings(monkeypatch):
     monkeypatch.setenv("MCPGW_RENDER_MAX_BYTES", "100")
+    configure()
     with pytest.raises(TemplateError, match=r"render_max_bytes \(100"):
         render("{{ 'x' * 101 }}", {})
     with pytest.raises(TemplateError, match=r"render_max_bytes \(100"):
@@ -111,6 +122,120 @@ def test_limits_come_from_settings(monkeypatch):
 ])
 def test_ordinary_templates_render_as_before(text, expected):
     assert render(text, {"args": {"a": "A", "b": [1, 2, 3], "d": {"x": 1, "y": 2}}}) == expected
+
+
+# -- the review's bypasses: sizes checked before the call, an allow-list of methods, the deadline on every step ----
+
+# With render_max_bytes at 10,000 each of these would build 5-30 MB (not gigabytes, should the check regress).
+PRE_CHECK_VECTORS = [
+    "{{ ('x' * 5000).translate({120: 'y' * 5000}) }}",
+    "{{ ('y' * 5000).encode().join(['a'.encode()] * 1000) }}",
+    "{{ (1).to_bytes(20000000, 'big') }}",
+    "{% set s = 'x' * 9000 %}{{ ('{0}' * 3000).format(s) }}",
+    "{% set s = 'x' * 9000 %}{{ ('{a}' * 3000).format_map({'a': s}) }}",
+    "{% set s = 'x' * 9000 %}{{ ('%(a)s' * 1000) % {'a': s} }}",
+    "{% set s = 'x' * 9000 %}{{ ('%s' * 1000) % ((s,) * 1000) }}",
+    "{% set s = 'x' * 9000 %}{{ ('%(a)s' * 1000)|format(a=s) }}",
+    "{% set s = 'x' * 9000 %}{{ ('{0!r}' * 100).format(s) }}",
+]
+
+
+@pytest.mark.parametrize("text", PRE_CHECK_VECTORS)
+def test_results_are_refused_before_they_are_built(text):
+    import tracemalloc
+
+    configure(max_bytes=10_000)
+    template = Template(text, field="tools[t].requestBody")
+    with pytest.raises(TemplateError):
+        template.render({})  # compiles outside the measurement
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateError) as info:
+            template.render({})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, f"the refused render allocated {peak} bytes first"
+    message = str(info.value)
+    assert message.startswith("tools[t].requestBody: ")
+    assert "render_max_bytes" in message or "not allowed" in message, message
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("{{ 'A b'.lower().split() }} {{ args.d.get('x') }} {{ args.d.keys()|list }}", '["a","b"] 1 ["x","y"]'),
+    ("{{ ' a '.strip().upper().startswith('A') }} {{ 'a,b'.split(',')|length }} {{ 'abc'.find('c') }}", "true 2 2"),
+    ("{{ '{a}-{b}'.format_map({'a': 1, 'b': 2}) }} {{ '%(a)s' % {'a': 'z'} }} {{ '{0!r}'.format('q') }}",
+     "1-2 z 'q'"),
+    ("{{ (7).bit_length() }} {{ 'xy'.replace('x', 'z') }} {{ '-'.join(['a', 'b']) }}", "3 zy a-b"),
+])
+def test_allowed_methods_still_work(text, expected):
+    assert render(text, {"args": {"d": {"x": 1, "y": 2}}}) == expected
+
+
+@pytest.mark.parametrize("text", ["{{ 'x'.encode() }}", "{{ args.d.copy() }}", "{{ 'ab'.maketrans('a', 'b') }}",
+                                  "{{ (1).to_bytes(2, 'big') }}", "{% set f = 'x'.translate %}{{ f({}) }}"])
+def test_other_methods_of_builtin_values_are_refused(text):
+    with pytest.raises(TemplateError, match="is not allowed in templates"):
+        render(text, {"args": {"d": {}}})
+
+
+def _slow_list() -> list[str]:
+    import random
+
+    rng = random.Random(9)
+    return ["".join(rng.choices("abcdefghij", k=5)) for _ in range(16_000)]  # under the sorting cap
+
+
+def test_builtin_filters_count_as_steps_and_yield(monkeypatch):
+    configure(timeout=0.3)
+    yields: list[float] = []
+    monkeypatch.setattr(templates.time, "sleep", lambda seconds: yields.append(time.monotonic()))
+    text = "{% for i in range(200) %}{% set x = l|sort(reverse=true) %}{% endfor %}done"
+    context = {"l": _slow_list()}
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match="rendering took longer than 0.3 s"):
+        render(text, context)
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.8, f"the render ran {elapsed:.2f} s past a 0.3 s limit"
+    gaps = [b - a for a, b in zip([started, *yields], yields, strict=False)]
+    assert yields and max(gaps) < 0.2, f"other greenlets waited up to {max(gaps or [elapsed]):.2f} s"
+
+
+@pytest.mark.parametrize("name", ["sort", "list", "unique", "map('upper')", "select", "pprint", "dictsort",
+                                  "groupby('x')"])
+def test_heavy_filters_refuse_inputs_above_the_limit(name):
+    configure(max_bytes=10_000)
+    value = {str(i): i for i in range(5000)} if name == "dictsort" else [str(i) for i in range(5000)]
+    with pytest.raises(TemplateError, match=r"its input is more than render_max_bytes \(10000\)|would sort more"):
+        render(f"{{{{ l|{name}|list|length }}}}", {"l": value})
+    assert render("{{ l|length }}", {"l": value}) == "5000"  # counting is not copying
+
+
+def test_sorting_filters_refuse_too_many_items():
+    with pytest.raises(TemplateError, match=r"\|sort would sort more than 16384 items"):
+        render("{{ l|sort|length }}", {"l": list(range(100_000))})
+    with pytest.raises(TemplateError, match=r"\|unique would sort more than 16384 items"):
+        render("{{ range(100000)|map('string')|unique|list|length }}", {})
+    assert render("{{ l|sort|first }}", {"l": list(range(16_000, 0, -1))}) == "1"
+
+
+def test_limits_are_read_once_and_reset_by_configure(monkeypatch):
+    calls: list[str] = []
+    real = settings.get
+    monkeypatch.setattr(settings, "get", lambda name, value=None: calls.append(name) or real(name, value))
+    template = Template("{{ 'x' * 200 }}")
+    template.render({})
+    calls.clear()
+    for _ in range(3):
+        template.render({})
+    assert not [name for name in calls if name.startswith("render_")], calls
+    monkeypatch.setenv("MCPGW_RENDER_MAX_BYTES", "100")
+    assert len(template.render({})) == 200  # cached until configure()
+    configure()
+    with pytest.raises(TemplateError, match=r"render_max_bytes \(100\)"):
+        template.render({})
+    configure(max_bytes=1000)
+    assert len(template.render({})) == 200
 
 
 def test_lists_cannot_be_changed_in_place():
@@ -175,7 +300,9 @@ def test_a_hostile_template_does_not_stall_other_tenants(procs):
         revision = store.revision()
     finally:
         store.close()
-    gw = run_gateway(procs, url, revision=revision)
+    # A 4 s render bound: a stalled hub would hold the other tenant for ~4 s, far from the 1.5 s allowed,
+    # so a loaded machine cannot make a yielding gateway look stalled.
+    gw = run_gateway(procs, url, revision=revision, env={"MCPGW_RENDER_TIMEOUT": "4"})
     pid = procs.items[-1].popen.pid
     normal = gw.mcp_url()
     hostile = gw.mcp_url("/evil/mcp-hostile")
@@ -193,20 +320,20 @@ def test_a_hostile_template_does_not_stall_other_tenants(procs):
     thread = threading.Thread(target=spin, daemon=True)
     thread.start()
     answered_meanwhile = 0
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 20
     while thread.is_alive() and time.monotonic() < deadline:
         started = time.monotonic()
         result = _call(normal, normal_headers, "list_users", timeout=10)
         assert not result.get("isError"), result
-        assert time.monotonic() - started < 1.0, "a hostile template stalled another tenant's call"
+        assert time.monotonic() - started < 1.5, "a hostile template stalled another tenant's call"
         answered_meanwhile += thread.is_alive()
     thread.join(1)
     assert answered_meanwhile >= 2, "the other tenant's calls did not run while the hostile one did"
     assert not thread.is_alive(), "the hostile call did not finish within its bound"
     assert box["result"]["isError"] is True
     text = box["result"]["content"][0]["text"]
-    assert "tools[spin].requestBody" in text and "rendering took longer than 1 s" in text, text
-    assert box["seconds"] < 3.0
+    assert "tools[spin].requestBody" in text and "rendering took longer than 4 s" in text, text
+    assert box["seconds"] < 8.0
 
     huge = _call(hostile, hostile_headers, "huge", timeout=30)
     assert huge["isError"] is True
