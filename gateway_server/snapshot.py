@@ -140,6 +140,7 @@ class Route:
     sse_prefix: str
     digest: str  # changes when the visible tool list changes
     hidden: tuple[str, ...] = ()  # why upstream tools are not served (name collisions, invalid names)
+    cache: dict[str, Any] | None = None  # routers[].cache: ttlMs/readTtlMs of modern-era cache hints
     _by_version: dict[str, list] = field(default_factory=dict, compare=False, repr=False)
 
     def has(self, method: str) -> bool:
@@ -363,5 +364,5 @@ def _routes(key: str, content: dict[str, Any], by_name: dict[str, Any]) -> dict[
             backends=tuple(by_name[n] for n in names), tools=tools, tool_list=tuple(tool_list),
             prompts=prompts, cors=router.get("cors"), auth=router.get("auth"),
             sse_prefix=str(router.get("ssePrefix") or "").rstrip("/"), digest=_digest(tool_list),
-            hidden=tuple(hidden))
+            hidden=tuple(hidden), cache=router.get("cache"))
     return routes

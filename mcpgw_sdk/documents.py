@@ -83,9 +83,10 @@ _CORS = {"allowOrigins": _STRLIST, "allowMethods": _STRLIST, "allowHeaders": _ST
          "exposeHeaders": _STRLIST, "allowCredentials": _F("bool")}
 _AUTH = {"mode": _F("str", choices=AUTH_MODES), "issuer": _F("url"), "jwksUri": _F("url"),
          "audience": _F("strs"), "scopes": _F("strs")}
+_CACHE = {"ttlMs": _F("count"), "readTtlMs": _F("count")}  # modern-era cache hints (docs/eras.md)
 _ROUTER = {"server": _F("str"), "servers": _STRLIST, "prefix": _F("str", required=True),
            "ssePrefix": _F("str"), "cors": _F("obj", sub=_CORS), "auth": _F("obj", sub=_AUTH),
-           "disabled": _F("bool")}
+           "disabled": _F("bool"), "cache": _F("obj", sub=_CACHE)}
 _SERVER = {"name": _F("str", required=True), "description": _F("str"), "namespace": _F("str"),
            "allowedTools": _STRLIST, "deniedTools": _STRLIST, "toolPrefix": _F("str"),
            "config": _F("strmap", template=True)}

@@ -46,7 +46,9 @@ def test_official_client(shared_gateway, transport):
         async with _client(shared_gateway, transport) as client:
             # the modern probe must not cost the 10 s client timeout
             assert time.monotonic() - started < 5
-            assert client.protocol_version in ("2025-11-25", "2024-11-05")
+            # P/mcp is dual-era: auto mode settles on 2026-07-28 there; SSE stays legacy
+            expected = ("2026-07-28",) if transport == "http" else ("2025-11-25", "2024-11-05")
+            assert client.protocol_version in expected
             await _session_checks(client)
 
     asyncio.run(main())
@@ -152,7 +154,8 @@ def test_upstream_mcp_server_through_the_gateway(tmp_path, start_gateway):
         async def on_progress(value, total, message):
             progress.append(value)
 
-        async with Client(mcp_url, sampling_callback=sampling) as client:
+        # Progress streams and server→client requests are legacy-session features here (not yet modern).
+        async with Client(mcp_url, sampling_callback=sampling, mode="legacy") as client:
             names = [t.name for t in (await client.list_tools()).tools]
             assert "test_tool_with_progress" in names and "test_sampling" in names
             done = await client.call_tool("test_tool_with_progress", {}, progress_callback=on_progress)

@@ -149,9 +149,15 @@ def test_batches_only_for_2025_03_26(shared_gateway):
 
 
 def test_modern_probe_on_streamable_http(shared_gateway):
-    resp = post(shared_gateway, rpc("server/discover", {}), headers={"MCP-Protocol-Version": "2026-07-28"})
-    assert 400 <= resp.status_code < 500
-    assert resp.json()["error"]["code"] == -32601 and resp.json()["id"] == 1
+    # P/mcp is dual-era: the modern probe is served (tests/test_modern.py holds every rule).
+    modern = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "server/discover"}
+    bare = post(shared_gateway, rpc("server/discover", {}), headers=modern)
+    assert bare.status_code == 400 and bare.json()["error"]["code"] == -32602 and bare.json()["id"] == 1
+    envelope = {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}}}
+    resp = post(shared_gateway, rpc("server/discover", envelope), headers=modern)
+    assert resp.status_code == 200 and "Mcp-Session-Id" not in resp.headers
+    assert "2026-07-28" in resp.json()["result"]["supportedVersions"]
 
 
 def test_tools_call_rules(shared_gateway):

@@ -12,10 +12,13 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from mcpgw_sdk.client import McpError
+
 from ..backends import CallContext
-from . import jsonrpc, versions
+from . import jsonrpc, modern, versions
 from .jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError
 
 PAGE_SIZE = 100
@@ -100,8 +103,12 @@ def _validation_error(entry: Any, arguments: dict[str, Any]) -> str | None:
 
 
 def call_tool(route: Any, session: Any, params: dict[str, Any], ctx: CallContext,
-              observer: Observer | None = None, principal: Any = None) -> dict[str, Any]:
-    """Run ``tools/call``: look the tool up, validate and default the arguments, call its backend."""
+              observer: Observer | None = None, principal: Any = None, *, version: str | None = None,
+              ) -> dict[str, Any]:
+    """Run ``tools/call``: look the tool up, validate and default the arguments, call its backend.
+
+    The result is shaped for ``version`` (default: the session's negotiated version).
+    """
     name = params.get("name")
     if not isinstance(name, str):
         problem = "params.name: required" if name is None else "params.name: must be a string"
@@ -151,7 +158,7 @@ def call_tool(route: Any, session: Any, params: dict[str, Any], ctx: CallContext
             content = result.get("content") or [{}]
             text = str(content[0].get("text", ""))[:500]
         observer(route, entry, name, "error" if failed else "ok", elapsed, ctx, text)
-    return versions.adapt_result(result, session.protocol_version or versions.LATEST)
+    return versions.adapt_result(result, version or session.protocol_version or versions.LATEST)
 
 
 def initialize(route: Any, session: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -239,42 +246,196 @@ def _visible(route: Any, tools: list[dict[str, Any]], principal: Any) -> list[di
     return [t for t in tools if principal.allows(route.tools[t["name"]].server, t["name"])]
 
 
+@dataclass
+class Call:
+    """One request as its handler sees it: where it goes, who asks, in which protocol version."""
+
+    route: Any
+    session: Any  # the legacy session; ``None`` in the modern era (stateless)
+    params: dict[str, Any]
+    ctx: CallContext
+    version: str
+    observer: Observer | None = None
+    principal: Any = None
+
+
+Handler = Callable[[Call], dict[str, Any]]
+
+
+def _tools_list(call: Call) -> dict[str, Any]:
+    return _page(_visible(call.route, _tools_for(call.route, call.version), call.principal), call.params, "tools")
+
+
+def _tools_call(call: Call) -> dict[str, Any]:
+    return call_tool(call.route, call.session, call.params, call.ctx, call.observer, call.principal,
+                     version=call.version)
+
+
+def _resources_list(call: Call) -> dict[str, Any]:
+    _first(call.route, "list_resources")
+    return _gather(call.route, "list_resources", "resources", call.params)
+
+
+def _templates_list(call: Call) -> dict[str, Any]:
+    _first(call.route, "list_resources")
+    return _gather(call.route, "list_resource_templates", "resourceTemplates", call.params)
+
+
+def _subscription(verb: str) -> Handler:
+    def handler(call: Call) -> dict[str, Any]:
+        getattr(_first(call.route, verb), verb)(call.params.get("uri"), call.ctx)
+        return {}
+
+    return handler
+
+
+#: Methods both eras share, by name.
+_COMMON: dict[str, Handler] = {
+    "tools/list": _tools_list,
+    "tools/call": _tools_call,
+    "prompts/list": lambda call: _prompts_list(call.route, call.params),
+    "prompts/get": lambda call: versions.adapt_prompt(_prompts_get(call.route, call.params, call.ctx), call.version),
+    "resources/list": _resources_list,
+    "resources/templates/list": _templates_list,
+    "resources/read": lambda call: _read_resource(call.route, call.params, call.ctx),
+    "completion/complete": lambda call: _first(call.route, "complete").complete(call.params, call.ctx),
+}
+
+#: The handshake era (2024-11-05 … 2025-11-25): sessions, ``initialize``, ``ping``, subscriptions.
+LEGACY: dict[str, Handler] = {
+    **_COMMON,
+    "ping": lambda call: {},
+    "initialize": lambda call: initialize(call.route, call.session, call.params),
+    "resources/subscribe": _subscription("subscribe"),
+    "resources/unsubscribe": _subscription("unsubscribe"),
+    "logging/setLevel": lambda call: _set_level(call.route, call.session, call.params, call.ctx),
+}
+
+
 def handle_request(route: Any, session: Any, method: str, params: dict[str, Any], ctx: CallContext,
                    observer: Observer | None = None, principal: Any = None) -> dict[str, Any]:
-    """The result of one request; raises JsonRpcError for protocol errors.
+    """The result of one legacy-session request; raises JsonRpcError for protocol errors.
 
     ``principal`` (from :mod:`gateway_server.mcp_auth`) narrows the visible and callable tools.
     """
-    if method == "tools/call":
-        return call_tool(route, session, params, ctx, observer, principal)
-    if method == "tools/list":
-        tools = _tools_for(route, session.protocol_version or versions.LATEST)
-        return _page(_visible(route, tools, principal), params, "tools")
-    if method == "ping":
-        return {}
-    if method == "initialize":
-        return initialize(route, session, params)
-    if method == "prompts/list":
-        return _prompts_list(route, params)
-    if method == "prompts/get":
-        return versions.adapt_prompt(_prompts_get(route, params, ctx), session.protocol_version or versions.LATEST)
-    if method == "resources/list":
-        _first(route, "list_resources")
-        return _gather(route, "list_resources", "resources", params)
-    if method == "resources/templates/list":
-        _first(route, "list_resources")
-        return _gather(route, "list_resource_templates", "resourceTemplates", params)
+    handler = LEGACY.get(method)
+    if handler is None:
+        raise JsonRpcError(METHOD_NOT_FOUND, f"method not found: {method}")
+    return handler(Call(route, session, params, ctx, session.protocol_version or versions.LATEST, observer,
+                        principal))
+
+
+# -- the modern era (2026-07-28): stateless, one request at a time -------------------------------------
+
+#: Default cache lifetimes (``routers[].cache`` overrides them): lists and discover may be reused for a
+#: minute; a resource read is stale at once unless the router says otherwise.
+DEFAULT_TTL_MS = 60_000
+DEFAULT_READ_TTL_MS = 0
+#: Results that carry ``ttlMs``/``cacheScope``.
+CACHEABLE = frozenset({"server/discover", "tools/list", "prompts/list", "resources/list",
+                       "resources/templates/list", "resources/read"})
+
+
+def modern_capabilities(route: Any) -> dict[str, Any]:
+    """The capabilities ``server/discover`` declares: :func:`capabilities` minus what the modern era lacks here.
+
+    ``subscriptions/listen`` is not served yet, so no ``listChanged``/``subscribe`` flag is
+    declared; nor is ``logging`` (no request asks for log messages yet).
+    """
+    out: dict[str, Any] = {}
+    for key, value in capabilities(route).items():
+        if key == "logging":
+            continue
+        out[key] = {k: v for k, v in value.items() if k not in ("listChanged", "subscribe")} \
+            if isinstance(value, dict) else value
+    return out
+
+
+def cache_hints(route: Any, principal: Any, method: str) -> dict[str, Any]:
+    """``ttlMs`` and ``cacheScope`` for a cacheable result of ``method`` on ``route``.
+
+    ``private`` when the answer may depend on the caller: the router authenticates (the
+    principal may be scoped to some tools), or an upstream is connected per request with the
+    caller's headers. ``public`` otherwise. Every page of a list gets the same scope.
+    """
+    settings = getattr(route, "cache", None) or {}
     if method == "resources/read":
-        return _read_resource(route, params, ctx)
-    if method in ("resources/subscribe", "resources/unsubscribe"):
-        verb = method.split("/")[1]
-        getattr(_first(route, verb), verb)(params.get("uri"), ctx)
-        return {}
-    if method == "completion/complete":
-        return _first(route, "complete").complete(params, ctx)
-    if method == "logging/setLevel":
-        return _set_level(route, session, params, ctx)
-    raise JsonRpcError(METHOD_NOT_FOUND, f"method not found: {method}")
+        ttl = settings.get("readTtlMs", DEFAULT_READ_TTL_MS)
+    else:
+        ttl = settings.get("ttlMs", DEFAULT_TTL_MS)
+    per_caller = principal is not None or bool(route.auth and (route.auth.get("mode") or "none") != "none") \
+        or any(getattr(b, "per_request", False) for b in route.backends)
+    return {"ttlMs": int(ttl), "cacheScope": "private" if per_caller else "public"}
+
+
+def discover(call: Call) -> dict[str, Any]:
+    """Answer ``server/discover``: the versions and capabilities of this prefix."""
+    result: dict[str, Any] = {"supportedVersions": list(modern.SUPPORTED_VERSIONS),
+                              "capabilities": modern_capabilities(call.route)}
+    instructions = getattr(call.route, "instructions", None)
+    if instructions:
+        result["instructions"] = instructions
+    return result
+
+
+#: The modern era: no ``initialize``, ``ping``, ``logging/setLevel`` or ``resources/(un)subscribe``.
+MODERN: dict[str, Handler] = {"server/discover": discover, **_COMMON}
+#: The server capability a modern method needs; without it the method does not exist (-32601).
+_NEEDS = {"tools/list": "tools", "tools/call": "tools", "prompts/list": "prompts", "prompts/get": "prompts",
+          "resources/list": "resources", "resources/templates/list": "resources", "resources/read": "resources",
+          "completion/complete": "completions"}
+_INPUT_KINDS = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
+
+
+def _input_requests(ctx: CallContext, declared: dict[str, Any], missing: dict[str, Any]) -> None:
+    """Make ``ctx.request`` record what a backend asks of the client (modern clients get no server requests)."""
+
+    def request(method: str, params: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        kind = _INPUT_KINDS.get(method)
+        if kind is not None and kind not in declared:
+            missing[kind] = {}
+            raise McpError(modern.MISSING_CLIENT_CAPABILITY, f"the client did not declare the {kind} capability")
+        raise McpError(METHOD_NOT_FOUND, f"{method} is not forwarded to 2026-07-28 clients yet")
+
+    ctx.client_capabilities = declared
+    ctx.request = request
+
+
+def handle_modern(route: Any, envelope: modern.Envelope, method: str, params: dict[str, Any], ctx: CallContext,
+                  observer: Observer | None = None, principal: Any = None) -> dict[str, Any]:
+    """The result of one modern request (its envelope already checked); raises JsonRpcError.
+
+    Unknown and removed methods, and methods of a capability the prefix does not offer, are -32601.
+    A backend that needed a client capability the request did not declare makes it -32021.
+    """
+    handler = MODERN.get(method)
+    need = _NEEDS.get(method)
+    if handler is None or (need is not None and need not in modern_capabilities(route)):
+        raise JsonRpcError(METHOD_NOT_FOUND, f"method not found: {method}"
+                           + (" (removed in 2026-07-28)" if method in modern.REMOVED_METHODS else ""))
+    missing: dict[str, Any] = {}
+    _input_requests(ctx, envelope.client_capabilities, missing)
+    call = Call(route, None, modern.without_envelope(params), ctx, envelope.protocol_version, observer, principal)
+    result = handler(call)
+    if missing:
+        raise JsonRpcError(modern.MISSING_CLIENT_CAPABILITY,
+                           f"{method} needs client capabilities the request did not declare: {', '.join(missing)}",
+                           {"requiredCapabilities": missing})
+    result = modern.with_server_meta(result, SERVER_INFO)
+    if method in CACHEABLE:
+        result.update(cache_hints(route, principal, method))
+    return result
+
+
+def dispatch_modern(route: Any, message: dict[str, Any], envelope: modern.Envelope, ctx: CallContext,
+                    observer: Observer | None = None, principal: Any = None) -> dict[str, Any]:
+    """Answer one modern request with a JSON-RPC response (errors included, echoing the request id)."""
+    try:
+        value = handle_modern(route, envelope, message["method"], message.get("params") or {}, ctx, observer,
+                              principal)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON-RPC error in one place
+        return jsonrpc.error_response(message["id"], exc)
+    return jsonrpc.result(message["id"], value)
 
 
 def handle_notification(route: Any, session: Any, method: str, params: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 LATEST = HANDSHAKE_VERSIONS[-1]
 MODERN = "2026-07-28"
 _ORDER = {v: i for i, v in enumerate(HANDSHAKE_VERSIONS)}
+_RANK = {**_ORDER, MODERN: len(_ORDER)}  # the modern era has every field the newest handshake version has
 
 
 def negotiate(requested: Any) -> str:
@@ -27,8 +28,8 @@ def supported(version: str) -> bool:
 
 
 def at_least(version: str, minimum: str) -> bool:
-    """Whether ``version`` is ``minimum`` or newer (unknown versions count as the oldest)."""
-    return _ORDER.get(version, 0) >= _ORDER[minimum]
+    """Whether ``version`` is ``minimum`` or newer (unknown versions count as the oldest; 2026-07-28 the newest)."""
+    return _RANK.get(version, 0) >= _RANK[minimum]
 
 
 def allows_batch(version: str) -> bool:

@@ -2,7 +2,9 @@
 
 JSON responses by default (clients reject SSE events over 1 MiB and JSON is
 cheaper). Sessions come from the gateway's session store, so any process
-sharing that store can answer.
+sharing that store can answer. Each POST is routed to its era first
+(:func:`gateway_server.mcp.modern.is_modern`): legacy requests belong to a session,
+modern (2026-07-28) ones are served statelessly and never get a session.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import queue
 import time
 from typing import Any
 
-from ..mcp import core, jsonrpc, versions
-from ..mcp.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND, JsonRpcError
+from ..mcp import core, jsonrpc, modern, versions
+from ..mcp.jsonrpc import INVALID_REQUEST, JsonRpcError
 from ..sessions import Session, new_id
 from .base import (
     StartResponse,
@@ -28,6 +30,7 @@ from .base import (
     owner_of,
     pause,
     read_message,
+    request_headers,
     respond,
     respond_error,
     settled_route,
@@ -35,6 +38,7 @@ from .base import (
 )
 
 ALLOW = [("Allow", "GET, POST, DELETE, OPTIONS")]
+MODERN_ALLOW = [("Allow", "POST")]
 
 
 def handle(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse) -> Any:
@@ -45,6 +49,12 @@ def handle(gateway: Any, route: Any, environ: dict[str, Any], start_response: St
     method = environ["REQUEST_METHOD"]
     if method == "POST":
         return post(gateway, route, environ, start_response, principal)
+    if method in ("GET", "DELETE") and modern.is_modern(request_headers(environ), None):
+        # 2026-07-28 has no server stream and no session to delete: POST is the only method.
+        return respond_error(start_response, 405, INVALID_REQUEST,
+                             f"method {method} not allowed on {route.prefix}/mcp for protocol version "
+                             f"{environ.get('HTTP_MCP_PROTOCOL_VERSION')} (POST only)",
+                             headers=[*MODERN_ALLOW, *extra_headers(route, environ)])
     if method == "GET":
         return get(gateway, route, environ, start_response, principal)
     if method == "DELETE":
@@ -86,6 +96,8 @@ def post(gateway: Any, route: Any, environ: dict[str, Any], start_response: Star
     message, refused = read_message(gateway, environ, start_response, cors)
     if refused is not None:
         return refused
+    if modern.is_modern(request_headers(environ), message):
+        return _modern_post(gateway, route, environ, start_response, message, cors, principal, started)
     if isinstance(message, list):
         return _batch(gateway, route, environ, start_response, message, cors, principal)
     try:
@@ -94,14 +106,6 @@ def post(gateway: Any, route: Any, environ: dict[str, Any], start_response: Star
         return respond_error(start_response, 400, exc.code, exc.message, msg_id=exc.msg_id, headers=cors)
     if what == jsonrpc.REQUEST and message["method"] == "initialize":
         return _initialize(gateway, route, environ, start_response, message, cors, principal)
-    if what == jsonrpc.REQUEST and "HTTP_MCP_SESSION_ID" not in environ and (
-            message["method"] == "server/discover"
-            or environ.get("HTTP_MCP_PROTOCOL_VERSION") == versions.MODERN):
-        # The modern-era probe: a prompt 4xx with -32601 sends clients to initialize at once.
-        return respond_error(start_response, 400, METHOD_NOT_FOUND,
-                             f"method not found: {message['method']} (this server speaks the initialize "
-                             f"handshake, versions {', '.join(versions.HANDSHAKE_VERSIONS)})",
-                             msg_id=message["id"], headers=cors)
     refused = _version_error(environ, start_response, message.get("id"))
     if refused is not None:
         return refused
@@ -127,6 +131,39 @@ def post(gateway: Any, route: Any, environ: dict[str, Any], start_response: Star
         gateway.sessions.save(session)
     gateway.metrics.request_latency.observe(time.perf_counter() - started)
     return respond(start_response, 200, jsonrpc.dumps(reply), headers=cors)
+
+
+def _modern_post(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
+                 message: Any, cors: list, principal: Any, started: float) -> Any:
+    """A 2026-07-28 POST: one request checked and answered on its own, as JSON (no session, none minted)."""
+    if isinstance(message, list):
+        return respond_error(start_response, 400, INVALID_REQUEST,
+                             "invalid request: the body must be a single JSON-RPC request or notification "
+                             "(no batches in 2026-07-28)", headers=cors)
+    try:
+        what = jsonrpc.kind(message)
+    except JsonRpcError as exc:
+        return respond_error(start_response, 400, exc.code, exc.message, msg_id=exc.msg_id, headers=cors)
+    if what == jsonrpc.NOTIFICATION:
+        return respond(start_response, 202, headers=cors)
+    if what == jsonrpc.RESPONSE:
+        return respond_error(start_response, 400, INVALID_REQUEST, "invalid request: the server sent no request "
+                             "to answer (2026-07-28 servers send none)", msg_id=message.get("id"), headers=cors)
+    gateway.count_method(message["method"])
+    try:
+        envelope = modern.classify(message, request_headers(environ))
+    except JsonRpcError as exc:
+        reply = jsonrpc.error(exc.msg_id, exc.code, exc.message, exc.data)
+        return respond(start_response, modern.http_status(exc.code), jsonrpc.dumps(reply), headers=cors)
+    ctx = make_context(environ, None, backend_request_headers(route, environ))
+    ctx.protocol_version = envelope.protocol_version
+    if principal is not None:
+        ctx.user, ctx.key_id = principal.user, principal.key_id
+    if message["method"] == "tools/list":
+        route = settled_route(gateway, route)
+    reply = core.dispatch_modern(route, message, envelope, ctx, gateway.observe, principal)
+    gateway.metrics.request_latency.observe(time.perf_counter() - started)
+    return respond(start_response, modern.status_of(reply), jsonrpc.dumps(reply), headers=cors)
 
 
 def _may_notify(route: Any, message: dict[str, Any], environ: dict[str, Any]) -> bool:

@@ -1,0 +1,218 @@
+"""The MCP 2026-07-28 ("modern") era: era routing, the request envelope, header checks, HTTP statuses.
+
+IO-free, like the rest of :mod:`gateway_server.mcp`. A modern request carries its protocol
+version and client capabilities in ``params._meta`` on every request and repeats the version,
+the method and (for ``tools/call``, ``prompts/get``, ``resources/read``) the name in headers.
+:func:`classify` checks all of that in the order the spec's conformance suite expects and
+either returns the :class:`Envelope` or raises a :class:`~gateway_server.mcp.jsonrpc.JsonRpcError`;
+:func:`http_status` is the one place that maps a modern error code to its HTTP status.
+
+>>> decode_header_value("=?base64?SGVsbG8sIOS4lueVjA==?=")
+'Hello, 世界'
+>>> encode_header_value(" padded ")
+'=?base64?IHBhZGRlZCA=?='
+>>> is_modern({"mcp-protocol-version": "2026-07-28"}, {"method": "initialize"})
+True
+>>> is_modern({}, {"method": "initialize", "params": {}})
+False
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import versions
+from .jsonrpc import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, JsonRpcError
+
+HEADER_MISMATCH = -32020
+MISSING_CLIENT_CAPABILITY = -32021
+UNSUPPORTED_VERSION = -32022
+
+MODERN_VERSIONS = (versions.MODERN,)
+#: Every version a prefix serves, newest first: ``server/discover``'s ``supportedVersions`` and
+#: the ``data.supported`` of -32022 are this same list.
+SUPPORTED_VERSIONS = (*MODERN_VERSIONS, *reversed(versions.HANDSHAKE_VERSIONS))
+
+PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
+CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
+SERVER_INFO = "io.modelcontextprotocol/serverInfo"
+RESERVED_PREFIX = "io.modelcontextprotocol/"
+
+VERSION_HEADER = "mcp-protocol-version"
+METHOD_HEADER = "mcp-method"
+NAME_HEADER = "mcp-name"
+#: Methods whose ``Mcp-Name`` header repeats a body field.
+NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+#: Legacy methods the 2026-07-28 revision removed: with the modern envelope they are unknown (404).
+REMOVED_METHODS = frozenset({"initialize", "ping", "logging/setLevel", "resources/subscribe",
+                             "resources/unsubscribe"})
+
+# The spec's MUSTs (400 for envelope, header, version and capability errors; 404 for unknown
+# methods) and the SDK's 400 for malformed messages. Anything else, an internal error included, is
+# a JSON-RPC error in a 200 answer, as the official SDK does.
+_HTTP_STATUS = {PARSE_ERROR: 400, INVALID_REQUEST: 400, INVALID_PARAMS: 400, HEADER_MISMATCH: 400,
+                MISSING_CLIENT_CAPABILITY: 400, UNSUPPORTED_VERSION: 400, METHOD_NOT_FOUND: 404}
+
+_PLAIN = re.compile(r"^[\x20-\x7E]*$")
+_SENTINEL = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$", re.DOTALL)
+
+
+def http_status(code: int) -> int:
+    """The HTTP status of a modern answer whose JSON-RPC error has ``code`` (200 when unmapped)."""
+    return _HTTP_STATUS.get(code, 200)
+
+
+def status_of(reply: Mapping[str, Any]) -> int:
+    """The HTTP status of a modern JSON-RPC response: 200 for a result, else :func:`http_status`."""
+    error = reply.get("error")
+    return http_status(error.get("code")) if isinstance(error, Mapping) else 200
+
+
+def encode_header_value(value: str) -> str:
+    """``value`` as an HTTP header value: as is when plain printable ASCII, else ``=?base64?…?=``."""
+    if _PLAIN.match(value) and value == value.strip() and not _SENTINEL.match(value):
+        return value
+    return "=?base64?" + base64.b64encode(value.encode()).decode() + "?="
+
+
+def decode_header_value(value: str) -> str | None:
+    """The text of a header value, decoding ``=?base64?…?=`` strictly; ``None`` when malformed.
+
+    Strict means: valid, canonical base64 of valid UTF-8 (re-encoding gives the same payload).
+    """
+    match = _SENTINEL.match(value)
+    if match is None:
+        return value
+    payload = match.group("payload")
+    try:
+        raw = base64.b64decode(payload, validate=True)
+        if base64.b64encode(raw).decode() != payload:
+            return None
+        return raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _meta_of(message: Any) -> Any:
+    params = message.get("params") if isinstance(message, dict) else None
+    return params.get("_meta") if isinstance(params, dict) else None
+
+
+def is_modern(headers: Mapping[str, str], body: Any) -> bool:
+    """Whether a ``P/mcp`` request belongs to the modern era (decided before its method is looked at).
+
+    ``headers`` have lower-case names. A ``MCP-Protocol-Version`` header naming anything but a
+    legacy version means modern. Otherwise a body whose ``params._meta`` carries the modern
+    protocol version key is modern. A request of a legacy session (``Mcp-Session-Id``) stays
+    legacy unless its body carries that key, whatever its version header says (the session
+    answers an unknown version with its own 400). Everything else is legacy.
+    """
+    items = body if isinstance(body, list) else [body]
+    enveloped = any(isinstance(meta, dict) and PROTOCOL_VERSION in meta for meta in map(_meta_of, items))
+    if headers.get("mcp-session-id") and not enveloped:
+        return False
+    version = headers.get(VERSION_HEADER)
+    return bool(version and not versions.supported(version)) or enveloped
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What a valid modern request declared about itself in ``params._meta``."""
+
+    protocol_version: str
+    client_capabilities: dict[str, Any] = field(default_factory=dict)
+    client_info: dict[str, Any] = field(default_factory=dict)
+
+
+def _mismatch(message: str, msg_id: Any) -> JsonRpcError:
+    return JsonRpcError(HEADER_MISMATCH, f"Header mismatch: {message}", msg_id=msg_id)
+
+
+def classify(message: dict[str, Any], headers: Mapping[str, str]) -> Envelope:
+    """Check a modern request's envelope and headers; return its :class:`Envelope`.
+
+    ``message`` is a JSON-RPC request (already checked by :func:`jsonrpc.kind`); ``headers``
+    have lower-case names. The first failing rung wins, in this order:
+    ``_meta`` fields (-32602), ``MCP-Protocol-Version``/``Mcp-Method``/``Mcp-Name`` (-32020),
+    the version itself (-32022 with ``data: {supported, requested}``).
+    """
+    msg_id = message.get("id")
+    meta = _meta_of(message)
+    if not isinstance(meta, dict):
+        raise JsonRpcError(INVALID_PARAMS, f"params._meta must be an object carrying the required "
+                           f"{PROTOCOL_VERSION!r} and {CLIENT_CAPABILITIES!r}", msg_id=msg_id)
+    missing = [key for key in (PROTOCOL_VERSION, CLIENT_CAPABILITIES) if key not in meta]
+    if missing:
+        raise JsonRpcError(INVALID_PARAMS, "params._meta is missing the required envelope key(s): "
+                           + ", ".join(missing), msg_id=msg_id)
+    version = meta[PROTOCOL_VERSION]
+    header = headers.get(VERSION_HEADER)
+    if header is None:
+        raise _mismatch("the MCP-Protocol-Version header is required", msg_id)
+    if header != version:
+        raise _mismatch(f"MCP-Protocol-Version header value {header!r} does not match body value {version!r}",
+                        msg_id)
+    method = message["method"]
+    if headers.get(METHOD_HEADER) != method:
+        sent = headers.get(METHOD_HEADER)
+        raise _mismatch("the Mcp-Method header is required" if sent is None
+                        else f"Mcp-Method header value {sent!r} does not match body value {method!r}", msg_id)
+    field_name = NAME_BEARING.get(method)
+    if field_name is not None:
+        wanted = (message.get("params") or {}).get(field_name)
+        if wanted is not None:
+            sent = headers.get(NAME_HEADER)
+            if sent is None:
+                raise _mismatch(f"the Mcp-Name header is required for {method}", msg_id)
+            decoded = decode_header_value(sent)
+            if decoded is None:
+                raise _mismatch(f"Mcp-Name header value {sent!r} is not valid =?base64?…?= encoding", msg_id)
+            if decoded != wanted:
+                raise _mismatch(f"Mcp-Name header value {decoded!r} does not match body value {wanted!r}",
+                                msg_id)
+    if not isinstance(version, str):
+        raise JsonRpcError(INVALID_PARAMS, f"params._meta[{PROTOCOL_VERSION!r}] must be a string", msg_id=msg_id)
+    if version not in MODERN_VERSIONS:
+        raise JsonRpcError(UNSUPPORTED_VERSION, f"Unsupported protocol version {version!r}",
+                           {"supported": list(SUPPORTED_VERSIONS), "requested": version}, msg_id=msg_id)
+    capabilities = meta[CLIENT_CAPABILITIES]
+    if not isinstance(capabilities, dict):
+        raise JsonRpcError(INVALID_PARAMS, f"params._meta[{CLIENT_CAPABILITIES!r}] must be an object",
+                           msg_id=msg_id)
+    info = meta.get(CLIENT_INFO)
+    return Envelope(version, capabilities, info if isinstance(info, dict) else {})
+
+
+def without_envelope(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` without the reserved ``io.modelcontextprotocol/*`` ``_meta`` keys (never passed to backends).
+
+    >>> without_envelope({"name": "t", "_meta": {PROTOCOL_VERSION: "2026-07-28", "progressToken": 1}})
+    {'name': 't', '_meta': {'progressToken': 1}}
+    """
+    meta = params.get("_meta")
+    if not isinstance(meta, dict):
+        return params
+    rest = {k: v for k, v in params.items() if k != "_meta"}
+    kept = {k: v for k, v in meta.items() if not str(k).startswith(RESERVED_PREFIX)}
+    if kept:
+        rest["_meta"] = kept
+    return rest
+
+
+def with_server_meta(result: dict[str, Any], server_info: dict[str, Any]) -> dict[str, Any]:
+    """``result`` as a modern complete result: ``resultType`` and serverInfo in ``_meta``.
+
+    Reserved ``io.modelcontextprotocol/*`` keys a backend put in ``_meta`` are dropped: the
+    gateway sets its own at each hop.
+    """
+    meta = result.get("_meta")
+    own = {k: v for k, v in meta.items() if not str(k).startswith(RESERVED_PREFIX)} \
+        if isinstance(meta, dict) else {}
+    own[SERVER_INFO] = server_info
+    return {**result, "resultType": result.get("resultType") or "complete", "_meta": own}
