@@ -296,6 +296,9 @@ def test_close_ends_local_streams(redis_store):
     store.save(s)
     reader = Reader(store, s.id, timeout=30)
     subscribed(store, s.id)
+    # The listener is subscribed before its constructor's last Redis call returns: wait for it, or close()
+    # would pull the connection from under that call.
+    wait_for(lambda: reader.listener is not None, what="the listener constructed")
     store.close()
     assert reader.done.wait(5)
 
