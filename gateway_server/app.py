@@ -46,7 +46,34 @@ _KNOWN_METHODS = frozenset({
     "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
     "resources/read", "resources/templates/list", "resources/subscribe", "resources/unsubscribe",
     "completion/complete", "logging/setLevel", "notifications/initialized", "notifications/cancelled",
-    "notifications/progress", "notifications/roots/list_changed", "server/discover", "response"})
+    "notifications/progress", "notifications/roots/list_changed", "server/discover", "subscriptions/listen",
+    "response"})
+
+
+_LISTEN_FLAGS = {"tools": "toolsListChanged", "prompts": "promptsListChanged", "resources": "resourcesListChanged"}
+CLOSED = object()
+
+
+class Listener:
+    """One ``subscriptions/listen`` stream: its id, the honoured filter, and the queue its body reads."""
+
+    def __init__(self, prefix: str, subscription_id: Any, accepted: dict[str, Any]):
+        self.prefix = prefix
+        self.subscription_id = subscription_id
+        self.accepted = accepted
+        self.queue: queue.Queue = queue.Queue()
+
+    def changed(self, kind: str) -> bool:
+        """Queue ``notifications/<kind>/list_changed`` when the client asked for it."""
+        if not self.accepted.get(_LISTEN_FLAGS.get(kind, "")):
+            return False
+        self.queue.put({"jsonrpc": "2.0", "method": f"notifications/{kind}/list_changed",
+                        "params": {"_meta": {"io.modelcontextprotocol/subscriptionId": self.subscription_id}}})
+        return True
+
+    def close(self) -> None:
+        """End the stream gracefully: the body sends the listen request's result, then ends."""
+        self.queue.put(CLOSED)
 
 
 class Gateway:
@@ -82,6 +109,8 @@ class Gateway:
         self._tool_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._auth_cache: dict[Any, tuple[Any, Any]] = {}
         self._pending: dict[tuple[str, str], queue.Queue] = {}
+        self._listeners: dict[str, set[Listener]] = {}
+        self._listeners_lock = threading.Lock()
         self._client_ids = itertools.count(1)
 
     # -- request helpers ----------------------------------------------------
@@ -178,12 +207,75 @@ class Gateway:
         waiter.put(message)
         return True
 
-    def spawn(self, func: Callable[..., Any], *args: Any) -> None:
-        """Run ``func`` concurrently: a greenlet when gevent patched threading, else a daemon thread."""
+    def spawn(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run ``func`` concurrently: a greenlet when gevent patched threading, else a daemon thread; return it."""
         if _gevent_spawn is not None:
-            _gevent_spawn(func, *args)
+            return _gevent_spawn(func, *args)
+        thread = threading.Thread(target=func, args=args, daemon=True)
+        thread.start()
+        return thread
+
+    def abandon(self, route: Any, ctx: Any, worker: Any, *, tool: str | None = None,
+                reason: str = "the client closed the response stream") -> None:
+        """Cancel a modern request whose client closed its stream.
+
+        Upstreams that know the call (by ``ctx.request_id``) send ``notifications/cancelled`` and
+        stop waiting for it. Otherwise the call's greenlet is killed, which abandons a REST call
+        mid-flight; a request that may involve an upstream the gateway could not cancel is left to
+        end on its own (killing it could cut an upstream message in half).
+        """
+        self.metrics.cancelled.inc()
+        told = False
+        for backend in route.backends:
+            if hasattr(backend, "cancel"):
+                try:
+                    told = bool(backend.cancel(ctx.request_id, session_id=ctx.session_id, reason=reason)) or told
+                except Exception:  # noqa: BLE001
+                    log.exception("cancelling an upstream call failed")
+        if told or not hasattr(worker, "kill"):
             return
-        threading.Thread(target=func, args=args, daemon=True).start()
+        entry = route.tools.get(tool) if tool is not None else None
+        backends = [entry.backend] if entry is not None else list(route.backends)
+        if not any(hasattr(b, "cancel") for b in backends):
+            worker.kill(block=False)
+
+    # -- subscriptions/listen streams of this process ----------------------
+    def listen(self, prefix: str, subscription_id: Any, accepted: dict[str, Any]) -> Listener:
+        """Register a ``subscriptions/listen`` stream of ``prefix`` (this worker's own, no Redis)."""
+        listener = Listener(prefix, subscription_id, accepted)
+        with self._listeners_lock:
+            self._listeners.setdefault(prefix, set()).add(listener)
+        self.metrics.streams.inc()
+        return listener
+
+    def unlisten(self, listener: Listener) -> None:
+        """Forget a listen stream (its client closed it, or it was closed)."""
+        with self._listeners_lock:
+            held = self._listeners.get(listener.prefix)
+            if held is not None and listener in held:
+                held.discard(listener)
+                if not held:
+                    del self._listeners[listener.prefix]
+                self.metrics.streams.dec()
+
+    def listened_prefixes(self) -> list[str]:
+        """Prefixes with at least one listen stream here."""
+        with self._listeners_lock:
+            return list(self._listeners)
+
+    def announce(self, prefix: str, kind: str) -> int:
+        """Send ``notifications/<kind>/list_changed`` to the listen streams of ``prefix`` that asked; return how many."""
+        with self._listeners_lock:
+            held = list(self._listeners.get(prefix, ()))
+        return sum(1 for listener in held if listener.changed(kind))
+
+    def close_listeners(self, prefix: str | None = None) -> int:
+        """End listen streams gracefully (all, or those of ``prefix``): each gets its final result."""
+        with self._listeners_lock:
+            held = [lst for p, group in self._listeners.items() if prefix is None or p == prefix for lst in group]
+        for listener in held:
+            listener.close()
+        return len(held)
 
     def stream(self, session_id: str, *, first: bytes, end_session: Any = None) -> Iterator[bytes]:
         """The SSE body of a session's stream: ``first``, then messages and heartbeat comments."""
@@ -244,6 +336,7 @@ class Gateway:
         """Stop polling, flush audit records, close backends and the store."""
         if self.reloader is not None:
             self.reloader.stop()
+        self.close_listeners()
         if self.audit is not None:
             self.audit.stop()
         for backend in self.snapshot.backends.values():

@@ -145,6 +145,7 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
         def get_environ(self):
             environ = super().get_environ()
             self.wsgi_input.__class__ = DeadlineInput
+            environ["mcpgw.socket"] = self.socket  # modern requests watch it for a client that hung up
             return environ
 
         def run_application(self):
@@ -193,6 +194,7 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
 
     def shutdown(*_):
         log.info("shutting down")
+        app.gateway.close_listeners()  # subscriptions/listen streams get their final result first
         server.stop(timeout=2)
 
     gevent.signal_handler(signal.SIGTERM, shutdown)

@@ -25,6 +25,8 @@ class Metrics:
                                          buckets=_BUCKETS, registry=r)
         self.sessions = Gauge("mcpgw_open_sessions", "Open MCP sessions.", registry=r)
         self.streams = Gauge("mcpgw_open_streams", "Open SSE and GET streams.", registry=r)
+        self.cancelled = Counter("mcpgw_cancelled_requests_total",
+                                 "Modern requests cancelled because the client closed the response stream.", registry=r)
         self.reloads = Counter("mcpgw_reloads_total", "Config reloads by outcome.", ["outcome"], registry=r)
         self.revision = Gauge("mcpgw_config_revision", "Config revision being served.", registry=r)
         self.audit_dropped = Counter("mcpgw_audit_dropped_total", "Audit records dropped (queue full or write failed).",

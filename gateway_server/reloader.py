@@ -142,6 +142,7 @@ class Reloader:
         if hasattr(self.gateway, "end_orphaned_sessions"):  # a removed or disabled router's sessions end now
             self.gateway.end_orphaned_sessions(current, new)
         self.notify_changes(new)
+        self.notify_listeners(current, new)
 
     def _listen(self, snapshot: Any) -> None:
         for backend in snapshot.backends.values():
@@ -165,6 +166,9 @@ class Reloader:
             return
         snapshot = self.gateway.snapshot
         prefixes = {p for p, route in snapshot.routes.items() if any(b is backend for b in route.backends)}
+        if hasattr(self.gateway, "announce"):
+            for prefix in prefixes:
+                self.gateway.announce(prefix, kind.split("_")[0])
         for session in self.gateway.sessions.list():
             if session.prefix in prefixes:
                 self.gateway.sessions.deliver(session.id, {"jsonrpc": "2.0", "method": method})
@@ -215,6 +219,32 @@ class Reloader:
             if sessions.deliver(session.id, LIST_CHANGED):
                 sent += 1
         return sent
+
+    def notify_listeners(self, old: Any, new: Any) -> int:
+        """Tell this process's ``subscriptions/listen`` streams what a swap changed; return how many were told.
+
+        A prefix that is no longer served ends its streams gracefully. Otherwise each kind (tools,
+        prompts, resources) whose offer differs between the snapshots is announced once per stream
+        that asked for it.
+        """
+        if not hasattr(self.gateway, "listened_prefixes"):
+            return 0
+        from .mcp.core import offer_fingerprint
+
+        told = 0
+        old_names = {id(b): key for key, b in old.backends.items()}
+        new_names = {id(b): key for key, b in new.backends.items()}
+        for prefix in self.gateway.listened_prefixes():
+            before, after = old.routes.get(prefix), new.routes.get(prefix)
+            if after is None:
+                self.gateway.close_listeners(prefix)
+                continue
+            if before is None:
+                continue
+            for kind in ("tools", "prompts", "resources"):
+                if offer_fingerprint(before, kind, old_names) != offer_fingerprint(after, kind, new_names):
+                    told += self.gateway.announce(prefix, kind)
+        return told
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

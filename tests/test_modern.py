@@ -157,7 +157,9 @@ def test_discover_on_an_open_prefix(env):
     assert "Mcp-Session-Id" not in resp.headers
     result = resp.json()["result"]
     assert result["resultType"] == "complete" and result["supportedVersions"] == SUPPORTED
-    assert result["capabilities"] == {"tools": {}, "prompts": {}}  # REST tools and the document's prompts
+    # REST tools and the document's prompts; list changes come through subscriptions/listen, logs per request.
+    assert result["capabilities"] == {"tools": {"listChanged": True}, "prompts": {"listChanged": True},
+                                      "logging": {}}
     assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcpgw"
     assert result["ttlMs"] == 60000 and result["cacheScope"] == "public"
 
@@ -166,8 +168,8 @@ def test_discover_without_client_info_and_on_an_upstream_prefix(env):
     envelope = {**CAPS, "io.modelcontextprotocol/protocolVersion": V}
     result = send(env.url(UPSTREAM), body("server/discover", envelope=envelope)).json()["result"]
     caps = result["capabilities"]
-    assert {"tools", "prompts", "resources", "completions"} <= set(caps) and "logging" not in caps
-    assert "listChanged" not in caps["tools"] and "subscribe" not in caps["resources"]
+    assert {"tools", "prompts", "resources", "completions", "logging"} <= set(caps)
+    assert caps["tools"]["listChanged"] and caps["resources"]["subscribe"] is False  # no per-resource updates
 
 
 @pytest.mark.parametrize("case", ["no_meta", "no_version", "no_caps"])
@@ -213,7 +215,7 @@ def test_base64_mcp_name_matches(env):
 
 
 @pytest.mark.parametrize("method", ["initialize", "ping", "logging/setLevel", "resources/subscribe",
-                                    "resources/unsubscribe", "unknown/method", "subscriptions/listen",
+                                    "resources/unsubscribe", "unknown/method",
                                     "completion/complete", "resources/read"])
 def test_removed_unknown_and_unoffered_methods_are_404(env, method):
     params = {"uri": "test://static-text"} if method.startswith("resources/") else {}

@@ -40,6 +40,7 @@ class CallContext:
     deadline: float | None = None
     request: Callable[..., dict[str, Any]] | None = None
     client_capabilities: dict[str, Any] = field(default_factory=dict)
+    log_level: str | None = None  # a modern request's ``io.modelcontextprotocol/logLevel`` (no logs when None)
 
 
 class Backend(Protocol):

@@ -337,18 +337,47 @@ CACHEABLE = frozenset({"server/discover", "tools/list", "prompts/list", "resourc
 
 
 def modern_capabilities(route: Any) -> dict[str, Any]:
-    """The capabilities ``server/discover`` declares: :func:`capabilities` minus what the modern era lacks here.
+    """The capabilities ``server/discover`` declares: :func:`capabilities`, as the modern era serves them.
 
-    ``subscriptions/listen`` is not served yet, so no ``listChanged``/``subscribe`` flag is
-    declared; nor is ``logging`` (no request asks for log messages yet).
+    ``listChanged`` is served through ``subscriptions/listen``; per-resource updates
+    (``resources.subscribe``) are not, so that flag is always false here.
     """
     out: dict[str, Any] = {}
     for key, value in capabilities(route).items():
-        if key == "logging":
-            continue
-        out[key] = {k: v for k, v in value.items() if k not in ("listChanged", "subscribe")} \
-            if isinstance(value, dict) else value
+        if key == "resources" and isinstance(value, dict):
+            value = {**value, "subscribe": False}
+        out[key] = dict(value) if isinstance(value, dict) else value
     return out
+
+
+#: ``subscriptions/listen`` filter keys -> the capability that must be offered for them to be honoured.
+LISTEN_KINDS = {"toolsListChanged": "tools", "promptsListChanged": "prompts", "resourcesListChanged": "resources"}
+
+
+def listen_filter(route: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The honoured subset of a ``subscriptions/listen`` filter; raises -32602 for a malformed one.
+
+    Kinds the prefix does not offer, ``false`` flags and ``resourceSubscriptions`` (per-resource
+    updates are not served) are left out, as the acknowledgement must.
+    """
+    wanted = params.get("notifications")
+    if not isinstance(wanted, dict):
+        raise JsonRpcError(INVALID_PARAMS, "subscriptions/listen: params.notifications must be an object")
+    offered = modern_capabilities(route)
+    return {key: True for key, cap in LISTEN_KINDS.items() if wanted.get(key) is True and cap in offered}
+
+
+def offer_fingerprint(route: Any, kind: str, names: dict[int, str]) -> str:
+    """What a prefix offers of ``kind`` (tools, prompts, resources) as a comparable string.
+
+    ``names`` maps ``id(backend)`` to the backend's definition hash in its snapshot (stable
+    across reloads that keep the backend). Upstream list changes arrive as backend events instead.
+    """
+    if kind == "tools":
+        return route.digest
+    method = "list_prompts" if kind == "prompts" else "list_resources"
+    own = json.dumps(route.prompts, sort_keys=True, default=str) if kind == "prompts" else ""
+    return own + "|" + ",".join(names.get(id(b), str(id(b))) for b in route.backends if hasattr(b, method))
 
 
 def cache_hints(route: Any, principal: Any, method: str) -> dict[str, Any]:

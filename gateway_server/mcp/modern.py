@@ -42,6 +42,10 @@ PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
 CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
 CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
 SERVER_INFO = "io.modelcontextprotocol/serverInfo"
+LOG_LEVEL = "io.modelcontextprotocol/logLevel"
+SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+#: RFC 5424 severities, lowest first (``notifications/message`` levels).
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 RESERVED_PREFIX = "io.modelcontextprotocol/"
 
 VERSION_HEADER = "mcp-protocol-version"
@@ -128,6 +132,7 @@ class Envelope:
     protocol_version: str
     client_capabilities: dict[str, Any] = field(default_factory=dict)
     client_info: dict[str, Any] = field(default_factory=dict)
+    log_level: str | None = None  # ``_meta["io.modelcontextprotocol/logLevel"]``: no log messages without it
 
 
 def _mismatch(message: str, msg_id: Any) -> JsonRpcError:
@@ -185,8 +190,35 @@ def classify(message: dict[str, Any], headers: Mapping[str, str]) -> Envelope:
     if not isinstance(capabilities, dict):
         raise JsonRpcError(INVALID_PARAMS, f"params._meta[{CLIENT_CAPABILITIES!r}] must be an object",
                            msg_id=msg_id)
+    level = meta.get(LOG_LEVEL)
+    if level is not None and level not in LOG_LEVELS:
+        raise JsonRpcError(INVALID_PARAMS, f"params._meta[{LOG_LEVEL!r}] must be one of {', '.join(LOG_LEVELS)}",
+                           msg_id=msg_id)
     info = meta.get(CLIENT_INFO)
-    return Envelope(version, capabilities, info if isinstance(info, dict) else {})
+    return Envelope(version, capabilities, info if isinstance(info, dict) else {}, level)
+
+
+def relates(envelope: Envelope, note: Mapping[str, Any]) -> bool:
+    """Whether a backend's notification may go on the request's own stream.
+
+    Progress (the backend already carries the client's own token) always; ``notifications/message``
+    only when the request set a log level and the message is at or above it; nothing else (the
+    stream carries only what relates to its request).
+
+    >>> relates(Envelope("2026-07-28"), {"method": "notifications/message", "params": {"level": "error"}})
+    False
+    >>> relates(Envelope("2026-07-28", log_level="info"), {"method": "notifications/message",
+    ...                                                     "params": {"level": "debug"}})
+    False
+    """
+    method = note.get("method")
+    if method == "notifications/progress":
+        return True
+    if method != "notifications/message" or envelope.log_level is None:
+        return False
+    level = (note.get("params") or {}).get("level")
+    rank = LOG_LEVELS.index(level) if level in LOG_LEVELS else len(LOG_LEVELS) - 1
+    return rank >= LOG_LEVELS.index(envelope.log_level)
 
 
 def without_envelope(params: dict[str, Any]) -> dict[str, Any]:

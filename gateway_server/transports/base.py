@@ -220,6 +220,28 @@ def settled_route(gateway: Any, route: Any, *, limit: float = FIRST_CONNECT_WAIT
         time.sleep(0.05)  # the upstream connects in its own thread; this request just waits its turn
 
 
+def client_gone(environ: dict[str, Any]) -> bool:
+    """Whether the client of this request closed its connection (checked without blocking or reading data).
+
+    Needs the connection's socket in the environ (``mcpgw.socket`` from ``mcpgw serve``,
+    ``gunicorn.socket`` from gunicorn); ``False`` when the server gives none.
+    """
+    import select
+    import socket
+
+    sock = environ.get("mcpgw.socket") or environ.get("gunicorn.socket")
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
+SSE_HEADERS = (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"))
+
+
 def sse_event(message: Any, event: str = "message") -> bytes:
     """One SSE event carrying a JSON-RPC message."""
     return b"event: " + event.encode() + b"\ndata: " + jsonrpc.dumps(message) + b"\n\n"

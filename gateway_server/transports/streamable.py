@@ -9,6 +9,7 @@ modern (2026-07-28) ones are served statelessly and never get a session.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import time
 from typing import Any
@@ -17,10 +18,12 @@ from ..mcp import core, jsonrpc, modern, versions
 from ..mcp.jsonrpc import INVALID_REQUEST, JsonRpcError
 from ..sessions import Session, new_id
 from .base import (
+    SSE_HEADERS,
     StartResponse,
     admit,
     attach,
     backend_request_headers,
+    client_gone,
     create_session,
     extra_headers,
     forbidden_session,
@@ -155,15 +158,143 @@ def _modern_post(gateway: Any, route: Any, environ: dict[str, Any], start_respon
     except JsonRpcError as exc:
         reply = jsonrpc.error(exc.msg_id, exc.code, exc.message, exc.data)
         return respond(start_response, modern.http_status(exc.code), jsonrpc.dumps(reply), headers=cors)
+    if message["method"] == "subscriptions/listen":
+        return _listen(gateway, route, environ, start_response, message, cors)
     ctx = make_context(environ, None, backend_request_headers(route, environ))
     ctx.protocol_version = envelope.protocol_version
+    ctx.request_id = f"modern-{next(_modern_ids)}"  # unique in this process: upstreams map cancellations by it
     if principal is not None:
         ctx.user, ctx.key_id = principal.user, principal.key_id
     if message["method"] == "tools/list":
         route = settled_route(gateway, route)
+    if message["method"] in _MODERN_STREAMED:
+        return _modern_streamed(gateway, route, environ, start_response, message, envelope, ctx, principal, cors)
     reply = core.dispatch_modern(route, message, envelope, ctx, gateway.observe, principal)
     gateway.metrics.request_latency.observe(time.perf_counter() - started)
     return respond(start_response, modern.status_of(reply), jsonrpc.dumps(reply), headers=cors)
+
+
+_modern_ids = itertools.count(1)
+#: Modern methods that call a backend: they may notify (progress, logs) and are cancelled when the client hangs up.
+_MODERN_STREAMED = frozenset({"tools/call", "prompts/get", "resources/read", "completion/complete"})
+#: How often a waiting modern request checks whether its client hung up.
+WATCH_INTERVAL = 0.2
+#: How often an idle ``subscriptions/listen`` stream checks whether its client hung up.
+LISTEN_WATCH = 1.0
+
+
+def _modern_streamed(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
+                     message: dict[str, Any], envelope: modern.Envelope, ctx: Any, principal: Any,
+                     cors: list) -> Any:
+    """Run a modern request beside its answer: JSON (with its mapped status) when it ends before notifying,
+    else an SSE stream of its notifications and then its response. A client that closes the connection
+    (before or during the stream) cancels the request (:meth:`Gateway.abandon`)."""
+    events: queue.Queue = queue.Queue()
+    wants_sse = "text/event-stream" in environ.get("HTTP_ACCEPT", "")
+
+    def notify(note: dict[str, Any]) -> None:
+        if wants_sse and modern.relates(envelope, note):
+            events.put(note)
+
+    ctx.notify = notify
+    ctx.log_level = envelope.log_level  # a modern upstream hop may ask its server for the same level
+
+    def work():
+        try:
+            reply = core.dispatch_modern(route, message, envelope, ctx, gateway.observe, principal)
+        except BaseException as exc:  # noqa: BLE001 - the waiter must always get an answer (a kill included)
+            reply = jsonrpc.error_response(message["id"], exc)
+        events.put((_DONE, reply))
+
+    worker = gateway.spawn(work)
+    tool = (message.get("params") or {}).get("name") if message["method"] == "tools/call" else None
+
+    def next_event(heartbeat: float | None = None) -> Any:
+        """The next event; ``None`` once the client hung up; ``b""`` when ``heartbeat`` seconds passed."""
+        waited = 0.0
+        while True:
+            try:
+                return events.get(timeout=WATCH_INTERVAL)
+            except queue.Empty:
+                if client_gone(environ):
+                    gateway.abandon(route, ctx, worker, tool=tool)
+                    return None
+                waited += WATCH_INTERVAL
+                if heartbeat is not None and waited >= heartbeat:
+                    return b""
+
+    first = next_event()
+    if first is None:  # nobody reads this answer: the connection is closed after it
+        return respond_error(start_response, 200, -32800, "request cancelled: the client closed the connection",
+                         msg_id=message["id"], headers=[("Connection", "close"), *cors])
+    if isinstance(first, tuple) and first[0] is _DONE:
+        return respond(start_response, modern.status_of(first[1]), jsonrpc.dumps(first[1]), headers=cors)
+    start_response("200 OK", [*SSE_HEADERS, *cors])
+
+    def stream():
+        item, finished = first, False
+        try:
+            while item is not None:
+                if isinstance(item, tuple) and item[0] is _DONE:
+                    finished = True
+                    yield sse_event(item[1])
+                    return
+                yield b": ping\n\n" if item == b"" else sse_event(item)
+                item = next_event(gateway.sse_heartbeat)
+            finished = True  # next_event already abandoned the request
+        finally:
+            if not finished:  # the server could not write to the client: it is gone
+                gateway.abandon(route, ctx, worker, tool=tool)
+
+    return stream()
+
+
+def _listen(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
+            message: dict[str, Any], cors: list) -> Any:
+    """``subscriptions/listen``: an SSE stream that acknowledges the honoured filter, then carries
+    list-changed notifications of this prefix until the client closes it (or the gateway ends it)."""
+    from ..app import CLOSED
+
+    if "text/event-stream" not in environ.get("HTTP_ACCEPT", ""):
+        return respond_error(start_response, 406, INVALID_REQUEST,
+                             "subscriptions/listen answers with an SSE stream: Accept must list text/event-stream",
+                             msg_id=message["id"], headers=cors)
+    sub_id = message["id"]
+    try:
+        accepted = core.listen_filter(route, message.get("params") or {})
+    except JsonRpcError as exc:
+        reply = jsonrpc.error(sub_id, exc.code, exc.message, exc.data)
+        return respond(start_response, modern.http_status(exc.code), jsonrpc.dumps(reply), headers=cors)
+    listener = gateway.listen(route.prefix, sub_id, accepted)
+    tag = {modern.SUBSCRIPTION_ID: sub_id}
+    start_response("200 OK", [*SSE_HEADERS, *cors])
+
+    def stream():
+        try:
+            yield sse_event({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+                             "params": {"_meta": tag, "notifications": accepted}})
+            quiet = 0.0
+            while True:
+                try:
+                    item = listener.queue.get(timeout=LISTEN_WATCH)
+                except queue.Empty:
+                    if client_gone(environ):
+                        return
+                    quiet += LISTEN_WATCH
+                    if quiet >= gateway.sse_heartbeat:
+                        quiet = 0.0
+                        yield b": ping\n\n"
+                    continue
+                if item is CLOSED:
+                    result = modern.with_server_meta({}, core.SERVER_INFO)
+                    result["_meta"].update(tag)
+                    yield sse_event(jsonrpc.result(sub_id, result))
+                    return
+                yield sse_event(item)
+        finally:
+            gateway.unlisten(listener)
+
+    return stream()
 
 
 def _may_notify(route: Any, message: dict[str, Any], environ: dict[str, Any]) -> bool:
