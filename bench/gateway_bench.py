@@ -10,7 +10,9 @@ config), then measures ``tools/call`` of ``get_user`` (one ``GET /users/<email>`
   gives every request a unique JSON-RPC id), at 1 and 50 connections, against the
   backend called directly and the forwarder: requests/s, p50, p99, the serving
   process's CPU time per call (from /proc; the steadiest figure on a shared
-  machine) and ratios;
+  machine) and ratios; the same call in the modern stateless era (MCP 2026-07-28:
+  the ``_meta`` envelope and ``MCP-Protocol-Version``/``Mcp-Method``/``Mcp-Name``
+  headers, no session) on the same gateway, with modern/legacy ratios;
 - HTTP+SSE (POST ``/message`` → 202, the answer read from the stream) with a
   gevent Python client, at 1 and 50 sessions;
 - memory per idle SSE session: gateway RSS delta over N open, initialized streams;
@@ -42,6 +44,14 @@ EMAIL = "ada@example.com"
 CALL = ('{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"get_user",'
         '"arguments":{"email":"' + EMAIL + '"}}}')
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+MODERN_VERSION = "2026-07-28"
+# The same call in the stateless era (docs/eras.md): the ``_meta`` envelope in the body, the version,
+# method and tool name in headers, no session.
+MODERN_CALL = ('{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"get_user",'
+               '"arguments":{"email":"' + EMAIL + '"},"_meta":{"io.modelcontextprotocol/protocolVersion":"'
+               + MODERN_VERSION + '","io.modelcontextprotocol/clientCapabilities":{}}}}')
+MODERN_HEADERS = {**MCP_HEADERS, "MCP-Protocol-Version": MODERN_VERSION, "Mcp-Method": "tools/call",
+                  "Mcp-Name": "get_user"}
 
 
 # -- processes -------------------------------------------------------------------
@@ -137,6 +147,22 @@ def mcp_session(url: str) -> str:
     if check.get("result", {}).get("isError") is not False:
         raise SystemExit(f"the gateway's tools/call does not work: {check}")
     return session
+
+
+def modern_check(url: str) -> str | None:
+    """None when ``url`` answers a modern stateless ``tools/call``; otherwise why not (e.g. an older gateway)."""
+    import requests
+
+    try:
+        resp = requests.post(url, headers=MODERN_HEADERS, data=MODERN_CALL % 1, timeout=10)
+        answer = resp.json()
+    except (OSError, ValueError) as exc:
+        return f"no JSON answer ({exc})"
+    result = answer.get("result") if isinstance(answer, dict) else None
+    if resp.status_code != 200 or not isinstance(result, dict) or result.get("isError") is not False \
+            or result.get("resultType") != "complete" or "Mcp-Session-Id" in resp.headers:
+        return f"HTTP {resp.status_code}: {resp.text[:200]}"
+    return None
 
 
 # -- load generation -------------------------------------------------------------
@@ -389,10 +415,15 @@ def _idle_sse(spec: dict, gevent) -> None:
 
 # -- measurements ----------------------------------------------------------------
 
+TRANSPORTS = {"gateway": "streamable-http", "baseline": "streamable-http", "gateway modern": "modern stateless",
+              "baseline modern": "modern stateless"}
+
+
 def throughput(args, urls: dict, session: str, workdir: Path, pids: dict) -> list[tuple]:
     """Streamable HTTP (and the two baselines) at 1 and 50 connections; medians over rounds.
 
-    Each row also carries the serving process's CPU time per call (``pids`` by target name;
+    The gateway is measured twice on the same ``P/mcp``: legacy calls on one session and modern
+    (2026-07-28) stateless calls; so is the baseline when it serves the modern era. Each row also carries the serving process's CPU time per call (``pids`` by target name;
     the backend's own CPU is not counted for the forwarder and the gateway).
     """
     use_wrk = shutil.which("wrk") is not None
@@ -405,9 +436,15 @@ def throughput(args, urls: dict, session: str, workdir: Path, pids: dict) -> lis
         "gateway": dict(url=urls["gateway"] + PREFIX + "/mcp", method="POST",
                         headers={**MCP_HEADERS, "Mcp-Session-Id": session}, body=CALL),
     }
+    # The modern era on the same endpoint: stateless, so no Mcp-Session-Id (same gateway process).
+    targets["gateway modern"] = dict(url=urls["gateway"] + PREFIX + "/mcp", method="POST",
+                                     headers=MODERN_HEADERS, body=MODERN_CALL)
     if "baseline" in urls:
         targets["baseline"] = dict(url=urls["baseline"] + PREFIX + "/mcp", method="POST",
                                    headers={**MCP_HEADERS, "Mcp-Session-Id": urls["baseline session"]}, body=CALL)
+        if urls.get("baseline modern"):
+            targets["baseline modern"] = dict(url=urls["baseline"] + PREFIX + "/mcp", method="POST",
+                                              headers=MODERN_HEADERS, body=MODERN_CALL)
     rows = []
     for conns in (1, 50):
         runs: dict[str, list[dict]] = {name: [] for name in targets}
@@ -422,7 +459,8 @@ def throughput(args, urls: dict, session: str, workdir: Path, pids: dict) -> lis
                 result["cpu_ms"] = (cpu_seconds(pids[name]) - cpu_before) * 1000 / max(result["calls"], 1)
                 runs[name].append(result)
         for name, results in runs.items():
-            rows.append(("streamable-http" if name in ("gateway", "baseline") else "http", conns, name,
+            transport = TRANSPORTS.get(name, "http")
+            rows.append((transport, conns, name,
                          statistics.median(r["rps"] for r in results), statistics.median(r["p50"] for r in results),
                          statistics.median(r["p99"] for r in results), sum(r["errors"] for r in results),
                          statistics.median(r["cpu_ms"] for r in results)))
@@ -557,7 +595,11 @@ def main() -> None:
         wait_url(urls["gateway"] + "/readyz", gateway)
         session = mcp_session(urls["gateway"] + PREFIX + "/mcp")
         wait_port(ports["forwarder"], forwarder)  # it only takes POSTs, so poll the port
-        pids = {"backend direct": backend.pid, "forwarder": forwarder.pid, "gateway": gateway.pid}
+        why_not = modern_check(urls["gateway"] + PREFIX + "/mcp")
+        if why_not:
+            raise SystemExit(f"the gateway's modern tools/call does not work: {why_not}")
+        pids = {"backend direct": backend.pid, "forwarder": forwarder.pid, "gateway": gateway.pid,
+                "gateway modern": gateway.pid}
         if args.baseline:
             # The same gateway command run from another source tree (e.g. `git archive` of a commit).
             base_db = f"sqlite:///{workdir / 'baseline.db'}"
@@ -570,7 +612,11 @@ def main() -> None:
             procs.append(baseline)
             wait_url(urls["baseline"] + "/readyz", baseline)
             urls["baseline session"] = mcp_session(urls["baseline"] + PREFIX + "/mcp")
-            pids["baseline"] = baseline.pid
+            pids["baseline"] = pids["baseline modern"] = baseline.pid
+            why_not = modern_check(urls["baseline"] + PREFIX + "/mcp")
+            urls["baseline modern"] = "" if why_not else "yes"
+            if why_not:
+                print(f"the baseline does not serve modern tools/call, so no 'baseline modern' row ({why_not})")
 
         print(f"mcpgw gateway benchmark ({'quick' if args.quick else 'full'}: {args.rounds} round(s) x "
               f"{args.duration:g} s, {os.cpu_count()} CPUs; logs in {workdir})")
@@ -588,10 +634,18 @@ def main() -> None:
                   f"gateway/forwarder req/s {gw[3] / fwd[3]:.2f}, p50 gateway/forwarder {gw[4] / fwd[4]:.2f} "
                   f"(p50 gateway - forwarder {gw[4] - fwd[4]:+.2f} ms), CPU/call gateway/forwarder "
                   f"{gw[7] / fwd[7]:.2f}")
+            mod = by[("gateway modern", conns, "modern stateless")]
+            print(f"  modern at {conns:>2} conns: modern/legacy req/s {mod[3] / gw[3]:.2f}, CPU/call modern/legacy "
+                  f"{mod[7] / gw[7]:.2f} ({mod[7] - gw[7]:+.3f} ms), p50 modern - legacy {mod[4] - gw[4]:+.2f} ms, "
+                  f"modern/forwarder req/s {mod[3] / fwd[3]:.2f}")
             if ("baseline", conns, "streamable-http") in by:
                 base = by[("baseline", conns, "streamable-http")]
                 print(f"  baseline at {conns:>2} conns: baseline/forwarder req/s {base[3] / fwd[3]:.2f}, "
                       f"gateway/baseline req/s {gw[3] / base[3]:.2f}, CPU/call gateway/baseline {gw[7] / base[7]:.2f}")
+            if ("baseline modern", conns, "modern stateless") in by:
+                bmod = by[("baseline modern", conns, "modern stateless")]
+                print(f"  baseline modern at {conns:>2} conns: modern gateway/baseline req/s {mod[3] / bmod[3]:.2f}, "
+                      f"CPU/call {mod[7] / bmod[7]:.2f}; baseline modern/legacy CPU/call {bmod[7] / base[7]:.2f}")
 
         if args.calls_only:
             return
