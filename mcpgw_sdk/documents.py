@@ -56,6 +56,9 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 ARG_TYPES = ("string", "number", "integer", "boolean", "array", "object")
 MCP_TYPES = ("stdio", "sse", "streamable-http")
 POLICIES = ("onStart", "onDemand")
+#: ``mcpServers[].era``: ``auto`` probes ``server/discover`` (the default for streamable-http; stdio and sse
+#: default to ``legacy``), or one era forced.
+MCP_ERAS = ("auto", "2026-07-28", "legacy")
 AUTH_MODES = ("apikey", "oauth2", "none")
 TOP_ORDER = ("name", "tenant", "routers", "servers", "tools", "prompts", "mcpServers")
 UNLA_DROPPED = ("createdAt", "updatedAt", "deletedAt")
@@ -115,7 +118,7 @@ _MCP = {"type": _F("str", required=True, choices=MCP_TYPES), "name": _F("str", r
         "url": _F("str", template=True), "headers": _F("strmap", template=True),
         "policy": _F("str", choices=POLICIES, default="onDemand"), "preinstalled": _F("bool"),
         "allowAuthorizationPassThrough": _F("bool"), "allowedTools": _STRLIST, "deniedTools": _STRLIST,
-        "toolPrefix": _F("str"), "timeout": _F("posnum")}
+        "toolPrefix": _F("str"), "timeout": _F("posnum"), "era": _F("str", choices=MCP_ERAS)}
 _DOC = {"name": _F("str", required=True), "tenant": _F("str", default="default"),
         "routers": _F("list", sub=_ROUTER, default=[]), "servers": _F("list", sub=_SERVER, default=[]),
         "tools": _F("list", sub=_TOOL, default=[]), "prompts": _F("list", sub=_PROMPT, default=[]),

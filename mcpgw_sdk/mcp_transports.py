@@ -7,11 +7,13 @@ every message it receives to ``deliver`` and reports a dropped connection to
 
 from __future__ import annotations
 
+import base64
 import collections
 import json
 import logging
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -49,6 +51,52 @@ class Slot:
 
 Deliver = Callable[[Any, Any], None]
 Closed = Callable[[BaseException], None]
+
+#: The stateless revision and the reserved ``_meta`` keys its requests carry (the spec's names).
+MODERN_VERSION = "2026-07-28"
+META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
+META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
+META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
+RESERVED_META_PREFIX = "io.modelcontextprotocol/"
+#: The body field a modern request repeats in ``Mcp-Name``.
+NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+_PLAIN_HEADER = re.compile(r"^[\x20-\x7E]*$")
+_SENTINEL = re.compile(r"^=\?base64\?.*\?=$", re.S)
+
+
+def encode_header_value(value: str) -> str:
+    """A header value as 2026-07-28 sends it: as is when plain ASCII, else ``=?base64?…?=`` of its UTF-8.
+
+    Values with control characters, leading/trailing whitespace, or that look like the
+    sentinel themselves are encoded too.
+
+    >>> encode_header_value("get_user")
+    'get_user'
+    >>> encode_header_value("Hello, 世界")
+    '=?base64?SGVsbG8sIOS4lueVjA==?='
+    >>> encode_header_value(" padded ")
+    '=?base64?IHBhZGRlZCA=?='
+    """
+    if _PLAIN_HEADER.match(value) and value == value.strip() and not _SENTINEL.match(value):
+        return value
+    return "=?base64?" + base64.b64encode(value.encode()).decode("ascii") + "?="
+
+
+def modern_headers(message: Message) -> dict[str, str]:
+    """``MCP-Protocol-Version``, ``Mcp-Method`` and ``Mcp-Name`` for a request carrying the modern envelope.
+
+    Empty for a message without ``params._meta[io.modelcontextprotocol/protocolVersion]`` (legacy).
+    """
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get(META_PROTOCOL_VERSION), str):
+        return {}
+    headers = {"MCP-Protocol-Version": meta[META_PROTOCOL_VERSION], "Mcp-Method": str(message.get("method"))}
+    field = NAME_BEARING.get(str(message.get("method")))
+    if field is not None and isinstance(params.get(field), str):
+        headers["Mcp-Name"] = encode_header_value(params[field])
+    return headers
 
 
 # ---------------------------------------------------------------------------------------------------- transports
@@ -235,11 +283,15 @@ TRANSPORT_ERROR = {"mcpgw": "transport"}
 EXPIRED_ERROR = {"mcpgw": "expired"}
 
 
-def error_reply(request_id: Any, message: str, code: int = -32000) -> Message:
-    """A local error answer; code -32000 marks a transport failure (raised as McpConnectionError)."""
+def error_reply(request_id: Any, message: str, code: int = -32000, *, status: int | None = None) -> Message:
+    """A local error answer; code -32000 marks a transport failure (raised as McpConnectionError).
+
+    ``status`` is the HTTP status of an error answer that carried no JSON-RPC error
+    (``McpConnectionError.data["status"]``; the client's era probe falls back on a 4xx).
+    """
     error: dict[str, Any] = {"code": code, "message": message}
     if code == -32000:
-        error["data"] = TRANSPORT_ERROR
+        error["data"] = TRANSPORT_ERROR if status is None else {**TRANSPORT_ERROR, "status": status}
     return {"jsonrpc": "2.0", "id": request_id, "error": error}
 
 
@@ -358,18 +410,33 @@ class StreamableHttpTransport(_HttpBase):
         self.protocol_version: str | None = None
         self._deliver: Deliver | None = None
         self._closed: Closed | None = None
+        self._answers: dict[Any, urllib3.BaseHTTPResponse] = {}
 
     def start(self, deliver: Deliver, closed: Closed) -> None:
         self._deliver, self._closed = deliver, closed
 
-    def _request_headers(self, accept: str) -> dict[str, str]:
+    def _request_headers(self, accept: str, message: Message | None = None) -> dict[str, str]:
         headers = dict(self.headers)
         headers["Accept"] = accept
         if self.session_id:
             headers["Mcp-Session-Id"] = self.session_id
         if self.protocol_version and self.protocol_version >= "2025-06-18":
             headers["MCP-Protocol-Version"] = self.protocol_version
+        if message is not None:
+            # A request with the 2026-07-28 envelope names its version, method and name in headers too.
+            headers.update(modern_headers(message))
         return headers
+
+    def abort(self, request_id: Any) -> bool:
+        """Close the answer stream of ``request_id`` (how 2026-07-28 cancels over HTTP); whether one was open."""
+        resp = self._answers.pop(request_id, None)
+        if resp is None:
+            return False
+        try:
+            resp.shutdown()
+        except Exception:  # noqa: BLE001 - closing best-effort
+            pass
+        return True
 
     def send(self, message: Message, timeout: float | None = None) -> None:
         if "method" in message and "id" in message:
@@ -384,7 +451,7 @@ class StreamableHttpTransport(_HttpBase):
     def _post(self, message: Message, read_timeout: float | None) -> None:
         request_id = message.get("id") if "method" in message else None
         is_request = "method" in message and "id" in message
-        headers = self._request_headers("application/json, text/event-stream")
+        headers = self._request_headers("application/json, text/event-stream", message)
         headers["Content-Type"] = "application/json"
         body = json.dumps(message, separators=(",", ":")).encode()
         try:
@@ -393,17 +460,22 @@ class StreamableHttpTransport(_HttpBase):
         except urllib3.exceptions.HTTPError as exc:
             return self._fail(request_id, is_request, f"POST {self.url} failed: {exc}")
         clean = False
+        if is_request:
+            self._answers[request_id] = resp
         try:
             clean = self._handle_post_response(resp, message, request_id, is_request)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             if not self._closing:
                 self._fail(request_id, is_request, f"reading the answer from {self.url} failed: {exc}")
         finally:
+            if is_request and self._answers.get(request_id) is resp:
+                self._answers.pop(request_id, None)
             self._drop_stream(resp, clean=clean)
 
-    def _fail(self, request_id: Any, is_request: bool, reason: str, *, expired: bool = False) -> None:
+    def _fail(self, request_id: Any, is_request: bool, reason: str, *, expired: bool = False,
+              status: int | None = None) -> None:
         if is_request:
-            reply = error_reply(request_id, reason)
+            reply = error_reply(request_id, reason, status=status)
             if expired:
                 reply["error"]["data"] = EXPIRED_ERROR
             self._deliver(reply, request_id)
@@ -438,7 +510,8 @@ class StreamableHttpTransport(_HttpBase):
                 reply["id"] = request_id
                 self._deliver(reply, request_id)
             else:
-                self._fail(request_id, is_request, f"HTTP {resp.status} from {self.url}: {text[:200]}")
+                self._fail(request_id, is_request, f"HTTP {resp.status} from {self.url}: {text[:200]}",
+                           status=resp.status)
             return True
         if not is_request or resp.status == 202:
             resp.read()
@@ -503,6 +576,9 @@ class StreamableHttpTransport(_HttpBase):
         return False
 
     def negotiated(self, version: str, deliver: Deliver, closed: Closed) -> None:
+        if version == MODERN_VERSION:
+            # Stateless: every request names its version in its own headers; no session, no GET stream.
+            return
         self.protocol_version = version
         threading.Thread(target=self._listen, daemon=True, name=f"mcp-get-{self.name}").start()
 

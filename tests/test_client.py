@@ -19,7 +19,7 @@ CONFORMANCE_TOOLS = {"test_simple_text", "test_image_content", "test_audio_conte
 
 
 def stdio_client(**kwargs) -> McpClient:
-    return McpClient(python(), transport="stdio", args=[FIXTURE], **kwargs)
+    return McpClient(python(), transport="stdio", args=[FIXTURE], mode="legacy", **kwargs)
 
 
 def test_stdio_tools_prompts_resources():
@@ -103,7 +103,7 @@ def test_stdio_missing_command_is_a_connection_error():
 
 
 def test_streamable_http_session_progress_and_delete(http_url):
-    client = McpClient(http_url).connect()
+    client = McpClient(http_url, mode="legacy").connect()
     try:
         assert client.protocol_version == "2025-11-25"
         session = client.session_id
@@ -154,7 +154,7 @@ def test_streamable_http_sampling_and_elicitation_callbacks(http_url):
             return {"role": "assistant", "model": "test", "content": {"type": "text", "text": "forty-two"}}
         return {"action": "accept", "content": {"username": "ann", "email": "ann@example.com"}}
 
-    with McpClient(http_url, on_request=answer, client_capabilities={"sampling": {}, "elicitation": {}}) as client:
+    with McpClient(http_url, mode="legacy", on_request=answer, client_capabilities={"sampling": {}, "elicitation": {}}) as client:
         result = client.call_tool("test_sampling", {"prompt": "meaning?"})
         assert result["content"][0]["text"] == "LLM response: forty-two"
         assert asked[0]["params"]["messages"][0]["content"]["text"] == "meaning?"
@@ -250,7 +250,7 @@ def test_streamable_http_resumes_a_closed_stream(tmp_path):
     """The server closes the call's stream mid-call (SEP-1699); the client resumes it with Last-Event-ID."""
     proc, url = start_fixture(tmp_path, "streamable-http", "--resumable")
     try:
-        with McpClient(url, timeout=15) as client:
+        with McpClient(url, timeout=15, mode="legacy") as client:
             result = client.call_tool("test_reconnection")
             assert result["content"][0]["text"].startswith("Reconnection test completed successfully")
             assert client.call_tool("echo", {"text": "next"})["content"][0]["text"] == "next"

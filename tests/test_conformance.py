@@ -52,18 +52,15 @@ MRTR_REASON = "MRTR (SEP-2322) through the gateway is a later issue"
 # ``test_the_fixture_alone_passes_the_2026_07_28_requirements`` keeps this list honest.
 FIXTURE_GAPS: dict[str, str] = {}
 # Required 2026-07-28 scenarios the gateway does not pass yet, with the reason and the work that closes them.
-GATEWAY_GAPS: dict[str, str] = {
-    "server-stateless": "test_missing_capability: the fixture upstream is reached over a legacy session, which "
-                        "declares the gateway's capabilities, not the modern caller's (cross-era bridging, issue 11)",
-}
+GATEWAY_GAPS: dict[str, str] = {}
 
 
 def conformance_document() -> dict:
-    """A document serving the fixture upstream (stdio) at ``/conformance`` with no tool prefix."""
+    """A document serving the fixture upstream (stdio, classified by the era probe) at ``/conformance``, no tool prefix."""
     return {"name": "conformance", "tenant": "default",
             "routers": [{"prefix": UPSTREAM_PREFIX, "server": "fixture"}],
             "mcpServers": [{"name": "fixture", "type": "stdio", "command": sys.executable, "args": [FIXTURE],
-                            "toolPrefix": ""}]}
+                            "toolPrefix": "", "era": "auto"}]}
 
 
 @pytest.fixture(scope="module")

@@ -204,9 +204,10 @@ def test_sampling_is_forwarded_through_the_session_callback(servers, http_url):
     assert text(result) == "LLM response: from the client"
     assert asked[0] == ("sampling/createMessage", asked[0][1]) and asked[0][1]["maxTokens"] == 100
     assert up.status()["sessions"] == 0  # routed on the shared session, by the call's own stream
-    # A client that cannot answer gets the upstream's own "unsupported" answer, as an error result.
+    # A client that cannot answer gets the upstream's own "unsupported" answer, as an error result (the
+    # fixture is dual-era: such a call goes out statelessly, where no server→client request can be sent).
     plain = up.call_tool("test_sampling", {"prompt": "x"}, CallContext(session_id="down-2"))
-    assert plain["isError"] and "cannot answer" in text(plain)
+    assert plain["isError"] and "Sampling not supported" in text(plain)
 
 
 def test_elicitation_is_forwarded_on_a_shared_stdio_session(servers):
@@ -250,7 +251,8 @@ def test_http_upstream_restarted_server_gets_a_new_session(servers, tmp_path):
 
     proc, url = start_fixture(tmp_path, "streamable-http")
     port = url.split(":")[2].split("/")[0]
-    up = servers("re", {"type": "streamable-http", "url": url, "policy": "onDemand", "timeout": 10})
+    # A legacy session (the fixture is dual-era: era "legacy" keeps it off the stateless 2026-07-28 path).
+    up = servers("re", {"type": "streamable-http", "url": url, "policy": "onDemand", "timeout": 10, "era": "legacy"})
     try:
         assert text(up.call_tool("echo", {"text": "one"}, CallContext())) == "one"
         old_session = up._shared.client.session_id

@@ -7,6 +7,13 @@ only when the upstream must keep state for it (resource subscriptions, a logging
 level), and clients share sessions by rendered credentials when headers or env
 render from the client's request. ``docs/upstreams.md`` explains the choice. Everything here is threads and blocking IO (greenlets under gevent),
 built on :class:`mcpgw_sdk.client.McpClient`.
+
+Eras: an HTTP upstream is classified once by the client's ``server/discover`` probe (``era``,
+default ``auto``; stdio and SSE upstreams default to ``legacy``). A modern (2026-07-28) upstream
+gets stateless requests and no upstream session; the classification is dropped and probed again
+after a failure. Legacy sessions remain for what the modern era lacks: subscriptions and log levels,
+and calls of legacy clients that can answer sampling/elicitation/roots (a second, shared legacy
+session on a dual-era upstream).
 """
 
 from __future__ import annotations
@@ -21,8 +28,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from mcpgw_sdk.client import McpClient, McpConnectionError, McpError, McpSessionExpired, McpTimeout
+from mcpgw_sdk.client import MODERN_VERSION, McpClient, McpConnectionError, McpError, McpSessionExpired, McpTimeout
 from mcpgw_sdk.errors import ConfigError, McpgwError
+from mcpgw_sdk.mcp_transports import RESERVED_META_PREFIX
 from mcpgw_sdk.redact import redact_text
 from mcpgw_sdk.templates import compile_template, forbidden_env, request_context
 
@@ -39,12 +47,45 @@ CALLBACK_CAPABILITIES = ("sampling", "elicitation", "roots")
 # caused it (or refused when that cannot be told). roots/list may come at any time, so only sessions
 # of one client offer roots.
 SHARED_CAPABILITIES = {"sampling": {}, "elicitation": {}}
+ERAS = ("auto", MODERN_VERSION, "legacy")
+# -32021 (MissingRequiredClientCapability) and -32022 (UnsupportedProtocolVersion) of 2026-07-28.
+MISSING_CLIENT_CAPABILITY = -32021
+UNSUPPORTED_VERSION = -32022
+# The server→client request a missing client capability stands for (how -32021 reaches the gateway's core).
+_CAPABILITY_REQUESTS = {"sampling": "sampling/createMessage", "elicitation": "elicitation/create",
+                        "roots": "roots/list"}
+LOG_LEVEL = "io.modelcontextprotocol/logLevel"
+# What a modern result carries for its own hop only; the gateway sets its own for the next one.
+_HOP_FIELDS = ("resultType", "ttlMs", "cacheScope")
 Listener = Callable[[dict[str, Any]], None]
 _USES_REQUEST = re.compile(r"(\{\{|\{%)[^}%]*\brequest\b")
 
 
 def _error_result(text: str) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": redact_text(text)}], "isError": True}  # URLs may hold secrets
+
+
+def _hop_free(result: dict[str, Any]) -> dict[str, Any]:
+    """A modern upstream's result without what belongs to its hop: ``resultType``, cache hints, reserved ``_meta``."""
+    out = {k: v for k, v in result.items() if k not in _HOP_FIELDS}
+    meta = out.get("_meta")
+    if isinstance(meta, dict):
+        kept = {k: v for k, v in meta.items() if not str(k).startswith(RESERVED_META_PREFIX)}
+        if kept:
+            out["_meta"] = kept
+        else:
+            out.pop("_meta")
+    return out
+
+
+def _modern_caller(ctx: CallContext | None) -> bool:
+    return ctx is not None and ctx.protocol_version == MODERN_VERSION
+
+
+def _trace_meta(ctx: CallContext | None) -> dict[str, Any]:
+    """The W3C trace context the client sent (``traceparent``, ``tracestate``), for the upstream's ``_meta``."""
+    headers = ctx.headers if ctx is not None else {}
+    return {k: headers[k] for k in ("traceparent", "tracestate") if headers.get(k)}
 
 
 def _bounded(connect: Callable[[], Any], deadline: float, what: str) -> Any:
@@ -145,11 +186,21 @@ class UpstreamServer:
             [str(v) for v in (spec.get("headers") or {}).values()] + [str(spec.get("url") or "")]
         # Credentials taken from the client's request cannot ride a session other clients share.
         self.per_request = any(_USES_REQUEST.search(text) for text in texts)
+        default_era = "auto" if self.type == "streamable-http" else "legacy"
+        self.era_mode = str(spec.get("era") or default_era)
+        if self.era_mode not in ERAS or (self.type == "sse" and self.era_mode == MODERN_VERSION):
+            raise ConfigError(f"{where}.era: {self.era_mode!r} is not one of "
+                              f"{', '.join(ERAS if self.type != 'sse' else ('auto', 'legacy'))}")
+        #: ``modern`` or ``legacy`` once the upstream was classified (``None``: not yet, or again after a failure).
+        self.era: str | None = None
         self.literal_hosts = self._literal_authorities()
 
         self._lock = threading.RLock()
         self._connect_lock = threading.Lock()
         self._shared: _Link | None = None
+        # The shared legacy session of a modern (dual-era) upstream, for legacy clients that answer callbacks.
+        self._legacy: _Link | None = None
+        self._listening: Any = None
         self._links: dict[Any, _Link] = {}
         self._inflight: dict[tuple[Any, Any], tuple[McpClient, Any]] = {}
         self._listeners: list[Listener] = []
@@ -193,13 +244,19 @@ class UpstreamServer:
         return self._state == "connecting" and not self._connected_at and self.last_error is None
 
     def status(self) -> dict[str, Any]:
-        """State, last error, restarts, process id, per-session upstream sessions and calls in flight (/readyz)."""
+        """State, last error, restarts, process id, per-session upstream sessions, calls in flight (/readyz).
+
+        ``era`` is the classification (``modern``, ``legacy`` or ``None``); ``upstream_session``
+        whether a shared upstream session (``Mcp-Session-Id``) is open.
+        """
         shared = self._shared
-        links = list(self._links.values()) + ([shared] if shared else [])
+        links = list(self._links.values()) + [link for link in (shared, self._legacy) if link]
         return {"server": self.name, "type": self.type, "policy": self.policy, "state": self._state,
                 "last_error": self.last_error, "restarts": self.restarts,
                 "pid": shared.client.pid if shared else None, "sessions": len(self._links),
-                "calls": sum(len(link.active) for link in links)}
+                "calls": sum(len(link.active) for link in links), "era": self.era,
+                "upstream_session": bool(shared and shared.client.session_id)
+                or bool(self._legacy and self._legacy.client.session_id)}
 
     def start(self) -> None:
         """Start the background work: the connect/reconnect supervisor (onStart) and the idle reaper."""
@@ -217,9 +274,9 @@ class UpstreamServer:
         self._stop.set()
         self._wake.set()
         with self._lock:
-            links = list(self._links.values()) + ([self._shared] if self._shared else [])
+            links = list(self._links.values()) + [link for link in (self._shared, self._legacy) if link]
             self._links.clear()
-            self._shared = None
+            self._shared = self._legacy = None
         self._set_state("stopped")
         for link in links:
             link.client.close()
@@ -257,6 +314,10 @@ class UpstreamServer:
                 for link in idle:
                     self._links.pop(link.key, None)
                     self._key_locks.pop(link.key, None)
+                legacy = self._legacy
+                if legacy is not None and not legacy.active and now - legacy.last_used > self.idle_timeout:
+                    self._legacy = None
+                    idle.append(legacy)
                 shared = self._shared
                 if (self.policy == "onDemand" and shared is not None and not shared.active
                         and now - shared.last_used > self.idle_timeout):
@@ -309,8 +370,12 @@ class UpstreamServer:
         headers = {k: t.render(context) for k, t in self._templates["headers"].items()}
         return self._url.render(context), env, headers
 
-    def _open(self, ctx: CallContext | None, *, key: Any, capabilities: dict[str, Any]) -> _Link:
-        """Connect a new upstream session (a process for stdio) rendered for ``ctx``."""
+    def _open(self, ctx: CallContext | None, *, key: Any, capabilities: dict[str, Any], mode: str | None = None,
+              ) -> _Link:
+        """Connect a new upstream session (a process for stdio) rendered for ``ctx``.
+
+        ``mode`` is the client's era (default: the classification, else the configured ``era``).
+        """
         url, env, headers = self._render(ctx)
         target = self.spec["command"] if self.type == "stdio" else url
         # Every HTTP connection (the url, an SSE endpoint it announces) is checked after DNS resolution.
@@ -319,13 +384,20 @@ class UpstreamServer:
                            args=[str(a) for a in self.spec.get("args") or []],
                            timeout=max(self.timeout, self.connect_timeout),
                            client_capabilities=capabilities, name=self.name, grace=self.grace,
-                           client_info={"name": f"mcpgw/{self.name}", "version": "1"}, connector=connector)
+                           client_info={"name": f"mcpgw/{self.name}", "version": "1"}, connector=connector,
+                           mode=mode or self._mode())
         link = _Link(key, client)
         client.on_notification = lambda msg: self._on_notification(link, msg)
         client.on_request = lambda msg: self._on_request(link, msg)
         client.on_close = lambda exc: self._on_close(link, exc)
         client.connect()
         return link
+
+    def _mode(self) -> str:
+        """The era to connect in: the one classified, else the configured one (``auto`` probes)."""
+        if self.era_mode != "auto":
+            return self.era_mode
+        return {"modern": MODERN_VERSION, "legacy": "legacy"}.get(self.era or "", "auto")
 
     def _connect_shared(self) -> _Link:
         with self._connect_lock:
@@ -348,16 +420,62 @@ class UpstreamServer:
                 self._shared = link
                 self._connected_at = link.last_used = time.monotonic()
                 self.capabilities_seen = link.client.server_capabilities
+                self.era = link.client.era
                 self.last_error = None
                 self._set_state("ready")
-            log.info("upstream %s: connected (%s, protocol %s)", self.name, self.type, link.client.protocol_version)
+            log.info("upstream %s: connected (%s, %s, protocol %s)", self.name, self.type, link.client.era,
+                     link.client.protocol_version)
+        if link.client.modern:
+            self._listen(link)
         threading.Thread(target=self._refresh_all, daemon=True, name=f"upstream-refresh-{self.name}").start()
         return link
 
+    def _listen(self, link: _Link) -> None:
+        """Follow a modern upstream's list changes on a ``subscriptions/listen`` stream (re-opened when it ends)."""
+        caps = link.client.server_capabilities
+        wanted = {flag: True for flag, kind in (("toolsListChanged", "tools"), ("promptsListChanged", "prompts"),
+                                                ("resourcesListChanged", "resources"))
+                  if isinstance(caps.get(kind), dict) and caps[kind].get("listChanged")}
+        if not wanted:
+            return
+
+        def ended(answer: dict[str, Any] | None) -> None:
+            error = (answer or {}).get("error") or {}
+            if self._stop.is_set() or link is not self._shared or link.client.closed or error.get("code") == -32601:
+                return
+            data = error.get("data")
+            if isinstance(data, dict) and data.get("mcpgw") == "transport":
+                # The upstream went away: connect (and classify) again, with the supervisor's backoff.
+                self._reclassify(link, McpConnectionError(str(error.get("message"))))
+                return
+            if not self._stop.wait(1.0) and link is self._shared:
+                self._listen(link)
+                self._refresh_all()  # what changed while no stream was open
+
+        try:
+            self._listening = link.client.listen(wanted, lambda msg: self._on_notification(None, msg), on_end=ended)
+        except McpError as exc:
+            log.info("upstream %s: no subscriptions/listen stream: %s", self.name, exc)
+
+    def _reclassify(self, link: _Link, exc: BaseException) -> None:
+        """A modern call failed at the transport or version level: forget the era, connect (and probe) again."""
+        with self._lock:
+            if link is not self._shared:
+                return
+            self._shared = None
+            self.era = None
+            self.restarts += 1
+            self._failed(exc, "connecting" if self.policy == "onStart" and not self._stop.is_set() else "failed")
+            self._wake.set()
+        link.client.close()
+
     def _on_close(self, link: _Link | None, exc: BaseException) -> None:
         with self._lock:
-            if link is not None and link is self._shared:
+            if link is not None and link is self._legacy:
+                self._legacy = None
+            elif link is not None and link is self._shared:
                 self._shared = None
+                self.era = None  # probe again on reconnect
                 self.restarts += 1
                 self._failed(exc, "connecting" if self.policy == "onStart" and not self._stop.is_set() else "failed")
                 self._wake.set()
@@ -386,21 +504,31 @@ class UpstreamServer:
         return link
 
     def _link_for(self, ctx: CallContext, deadline: float, *, stateful: bool = False) -> _Link:
-        """The upstream session to use for ``ctx``: the shared one, or one of the downstream session's own."""
+        """The upstream session to use for ``ctx``: the shared one, or one of the downstream session's own.
+
+        On a modern upstream the shared link is stateless; a legacy client able to answer
+        callbacks gets the shared legacy session instead, and stateful calls a legacy session.
+        """
         caps = getattr(ctx, "client_capabilities", None) or {}
         callbacks = {k: caps[k] for k in CALLBACK_CAPABILITIES if k in caps} \
             if getattr(ctx, "request", None) is not None else {}
+        wants_legacy = bool(callbacks) and not _modern_caller(ctx)
         if self.per_request:
             url, env, headers = self._render(ctx)
             # The URL too: clients whose request picks another upstream host must not share a session.
             digest = hashlib.sha256(json.dumps([url, env, headers], sort_keys=True).encode()).hexdigest()
             key: Any = ("session", ctx.session_id) if stateful and ctx.session_id else ("auth", digest)
+            if key[0] == "auth" and wants_legacy and self.era == "modern":
+                key = ("auth", digest, "legacy")
         elif stateful and ctx.session_id:
             key = ("session", ctx.session_id)
         else:
             if not self._threads_started and self.policy == "onDemand":
                 self.start()
-            return self._shared_link(deadline)
+            link = self._shared_link(deadline)
+            if wants_legacy and link.client.modern:
+                return self._legacy_link(deadline)
+            return link
         with self._lock:
             link = self._links.get(key)
         if link is not None and not link.client.closed:
@@ -412,10 +540,34 @@ class UpstreamServer:
         if not self._threads_started:
             self.start()
         capabilities = callbacks if key[0] == "session" else dict(SHARED_CAPABILITIES)
-        return _bounded(lambda: self._create_link(ctx, key, capabilities), deadline,
+        # Subscriptions and log levels exist in the legacy era only.
+        mode = "legacy" if key[0] == "session" or key[-1] == "legacy" else None
+        return _bounded(lambda: self._create_link(ctx, key, capabilities, mode), deadline,
                         f"connecting to upstream {self.name}")
 
-    def _create_link(self, ctx: CallContext, key: Any, callbacks: dict[str, Any]) -> _Link:
+    def _legacy_link(self, deadline: float) -> _Link:
+        """The shared legacy session of a modern upstream (opened on first use, closed when idle)."""
+        link = self._legacy
+        if link is not None and not link.client.closed:
+            return link
+
+        def connect() -> _Link:
+            with self._connect_lock:
+                if self._legacy is not None and not self._legacy.client.closed:
+                    return self._legacy
+                opened = self._open(None, key=("legacy",), capabilities=dict(SHARED_CAPABILITIES), mode="legacy")
+                with self._lock:
+                    if self._stop.is_set():
+                        opened.client.close()
+                        raise McpConnectionError(f"upstream {self.name} is stopped")
+                    self._legacy = opened
+                    opened.last_used = time.monotonic()
+                return opened
+
+        return _bounded(connect, deadline, f"opening a legacy session on upstream {self.name}")
+
+    def _create_link(self, ctx: CallContext, key: Any, callbacks: dict[str, Any], mode: str | None = None,
+                     ) -> _Link:
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:  # one connect per key: concurrent first calls of a session share it
@@ -423,7 +575,7 @@ class UpstreamServer:
                 link = self._links.get(key)
             if link is not None and not link.client.closed:
                 return link
-            link = self._open(ctx, key=key, capabilities=callbacks)
+            link = self._open(ctx, key=key, capabilities=callbacks, mode=mode)
             with self._lock:
                 if self._stop.is_set():
                     link.client.close()
@@ -433,6 +585,8 @@ class UpstreamServer:
                 # not close a session before its first call.
                 link.last_used = time.monotonic()
                 self.capabilities_seen = self.capabilities_seen or link.client.server_capabilities
+                if mode is None:
+                    self.era = self.era or link.client.era
                 unlisted = self._shared is None and self._cache["tools"] is None
             if unlisted:
                 # The shared session could not list (e.g. the upstream wants the client's credentials).
@@ -635,16 +789,27 @@ class UpstreamServer:
             if client.closed:
                 # Reaped as idle between lookup and use: the call was never sent, so send it on a new session.
                 raise McpSessionExpired(f"upstream {self.name}: idle session closed")
-            return client.call_tool(name, arguments, progress_token=token, timeout=remaining, request_id=upstream_id,
-                                    on_message=lambda msg: self._call_message(link, ctx, msg),
-                                    on_request=lambda msg: self._on_request(link, msg, ctx))
+            result = client.call_tool(name, arguments, progress_token=token, timeout=remaining, request_id=upstream_id,
+                                      on_message=lambda msg: self._call_message(link, ctx, msg),
+                                      on_request=lambda msg: self._on_request(link, msg, ctx),
+                                      meta=self._call_meta(client, ctx) or None,
+                                      client_capabilities=self._declared(ctx))
+            if not client.modern:
+                return result
+            if result.get("resultType") == "input_required":
+                return _error_result(f"upstream {self.name}: {name} asked the client for input (input_required); "
+                                     "the gateway does not relay that yet")
+            return _hop_free(result)
         except McpTimeout:
             return _error_result(f"upstream {self.name}: {name} did not answer within {remaining:.3g}s")
         except McpSessionExpired:
             raise
         except McpConnectionError as exc:
+            if client.modern:
+                self._reclassify(link, exc)
             return _error_result(f"upstream {self.name}: connection lost during {name}: {exc.message}")
         except McpError as exc:
+            self._modern_error(link, ctx, exc)
             return _error_result(f"upstream {self.name}: {name} failed: {exc.message} (code {exc.code})")
         finally:
             with self._lock:
@@ -652,6 +817,47 @@ class UpstreamServer:
                 link.last_used = time.monotonic()
                 if self._inflight.get(key, (None, None))[1] == upstream_id:
                     self._inflight.pop(key, None)
+
+    def _call_meta(self, client: McpClient, ctx: CallContext) -> dict[str, Any]:
+        """The ``_meta`` of an upstream call: trace context and, for a legacy caller on a modern upstream, a log level.
+
+        A legacy session gets an upstream's log messages unless it lowered them with
+        ``logging/setLevel``; a modern request gets none without ``io.modelcontextprotocol/logLevel``,
+        so the gateway asks for all of them on behalf of a legacy caller it can notify.
+        """
+        meta = _trace_meta(ctx)
+        if client.modern and not _modern_caller(ctx) and ctx.notify is not None:
+            meta[LOG_LEVEL] = "debug"
+        return meta
+
+    def _declared(self, ctx: CallContext | None) -> dict[str, Any]:
+        """The client capabilities a modern upstream sees: a modern caller's own, none for a legacy caller here.
+
+        (A legacy caller able to answer callbacks is served on a legacy session instead.)
+        """
+        if _modern_caller(ctx):
+            caps = ctx.client_capabilities or {}
+            return {k: v for k, v in caps.items() if isinstance(k, str)}
+        return {}
+
+    def _modern_error(self, link: _Link, ctx: CallContext | None, exc: McpError) -> None:
+        """What a modern upstream's error means beyond its call: -32021 for the caller, -32022 a re-probe."""
+        if not link.client.modern:
+            return
+        if exc.code == UNSUPPORTED_VERSION:
+            self._reclassify(link, exc)
+        elif exc.code == MISSING_CLIENT_CAPABILITY and _modern_caller(ctx) and ctx.request is not None:
+            # The core turns a refused server→client request of a kind the caller did not declare into
+            # 400/-32021 with data.requiredCapabilities: ask once per missing kind.
+            required = (exc.data or {}).get("requiredCapabilities") if isinstance(exc.data, dict) else None
+            for kind in (required or {}):
+                method = _CAPABILITY_REQUESTS.get(kind)
+                if method is None:
+                    continue
+                try:
+                    ctx.request(method, {})
+                except Exception:  # noqa: BLE001 - the refusal is the point: it records the missing capability
+                    pass
 
     def _call_message(self, link: _Link, ctx: CallContext, msg: dict[str, Any]) -> None:
         method = msg.get("method")
@@ -681,14 +887,31 @@ class UpstreamServer:
               stateful: bool = False) -> dict[str, Any]:
         ctx = ctx or CallContext()
         deadline = self._deadline(ctx)
+        trace = _trace_meta(ctx)
+        if trace:
+            params = {**params, "_meta": {**(params.get("_meta") or {}), **trace}}
         for attempt in (1, 2):
             link = self._link_for(ctx, deadline, stateful=stateful)
             link.touch(ctx)
             try:
-                return link.client.request(method, params, timeout=max(0.001, deadline - time.monotonic()))
+                result = link.client.request(method, params, timeout=max(0.001, deadline - time.monotonic()),
+                                             client_capabilities=self._declared(ctx))
+                if not link.client.modern:
+                    return result
+                if result.get("resultType") == "input_required":
+                    raise McpError(-32603, f"upstream {self.name}: {method} asked the client for input "
+                                           "(input_required); the gateway does not relay that yet")
+                return _hop_free(result)
             except McpSessionExpired:
                 if attempt == 2:
                     raise
+            except McpConnectionError as exc:
+                if link.client.modern:
+                    self._reclassify(link, exc)
+                raise
+            except McpError as exc:
+                self._modern_error(link, ctx, exc)
+                raise
             finally:
                 link.last_used = time.monotonic()
         raise AssertionError("unreachable")
