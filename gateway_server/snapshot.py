@@ -142,6 +142,8 @@ class Route:
     hidden: tuple[str, ...] = ()  # why upstream tools are not served (name collisions, invalid names)
     cache: dict[str, Any] | None = None  # routers[].cache: ttlMs/readTtlMs of modern-era cache hints
     _by_version: dict[str, list] = field(default_factory=dict, compare=False, repr=False)
+    #: What the core derives once per route (per snapshot): modern capabilities, whether it may notify, …
+    _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def has(self, method: str) -> bool:
         """Whether any backend implements the optional ``method``."""

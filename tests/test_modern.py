@@ -108,6 +108,52 @@ def test_classify_accepts_base64_name_and_missing_client_info():
     assert modern.classify(message, lowered).protocol_version == V
 
 
+def test_classify_fast_path_keeps_the_ladder():
+    # a body name that looks like the base64 sentinel must come base64-encoded, even when sent verbatim
+    message = body("tools/call", {"name": "=?base64?eA?="})
+    lowered = {k.lower(): v for k, v in headers_for(message, **{"Mcp-Name": "=?base64?eA?="}).items()}
+    with pytest.raises(JsonRpcError) as caught:
+        modern.classify(message, lowered)
+    assert caught.value.code == -32020
+    level = body("tools/list", envelope=meta(**{"io.modelcontextprotocol/logLevel": "loud"}))
+    with pytest.raises(JsonRpcError) as caught:
+        modern.classify(level, {k.lower(): v for k, v in headers_for(level).items()})
+    assert caught.value.code == -32602
+    ok = body("tools/call", {"name": "t"}, envelope=meta(**{"io.modelcontextprotocol/logLevel": "info"}))
+    envelope = modern.classify(ok, {k.lower(): v for k, v in headers_for(ok).items()})
+    assert envelope == modern.Envelope(V, {}, {"name": "raw", "version": "1"}, "info")
+
+
+def test_only_requests_that_may_notify_run_beside_their_answer():
+    from types import SimpleNamespace
+
+    from gateway_server.backends.rest import RestServer
+    from gateway_server.mcp import core
+
+    class Upstream:  # declares nothing: may notify, like an upstream MCP server
+        name = "up"
+
+    class Rest:  # what RestServer declares
+        name, may_notify = "rest", RestServer.may_notify
+
+    assert RestServer.may_notify is False and RestServer.static_capabilities is True
+    rest, up = Rest(), Upstream()
+
+    def route(*backends):
+        tools = {"r": SimpleNamespace(backend=rest), "u": SimpleNamespace(backend=up)}
+        return SimpleNamespace(backends=backends, tools=tools, _memo={})
+
+    plain, logs = modern.Envelope(V), modern.Envelope(V, log_level="info")
+    both = route(rest, up)
+    assert not core.modern_may_notify(both, plain, "tools/call", {"name": "r"})
+    assert not core.modern_may_notify(both, plain, "tools/call", {"name": "unknown"})
+    assert core.modern_may_notify(both, plain, "tools/call", {"name": "u"})
+    assert core.modern_may_notify(both, plain, "tools/call", {"name": "r", "_meta": {"progressToken": 1}})
+    assert core.modern_may_notify(both, logs, "tools/call", {"name": "r"})
+    assert core.modern_may_notify(both, plain, "resources/read", {"uri": "x"})
+    assert not core.modern_may_notify(route(rest), plain, "prompts/get", {"name": "p"})
+
+
 def test_one_status_table():
     assert [modern.http_status(c) for c in (-32700, -32600, -32601, -32602, -32020, -32021, -32022, -32603)] == \
         [400, 400, 404, 400, 400, 400, 400, 200]
@@ -240,6 +286,26 @@ def test_tools_list_and_call_are_stateless(env):
     assert "ttlMs" not in out and out["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcpgw"
     unknown = send(env.url(), body("tools/call", {"name": "nope", "arguments": {}}))
     assert unknown.status_code == 400 and unknown.json()["error"]["code"] == -32602
+
+
+def _answered(env) -> float:
+    metrics = requests.get(env.gw.base + "/metrics", timeout=5).text
+    line = next(x for x in metrics.splitlines() if x.startswith("mcpgw_mcp_request_seconds_count"))
+    return float(line.split()[-1])
+
+
+def test_modern_calls_count_in_request_latency(env):
+    before = _answered(env)
+    rest = send(env.url(), body("tools/call", {"name": "get_user", "arguments": {"email": "ada@example.com"}}))
+    assert rest.status_code == 200 and rest.headers["Content-Type"].startswith("application/json")
+    assert _answered(env) == before + 1  # inline (REST, no progress, no logs)
+    upstream = send(env.url(UPSTREAM), body("tools/call", {"name": "test_simple_text", "arguments": {}}))
+    assert upstream.status_code == 200 and upstream.json()["result"]["isError"] is False
+    assert _answered(env) == before + 2  # beside its answer (an upstream may notify)
+    progress = send(env.url(), body("tools/call", {"name": "get_user", "arguments": {"email": "ada@example.com"}},
+                                    envelope=meta(progressToken="p-1")))
+    assert progress.status_code == 200 and progress.json()["result"]["isError"] is False
+    assert _answered(env) == before + 3
 
 
 def test_batches_notifications_and_responses(env):

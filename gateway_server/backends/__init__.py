@@ -41,6 +41,13 @@ class CallContext:
     request: Callable[..., dict[str, Any]] | None = None
     client_capabilities: dict[str, Any] = field(default_factory=dict)
     log_level: str | None = None  # a modern request's ``io.modelcontextprotocol/logLevel`` (no logs when None)
+    # MRTR (2026-07-28 multi-round-trip requests), set by the core from a retry's opened ``requestState``:
+    # the client's ``inputResponses``, the upstream's own state and the upstream that state names.
+    input_responses: dict[str, Any] | None = None
+    request_state: str | None = None
+    state_upstream: str | None = None
+    # Set by the upstream that answered ``input_required``: the core seals its name into the client's state.
+    input_upstream: str | None = None
 
 
 class Backend(Protocol):
@@ -65,6 +72,27 @@ class Backend(Protocol):
     # complete(params, ctx) -> dict; set_logging_level(level, ctx)
     # session_closed(session_id)              -- the downstream session ended
     # add_listener(callback)                  -- callback(event: dict) on upstream list_changed etc.
+    # may_notify: bool                        -- see :func:`may_notify` (absent: True)
+    # static_capabilities: bool               -- see :func:`static_capabilities` (absent: False)
+
+
+def may_notify(backend: Any) -> bool:
+    """Whether ``backend`` may send notifications (progress, logs) before its answer or be told to cancel.
+
+    A backend says so with a ``may_notify`` class attribute; one that does not say may (upstream MCP
+    servers do, and so may any backend the core does not know). REST servers declare ``False``: a
+    modern request to them runs inline and is bounded by the tool timeout, not cancelled on close.
+    """
+    return getattr(backend, "may_notify", True)
+
+
+def static_capabilities(backend: Any) -> bool:
+    """Whether what ``backend`` offers (its capabilities) is fixed once it is built.
+
+    Declared with a ``static_capabilities`` class attribute (REST servers); absent means no (an
+    upstream's capabilities arrive when it connects), so the core re-derives them per request.
+    """
+    return getattr(backend, "static_capabilities", False)
 
 
 def make_backend(kind: str, **kwargs: Any) -> Backend:

@@ -233,6 +233,11 @@ class RestServer:
     defaults to the process-wide pooled client.
     """
 
+    #: A REST call never notifies the client and is bounded by its tool timeout (see ``backends.may_notify``).
+    may_notify = False
+    #: What a REST server offers is fixed by its document (see ``backends.static_capabilities``).
+    static_capabilities = True
+
     def __init__(self, *, name: str, server: dict[str, Any], tools: list[dict[str, Any]],
                  document: Any = None, client: HttpClient | None = None, **_ignored: Any):
         self.name = name

@@ -17,7 +17,7 @@ from typing import Any
 
 from mcpgw_sdk.client import McpError
 
-from ..backends import CallContext
+from ..backends import CallContext, may_notify, static_capabilities
 from . import jsonrpc, modern, versions
 from .jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError
 
@@ -336,18 +336,56 @@ CACHEABLE = frozenset({"server/discover", "tools/list", "prompts/list", "resourc
                        "resources/templates/list", "resources/read"})
 
 
-def modern_capabilities(route: Any) -> dict[str, Any]:
-    """The capabilities ``server/discover`` declares: :func:`capabilities`, as the modern era serves them.
-
-    ``listChanged`` is served through ``subscriptions/listen``; per-resource updates
-    (``resources.subscribe``) are not, so that flag is always false here.
-    """
+def _derive_modern_capabilities(route: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in capabilities(route).items():
         if key == "resources" and isinstance(value, dict):
             value = {**value, "subscribe": False}
         out[key] = dict(value) if isinstance(value, dict) else value
     return out
+
+
+def _offered(route: Any) -> dict[str, Any]:
+    """:func:`modern_capabilities` for reading only: derived once per route when every backend's
+    capabilities are fixed (REST), else per request (an upstream's arrive when it connects)."""
+    cached = route._memo.get("capabilities")
+    if cached is not None:
+        return cached
+    caps = _derive_modern_capabilities(route)
+    if all(static_capabilities(b) for b in route.backends):
+        route._memo["capabilities"] = caps
+    return caps
+
+
+def modern_capabilities(route: Any) -> dict[str, Any]:
+    """The capabilities ``server/discover`` declares: :func:`capabilities`, as the modern era serves them.
+
+    ``listChanged`` is served through ``subscriptions/listen``; per-resource updates
+    (``resources.subscribe``) are not, so that flag is always false here. A fresh copy the caller may keep.
+    """
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in _offered(route).items()}
+
+
+def modern_may_notify(route: Any, envelope: modern.Envelope, method: str, params: dict[str, Any]) -> bool:
+    """Whether a modern request may produce notifications before its answer or need cancelling on close.
+
+    True when it asks for progress (``_meta.progressToken``) or log messages (the envelope's log
+    level), or when a backend it may reach may notify (:func:`~gateway_server.backends.may_notify`:
+    upstreams do, REST servers do not). Other requests run inline and are answered with JSON.
+    """
+    if envelope.log_level is not None:
+        return True
+    meta = params.get("_meta")
+    if isinstance(meta, dict) and "progressToken" in meta:
+        return True
+    if method == "tools/call":  # an unknown tool is answered without calling any backend
+        entry = route.tools.get(params.get("name"))
+        return entry is not None and may_notify(entry.backend)
+    memo = route._memo
+    cached = memo.get("may_notify")
+    if cached is None:
+        cached = memo["may_notify"] = any(may_notify(b) for b in route.backends)
+    return cached
 
 
 #: ``subscriptions/listen`` filter keys -> the capability that must be offered for them to be honoured.
@@ -363,7 +401,7 @@ def listen_filter(route: Any, params: dict[str, Any]) -> dict[str, Any]:
     wanted = params.get("notifications")
     if not isinstance(wanted, dict):
         raise JsonRpcError(INVALID_PARAMS, "subscriptions/listen: params.notifications must be an object")
-    offered = modern_capabilities(route)
+    offered = _offered(route)
     return {key: True for key, cap in LISTEN_KINDS.items() if wanted.get(key) is True and cap in offered}
 
 
@@ -392,8 +430,11 @@ def cache_hints(route: Any, principal: Any, method: str) -> dict[str, Any]:
         ttl = settings.get("readTtlMs", DEFAULT_READ_TTL_MS)
     else:
         ttl = settings.get("ttlMs", DEFAULT_TTL_MS)
-    per_caller = principal is not None or bool(route.auth and (route.auth.get("mode") or "none") != "none") \
-        or any(getattr(b, "per_request", False) for b in route.backends)
+    per_route = route._memo.get("per_caller")
+    if per_route is None:
+        per_route = route._memo["per_caller"] = bool(route.auth and (route.auth.get("mode") or "none") != "none") \
+            or any(getattr(b, "per_request", False) for b in route.backends)
+    per_caller = principal is not None or per_route
     return {"ttlMs": int(ttl), "cacheScope": "private" if per_caller else "public"}
 
 
@@ -439,7 +480,7 @@ def handle_modern(route: Any, envelope: modern.Envelope, method: str, params: di
     """
     handler = MODERN.get(method)
     need = _NEEDS.get(method)
-    if handler is None or (need is not None and need not in modern_capabilities(route)):
+    if handler is None or (need is not None and need not in _offered(route)):
         raise JsonRpcError(METHOD_NOT_FOUND, f"method not found: {method}"
                            + (" (removed in 2026-07-28)" if method in modern.REMOVED_METHODS else ""))
     missing: dict[str, Any] = {}

@@ -75,6 +75,8 @@ def http_status(code: int) -> int:
 def status_of(reply: Mapping[str, Any]) -> int:
     """The HTTP status of a modern JSON-RPC response: 200 for a result, else :func:`http_status`."""
     error = reply.get("error")
+    if error is None:
+        return 200
     return http_status(error.get("code")) if isinstance(error, Mapping) else 200
 
 
@@ -117,8 +119,11 @@ def is_modern(headers: Mapping[str, str], body: Any) -> bool:
     legacy unless its body carries that key, whatever its version header says (the session
     answers an unknown version with its own 400). Everything else is legacy.
     """
-    items = body if isinstance(body, list) else [body]
-    enveloped = any(isinstance(meta, dict) and PROTOCOL_VERSION in meta for meta in map(_meta_of, items))
+    if isinstance(body, list):
+        enveloped = any(isinstance(meta, dict) and PROTOCOL_VERSION in meta for meta in map(_meta_of, body))
+    else:
+        meta = _meta_of(body)
+        enveloped = isinstance(meta, dict) and PROTOCOL_VERSION in meta
     if headers.get("mcp-session-id") and not enveloped:
         return False
     version = headers.get(VERSION_HEADER)
@@ -139,6 +144,9 @@ def _mismatch(message: str, msg_id: Any) -> JsonRpcError:
     return JsonRpcError(HEADER_MISMATCH, f"Header mismatch: {message}", msg_id=msg_id)
 
 
+_SENTINEL_START = "=?base64?"
+
+
 def classify(message: dict[str, Any], headers: Mapping[str, str]) -> Envelope:
     """Check a modern request's envelope and headers; return its :class:`Envelope`.
 
@@ -147,6 +155,28 @@ def classify(message: dict[str, Any], headers: Mapping[str, str]) -> Envelope:
     ``_meta`` fields (-32602), ``MCP-Protocol-Version``/``Mcp-Method``/``Mcp-Name`` (-32020),
     the version itself (-32022 with ``data: {supported, requested}``).
     """
+    # Fast path: a valid request (every check passes, none needs decoding) in one pass; anything
+    # else goes through the ordered checks below, which pick the error to report.
+    params = message.get("params")
+    meta = params.get("_meta") if type(params) is dict else None
+    if type(meta) is dict:
+        version = meta.get(PROTOCOL_VERSION)
+        capabilities = meta.get(CLIENT_CAPABILITIES)
+        method = message["method"]
+        level = meta.get(LOG_LEVEL)
+        if type(version) is str and version in MODERN_VERSIONS and type(capabilities) is dict \
+                and headers.get(VERSION_HEADER) == version and headers.get(METHOD_HEADER) == method \
+                and (level is None or (type(level) is str and level in LOG_LEVELS)):
+            field_name = NAME_BEARING.get(method)
+            wanted = params.get(field_name) if field_name is not None else None
+            if wanted is None or (type(wanted) is str and headers.get(NAME_HEADER) == wanted
+                                  and not wanted.startswith(_SENTINEL_START)):
+                info = meta.get(CLIENT_INFO)
+                return Envelope(version, capabilities, info if isinstance(info, dict) else {}, level)
+    return _classify_slowly(message, headers)
+
+
+def _classify_slowly(message: dict[str, Any], headers: Mapping[str, str]) -> Envelope:
     msg_id = message.get("id")
     meta = _meta_of(message)
     if not isinstance(meta, dict):
@@ -230,8 +260,10 @@ def without_envelope(params: dict[str, Any]) -> dict[str, Any]:
     meta = params.get("_meta")
     if not isinstance(meta, dict):
         return params
-    rest = {k: v for k, v in params.items() if k != "_meta"}
-    kept = {k: v for k, v in meta.items() if not str(k).startswith(RESERVED_PREFIX)}
+    rest = dict(params)
+    del rest["_meta"]
+    kept = {k: v for k, v in meta.items() if not (k.startswith(RESERVED_PREFIX) if type(k) is str
+                                                  else str(k).startswith(RESERVED_PREFIX))}
     if kept:
         rest["_meta"] = kept
     return rest
@@ -244,7 +276,12 @@ def with_server_meta(result: dict[str, Any], server_info: dict[str, Any]) -> dic
     gateway sets its own at each hop.
     """
     meta = result.get("_meta")
-    own = {k: v for k, v in meta.items() if not str(k).startswith(RESERVED_PREFIX)} \
-        if isinstance(meta, dict) else {}
-    own[SERVER_INFO] = server_info
-    return {**result, "resultType": result.get("resultType") or "complete", "_meta": own}
+    if meta and isinstance(meta, dict):
+        own = {k: v for k, v in meta.items() if not str(k).startswith(RESERVED_PREFIX)}
+        own[SERVER_INFO] = server_info
+    else:
+        own = {SERVER_INFO: server_info}
+    out = dict(result)
+    out["resultType"] = result.get("resultType") or "complete"
+    out["_meta"] = own
+    return out

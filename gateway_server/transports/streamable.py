@@ -167,15 +167,20 @@ def _modern_post(gateway: Any, route: Any, environ: dict[str, Any], start_respon
         ctx.user, ctx.key_id = principal.user, principal.key_id
     if message["method"] == "tools/list":
         route = settled_route(gateway, route)
-    if message["method"] in _MODERN_STREAMED:
-        return _modern_streamed(gateway, route, environ, start_response, message, envelope, ctx, principal, cors)
+    if message["method"] in _MODERN_STREAMED \
+            and core.modern_may_notify(route, envelope, message["method"], message.get("params") or {}):
+        return _modern_streamed(gateway, route, environ, start_response, message, envelope, ctx, principal, cors,
+                                started)
+    # Nothing can notify before the answer (e.g. a REST tool without progress or logs): run inline and
+    # answer with JSON, no greenlet and no queue. The tool timeout bounds the call.
     reply = core.dispatch_modern(route, message, envelope, ctx, gateway.observe, principal)
     gateway.metrics.request_latency.observe(time.perf_counter() - started)
     return respond(start_response, modern.status_of(reply), jsonrpc.dumps(reply), headers=cors)
 
 
 _modern_ids = itertools.count(1)
-#: Modern methods that call a backend: they may notify (progress, logs) and are cancelled when the client hangs up.
+#: Modern methods that call a backend: when they may notify (progress, logs; ``core.modern_may_notify``) they run
+#: beside their answer and are cancelled when the client hangs up.
 _MODERN_STREAMED = frozenset({"tools/call", "prompts/get", "resources/read", "completion/complete"})
 #: How often a waiting modern request checks whether its client hung up.
 WATCH_INTERVAL = 0.2
@@ -185,10 +190,11 @@ LISTEN_WATCH = 1.0
 
 def _modern_streamed(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
                      message: dict[str, Any], envelope: modern.Envelope, ctx: Any, principal: Any,
-                     cors: list) -> Any:
+                     cors: list, started: float) -> Any:
     """Run a modern request beside its answer: JSON (with its mapped status) when it ends before notifying,
     else an SSE stream of its notifications and then its response. A client that closes the connection
-    (before or during the stream) cancels the request (:meth:`Gateway.abandon`)."""
+    (before or during the stream) cancels the request (:meth:`Gateway.abandon`). ``request_latency``
+    counts answered requests (up to the JSON answer, or to the response event ending the stream)."""
     events: queue.Queue = queue.Queue()
     wants_sse = "text/event-stream" in environ.get("HTTP_ACCEPT", "")
 
@@ -228,6 +234,7 @@ def _modern_streamed(gateway: Any, route: Any, environ: dict[str, Any], start_re
         return respond_error(start_response, 200, -32800, "request cancelled: the client closed the connection",
                          msg_id=message["id"], headers=[("Connection", "close"), *cors])
     if isinstance(first, tuple) and first[0] is _DONE:
+        gateway.metrics.request_latency.observe(time.perf_counter() - started)
         return respond(start_response, modern.status_of(first[1]), jsonrpc.dumps(first[1]), headers=cors)
     start_response("200 OK", [*SSE_HEADERS, *cors])
 
@@ -237,6 +244,7 @@ def _modern_streamed(gateway: Any, route: Any, environ: dict[str, Any], start_re
             while item is not None:
                 if isinstance(item, tuple) and item[0] is _DONE:
                     finished = True
+                    gateway.metrics.request_latency.observe(time.perf_counter() - started)
                     yield sse_event(item[1])
                     return
                 yield b": ping\n\n" if item == b"" else sse_event(item)
