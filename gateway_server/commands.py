@@ -100,6 +100,8 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
         def _discard(self):
             if self._chunked_input_error:
                 return
+            if not self.chunked_input and self.position >= (self.content_length or 0):
+                return  # the body was read in full (the usual case): nothing to discard, no timer to arm
             try:
                 with gevent.Timeout(body_timeout, TimeoutError("request body timed out")):
                     super()._discard()

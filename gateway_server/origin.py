@@ -8,6 +8,7 @@ any). A locally bound gateway also refuses a ``Host`` that is not local.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,8 +70,19 @@ def host_allowed(host_header: str | None, *, local_bind: bool) -> bool:
     """
     if not local_bind or not host_header:
         return True
+    if len(host_header) > 64:  # checked, never kept: the cache holds only short values
+        return _loopback_host(host_header)
+    return _loopback_host_cached(host_header)
+
+
+def _loopback_host(host_header: str) -> bool:
     parts = split_host(host_header)
     return parts is not None and is_loopback_name(parts[0])
+
+
+# Clients send the same few Host values on every request: memoised, bounded (a client cycling through
+# values only falls back to the full parse).
+_loopback_host_cached = functools.lru_cache(maxsize=256)(_loopback_host)
 
 
 def own_origins(*, local_bind: bool, port: int | str, public_url: str = "") -> frozenset[str]:

@@ -243,17 +243,27 @@ class _DeadlineReader(io.RawIOBase):
         super().close()
 
 
+class _MadeFile:
+    """Stands in for the socket given to ``HTTPResponse``, whose ``makefile()`` is the file already made."""
+
+    __slots__ = ("_file",)
+
+    def __init__(self, file: Any):
+        self._file = file
+
+    def makefile(self, *_args: Any, **_kwargs: Any) -> Any:
+        return self._file
+
+
 class _Response(http.client.HTTPResponse):
     """``HTTPResponse`` whose header parsing is :func:`parse_headers` (``begin`` as in the standard library),
     reading through a :class:`_DeadlineReader` when given a ``deadline``."""
 
     def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: str | None = None,
                  deadline: float | None = None):
+        if deadline is not None:  # HTTPResponse.__init__ only calls sock.makefile("rb"): no plain file first
+            sock = _MadeFile(io.BufferedReader(_DeadlineReader(sock, deadline)))
         super().__init__(sock, debuglevel, method, url)
-        if deadline is not None:
-            plain = self.fp
-            self.fp = io.BufferedReader(_DeadlineReader(sock, deadline))
-            plain.close()
 
     def begin(self) -> None:
         if self.headers is not None:
@@ -491,12 +501,15 @@ class HttpClient:
         for name, value in raw.getheaders():
             name = name.lower()
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        too_large = TooLarge(f"response from {method} {url} exceeds the limit of {max_bytes} bytes "
-                             "(maxResponseBytes)", method=method, url=url)
+
+        def too_large() -> TooLarge:  # built only when raised: HttpError redacts its URL and text
+            return TooLarge(f"response from {method} {url} exceeds the limit of {max_bytes} bytes "
+                            "(maxResponseBytes)", method=method, url=url)
+
         try:
             if raw.length is not None and raw.length > max_bytes:
                 conn.close()
-                raise too_large
+                raise too_large()
             # At most one receive per read1(), each bounded by what is left of the call's time:
             # a backend dripping its body cannot stretch the call past the tool's timeout.
             chunks: list[bytes] = []
@@ -512,7 +525,7 @@ class HttpClient:
                 size += len(chunk)
                 if size > max_bytes:
                     conn.close()
-                    raise too_large
+                    raise too_large()
                 chunks.append(chunk)
             if raw.length:  # the connection ended before Content-Length bytes arrived
                 raise http.client.IncompleteRead(b"".join(chunks), raw.length)
@@ -537,7 +550,7 @@ class HttpClient:
                 data = decode_body(data, encoding, max_bytes)
             except ValueError as exc:
                 if "exceeds" in str(exc):
-                    raise too_large from None
+                    raise too_large() from None
                 raise ConnectFailed(f"cannot decode the {encoding} body of {method} {url}: {exc}", method=method,
                                     url=url) from None
             except Exception as exc:  # noqa: BLE001 - zlib/brotli/zstd raise their own error types

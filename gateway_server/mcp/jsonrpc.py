@@ -106,6 +106,19 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+# One decoder for every request: json.loads with hooks would build a new JSONDecoder (and scanner) per call.
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_not_json)
+
+
+def _loads(body: bytes | str) -> Any:
+    """``json.loads(body, parse_float=_finite, parse_constant=_not_json)``, on the shared decoder."""
+    if isinstance(body, str):
+        if body.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
+        return _DECODER.decode(body)
+    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+
+
 def parse(body: bytes) -> Any:
     """Decode a request body; raise JsonRpcError(-32700) when it is not strict JSON text.
 
@@ -114,7 +127,7 @@ def parse(body: bytes) -> Any:
     Whatever parses can be answered as strict JSON.
     """
     try:
-        message = json.loads(body, parse_float=_finite, parse_constant=_not_json)
+        message = _loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise JsonRpcError(PARSE_ERROR, f"parse error: {exc}") from None
     except RecursionError:
