@@ -17,7 +17,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,7 +28,7 @@ from mcpgw_sdk.records import AuditRecord
 from mcpgw_sdk.redact import redact_json
 
 from .audit import AuditWriter
-from .mcp import jsonrpc
+from .mcp import jsonrpc, sealing
 from .metrics import CONTENT_TYPE, Metrics
 from .origin import cors_headers, host_allowed, is_local_bind, origin_allowed, own_origins
 from .reloader import Reloader, hub_safe
@@ -62,6 +62,14 @@ class Listener:
         self.subscription_id = subscription_id
         self.accepted = accepted
         self.queue: queue.Queue = queue.Queue()
+        #: what stops this stream's resource watches (one per upstream backend of its prefix), and those backends
+        self.unwatch: list[Callable[[], None]] = []
+        self.watching: list[Any] = []
+
+    def resource_updated(self, params: dict[str, Any]) -> None:
+        """Queue ``notifications/resources/updated`` (a watched upstream called this for a URI of the filter)."""
+        self.queue.put({"jsonrpc": "2.0", "method": "notifications/resources/updated",
+                        "params": {**params, "_meta": {"io.modelcontextprotocol/subscriptionId": self.subscription_id}}})
 
     def changed(self, kind: str) -> bool:
         """Queue ``notifications/<kind>/list_changed`` when the client asked for it."""
@@ -240,16 +248,35 @@ class Gateway:
             worker.kill(block=False)
 
     # -- subscriptions/listen streams of this process ----------------------
-    def listen(self, prefix: str, subscription_id: Any, accepted: dict[str, Any]) -> Listener:
-        """Register a ``subscriptions/listen`` stream of ``prefix`` (this worker's own, no Redis)."""
+    def listen(self, prefix: str, subscription_id: Any, accepted: dict[str, Any],
+               watchers: Iterable[Any] = ()) -> Listener:
+        """Register a ``subscriptions/listen`` stream of ``prefix`` (this worker's own, no Redis).
+
+        ``accepted["resourceSubscriptions"]`` are watched on each of ``watchers`` (the prefix's
+        upstreams that serve them, :func:`~gateway_server.mcp.core.subscribable`) before this returns,
+        so an update after the acknowledgement reaches the stream.
+        """
         listener = Listener(prefix, subscription_id, accepted)
+        uris = accepted.get("resourceSubscriptions") or []
+        for backend in watchers if uris else ():
+            try:
+                listener.unwatch.append(backend.watch_resources(uris, listener.resource_updated))
+                listener.watching.append(backend)
+            except Exception:  # noqa: BLE001 - the stream still serves its other notifications
+                log.exception("watching resources failed")
         with self._listeners_lock:
             self._listeners.setdefault(prefix, set()).add(listener)
         self.metrics.streams.inc()
         return listener
 
     def unlisten(self, listener: Listener) -> None:
-        """Forget a listen stream (its client closed it, or it was closed)."""
+        """Forget a listen stream (its client closed it, or it was closed) and stop its resource watches."""
+        for unwatch in listener.unwatch:
+            try:
+                unwatch()
+            except Exception:  # noqa: BLE001
+                log.exception("unwatching resources failed")
+        listener.unwatch = []
         with self._listeners_lock:
             held = self._listeners.get(listener.prefix)
             if held is not None and listener in held:
@@ -268,6 +295,16 @@ class Gateway:
         with self._listeners_lock:
             held = list(self._listeners.get(prefix, ()))
         return sum(1 for listener in held if listener.changed(kind))
+
+    def close_stale_watchers(self, prefix: str, backends: Iterable[Any]) -> int:
+        """End gracefully the streams of ``prefix`` that watch resources on a backend not in ``backends``
+        (a reload replaced or removed it): their clients listen again and watch the new ones."""
+        kept = {id(b) for b in backends}
+        with self._listeners_lock:
+            stale = [lst for lst in self._listeners.get(prefix, ()) if any(id(b) not in kept for b in lst.watching)]
+        for listener in stale:
+            listener.close()
+        return len(stale)
 
     def close_listeners(self, prefix: str | None = None) -> int:
         """End listen streams gracefully (all, or those of ``prefix``): each gets its final result."""
@@ -326,6 +363,7 @@ class Gateway:
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
         """Load the config once (synchronously), then poll in the background."""
+        sealing.install_from(self.store)  # the MRTR requestState key, shared by every worker and replica
         if self.reloader is not None:
             self.reloader.poll()
             self.reloader.start()

@@ -223,7 +223,8 @@ class Reloader:
     def notify_listeners(self, old: Any, new: Any) -> int:
         """Tell this process's ``subscriptions/listen`` streams what a swap changed; return how many were told.
 
-        A prefix that is no longer served ends its streams gracefully. Otherwise each kind (tools,
+        A prefix that is no longer served ends its streams gracefully, and so do streams watching resources
+        on an upstream the new snapshot replaced or dropped. Otherwise each kind (tools,
         prompts, resources) whose offer differs between the snapshots is announced once per stream
         that asked for it.
         """
@@ -241,6 +242,8 @@ class Reloader:
                 continue
             if before is None:
                 continue
+            if hasattr(self.gateway, "close_stale_watchers"):  # resourceSubscriptions on a replaced upstream
+                self.gateway.close_stale_watchers(prefix, after.backends)
             for kind in ("tools", "prompts", "resources"):
                 if offer_fingerprint(before, kind, old_names) != offer_fingerprint(after, kind, new_names):
                     told += self.gateway.announce(prefix, kind)

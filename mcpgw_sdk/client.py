@@ -530,16 +530,19 @@ class McpClient:
                   timeout: float | None = None, meta: dict[str, Any] | None = None, request_id: Any = None,
                   on_message: Callable[[Message], None] | None = None,
                   on_request: Callable[[Message], dict[str, Any]] | None = None,
-                  client_capabilities: dict[str, Any] | None = None) -> dict[str, Any]:
+                  client_capabilities: dict[str, Any] | None = None,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Call a tool and return its ``CallToolResult`` dict (a failing tool gives ``isError: true``).
 
         With ``progress_token``, progress notifications go to ``on_message`` (or ``on_notification``).
         ``client_capabilities`` (modern only) declares other capabilities than the client's for this call.
+        ``extra`` adds params (a 2026-07-28 retry's ``inputResponses`` and ``requestState``); a modern
+        server may answer ``resultType: "input_required"``, returned as is.
 
         >>> client.call_tool("echo", {"text": "hi"})  # doctest: +SKIP
         {'content': [{'type': 'text', 'text': 'hi'}], 'isError': False}
         """
-        params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
+        params: dict[str, Any] = {**(extra or {}), "name": name, "arguments": arguments or {}}
         meta = dict(meta or {})
         if progress_token is not None:
             meta["progressToken"] = progress_token

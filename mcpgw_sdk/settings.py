@@ -108,6 +108,10 @@ register("audit", True, "Write an audit record per tool call (batched, off the r
 register("readyz_token", "", "Bearer token that shows /readyz details to callers that are not local; empty: only loopback callers (not through a proxy) see them.")
 register("allow_anonymous", False, "Serve routers without auth when bound to a non-loopback address.", _bool)
 register("jwt_secret", "", "Secret signing management-API tokens; generated and stored on first run when empty.")
+register("state_secret", "", "Secret sealing the `requestState` of 2026-07-28 multi-round-trip requests (at least 16 "
+         "characters); generated and stored on first run when empty.")
+register("state_ttl", 600.0, "Seconds a sealed `requestState` (a 2026-07-28 multi-round-trip request) stays valid.",
+         float)
 register("admin_password", "", "Password `mcpgw demo` gives the admin user; generated and printed once when empty.")
 register("gateway_url", "http://127.0.0.1:5235", "The gateway's URL as the console reaches it.")
 register("version_retention", 100, "How many versions to keep per config document (older ones are pruned).", int)

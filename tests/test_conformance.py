@@ -43,10 +43,9 @@ MODERN_REVISION = "2026-07-28"
 NEXT_PREFIX = "conformance-next"  # the npm prefix (under .tools/) of the 0.2.0-alpha.12 release
 MODERN_TIMEOUT_MS = 20000  # per scenario (the suite's default is 30 s)
 
-# Required 2026-07-28 scenarios the gateway is not yet expected to pass, with the reason: MRTR
-# (SEP-2322, ``InputRequiredResult``/``inputResponses``/``requestState`` through the gateway) is a later issue.
+# MRTR (SEP-2322, the ``input-required-result-*`` family) is held against the gateway: the fixture's
+# ``input_required`` answers are relayed with the gateway's sealed ``requestState`` (docs/eras.md).
 MRTR_FAMILY = "input-required-result-"
-MRTR_REASON = "MRTR (SEP-2322) through the gateway is a later issue"
 # Required 2026-07-28 scenarios that fail against the fixture alone (so for reasons outside the
 # gateway), with the reason. None with 0.2.0-alpha.12 and mcp 2.3.0: the fixture alone passes all 37;
 # ``test_the_fixture_alone_passes_the_2026_07_28_requirements`` keeps this list honest.
@@ -201,8 +200,7 @@ def failures(results: dict[str, list[dict]], scenarios=None) -> list[str]:
 
 def modern_exemptions(required: list[str]) -> dict[str, str]:
     """The required 2026-07-28 scenarios the gateway test does not hold against it, with the reason."""
-    exempt = {s: MRTR_REASON for s in required if s.startswith(MRTR_FAMILY)}
-    exempt.update({s: f"not served by the gateway yet: {why}" for s, why in GATEWAY_GAPS.items() if s in required})
+    exempt = {s: f"not served by the gateway yet: {why}" for s, why in GATEWAY_GAPS.items() if s in required}
     return {**exempt, **{s: f"fails against the fixture alone: {why}" for s, why in FIXTURE_GAPS.items()}}
 
 
@@ -261,7 +259,7 @@ def test_the_fixture_alone_passes_the_2026_07_28_requirements(http_url, tmp_path
 
 
 def test_2026_07_28_requirements_pass_through_the_gateway_to_the_fixture_upstream(conformance_gateway, tmp_path):
-    """Every required 2026-07-28 scenario through the gateway, except MRTR, GATEWAY_GAPS and FIXTURE_GAPS."""
+    """Every required 2026-07-28 scenario through the gateway (MRTR included), except GATEWAY_GAPS and FIXTURE_GAPS."""
     node_tool("node")
     url = f"http://localhost:{conformance_gateway.port}{UPSTREAM_PREFIX}/mcp"
     run = run_modern_suite(node_tool("conformance", prefix=NEXT_PREFIX), url, tmp_path)
@@ -277,6 +275,7 @@ def test_2026_07_28_requirements_pass_through_the_gateway_to_the_fixture_upstrea
     missing = sorted(set(run.required) - set(run.results))
     held = [s for s in run.required if s not in exempt and s in run.results]
     failing = [s for s in held if verdict(run.results[s]) == "FAIL"]
+    assert [s for s in held if s.startswith(MRTR_FAMILY)], "no input-required-result-* scenario was held"
     assert not missing and not failing, (
         f"scenarios without results: {missing}\nfailing required scenarios: {failing}\n"
         + "\n".join(failures(run.results, failing)) + "\n" + table + "\n" + run.output[-3000:])

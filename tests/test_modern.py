@@ -215,7 +215,8 @@ def test_discover_without_client_info_and_on_an_upstream_prefix(env):
     result = send(env.url(UPSTREAM), body("server/discover", envelope=envelope)).json()["result"]
     caps = result["capabilities"]
     assert {"tools", "prompts", "resources", "completions", "logging"} <= set(caps)
-    assert caps["tools"]["listChanged"] and caps["resources"]["subscribe"] is False  # no per-resource updates
+    # The upstream offers resources/subscribe: served as resourceSubscriptions of subscriptions/listen.
+    assert caps["tools"]["listChanged"] and caps["resources"]["subscribe"] is True
 
 
 @pytest.mark.parametrize("case", ["no_meta", "no_version", "no_caps"])

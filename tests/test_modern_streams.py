@@ -13,11 +13,12 @@ import queue
 import socket
 import sys
 import threading
+import time
 
 import pytest
 import requests
 
-from tests.fixtures_gateway import FIXTURE, demo_document, migrated_store, run_backend, run_gateway
+from tests.fixtures_gateway import FIXTURE, demo_document, migrated_store, run_backend, run_gateway, start_fixture
 from tests.helpers import Procs, wait_for
 from tests.test_modern import body, headers_for, meta, send
 
@@ -240,7 +241,10 @@ def _with_new_tool(backend: str) -> dict:
 def test_discover_advertises_list_changed(env):
     caps = send(env.url(UPSTREAM), body("server/discover")).json()["result"]["capabilities"]
     assert caps["tools"] == {"listChanged": True} and caps["prompts"] == {"listChanged": True}
-    assert caps["resources"] == {"listChanged": True, "subscribe": False} and "logging" in caps
+    # The fixture offers resources/subscribe: listen streams get resourceSubscriptions of it.
+    assert caps["resources"] == {"listChanged": True, "subscribe": True} and "logging" in caps
+    caps = send(env.url(OPEN), body("server/discover")).json()["result"]["capabilities"]
+    assert "resources" not in caps  # REST tools only
 
 
 def test_listen_acknowledges_then_announces_a_config_change_to_who_asked(env):
@@ -296,3 +300,126 @@ def test_listen_stream_has_heartbeats_and_closes_gracefully_when_the_route_goes(
 def test_listen_without_a_filter_object_is_invalid_params(env):
     resp = send(env.url(), body("subscriptions/listen", {}, id=8))
     assert resp.status_code == 400 and resp.json()["error"]["code"] == -32602 and resp.json()["id"] == 8
+
+
+def test_listen_filter_resource_subscriptions_must_be_strings(env):
+    resp = send(env.url(UPSTREAM), body("subscriptions/listen", {"notifications": {"resourceSubscriptions": "x"}},
+                                        id=9))
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == -32602 and resp.json()["id"] == 9
+
+
+# -- resourceSubscriptions: one holder per upstream, updates fanned out to the streams that subscribed -----
+
+WATCHED = "test://watched-resource"
+ERAS = {"legacy": "/gateway/subs-legacy", "modern": "/gateway/subs-modern"}
+
+
+def _subs_document(url: str, timeout: int = 30) -> dict:
+    return {"name": "subs", "tenant": "default",
+            "routers": [{"prefix": ERAS["legacy"], "server": "legacy_fx"},
+                        {"prefix": ERAS["modern"], "server": "modern_fx"}],
+            "mcpServers": [{"name": "legacy_fx", "type": "streamable-http", "url": url, "era": "legacy",
+                            "toolPrefix": "", "timeout": timeout},
+                           {"name": "modern_fx", "type": "streamable-http", "url": url, "toolPrefix": ""}]}
+
+
+@pytest.fixture(scope="module")
+def subs_env(env, tmp_path_factory):
+    """The fixture over Streamable HTTP (one process: a touch reaches every session of it) behind two
+    routers, one whose upstream is forced to the legacy era and one that classifies it (modern)."""
+    proc, url = start_fixture(tmp_path_factory.mktemp("subs"), "streamable-http")
+    try:
+        env.save(_subs_document(url))
+        env.subs_url = url
+
+        def subscribable(prefix: str) -> bool:
+            caps = send(env.url(prefix), body("server/discover")).json()["result"]["capabilities"]
+            return caps.get("resources", {}).get("subscribe") is True
+
+        for prefix in ERAS.values():
+            wait_for(lambda p=prefix: subscribable(p), timeout=30, what=f"{prefix} to offer resources.subscribe")
+        yield env
+    finally:
+        env.store.delete_document("default", "subs")
+        proc.stop()
+
+
+def _quiet(stream: PostStream, seconds: float = 2.0) -> list[dict]:
+    """The messages ``stream`` got within ``seconds`` (heartbeat comments left out)."""
+    got, deadline = [], time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            kind, payload = stream.items.get(timeout=left)
+        except queue.Empty:
+            break
+        if kind == "message":
+            got.append(payload)
+    return got
+
+
+def _updates_until(stream: PostStream, uri: str, timeout: float = 10.0) -> dict:
+    """Read ``stream`` up to the first ``notifications/resources/updated`` of ``uri``."""
+    while True:
+        message = stream.next_message(timeout)
+        assert message is not None, "the listen stream ended"
+        assert message["method"] == "notifications/resources/updated", message
+        if message["params"]["uri"] == uri:
+            return message
+
+
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+def test_resource_subscriptions_on_listen_streams(subs_env, era):
+    prefix = ERAS[era]
+    watcher = listen(subs_env, {"resourceSubscriptions": [WATCHED, WATCHED]}, id=f"watch-{era}", prefix=prefix)
+    other = listen(subs_env, {"toolsListChanged": True, "resourceSubscriptions": ["test://static-text"]}, id=7,
+                   prefix=prefix)
+    bystander = listen(subs_env, {"toolsListChanged": True}, id="none", prefix=prefix)
+    try:
+        ack = watcher.next_message()
+        assert ack == {"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+                       "params": {"_meta": {"io.modelcontextprotocol/subscriptionId": f"watch-{era}"},
+                                  "notifications": {"resourceSubscriptions": [WATCHED]}}}
+        assert other.next_message()["params"]["notifications"] == {"toolsListChanged": True,
+                                                                   "resourceSubscriptions": ["test://static-text"]}
+        assert bystander.next_message()["params"]["notifications"] == {"toolsListChanged": True}
+        for stream in (watcher, other):  # the fixture answers resources/subscribe with an update at once
+            _quiet(stream, 0.5)
+        touched = send(subs_env.url(prefix), call(subs_env, "touch_resource", {"uri": WATCHED}, prefix=prefix))
+        assert touched.status_code == 200 and "touched" in _result_text(touched.json())
+        update = _updates_until(watcher, WATCHED)
+        assert update == {"jsonrpc": "2.0", "method": "notifications/resources/updated",
+                          "params": {"uri": WATCHED, "_meta": {"io.modelcontextprotocol/subscriptionId": f"watch-{era}"}}}
+        assert _quiet(other) == [] and _quiet(bystander, 0.1) == []  # neither subscribed to that URI
+        # The other URI reaches its own subscriber only.
+        send(subs_env.url(prefix), call(subs_env, "touch_resource", {"uri": "test://static-text"}, prefix=prefix))
+        note = _updates_until(other, "test://static-text")
+        assert note["params"]["_meta"] == {"io.modelcontextprotocol/subscriptionId": 7}
+        assert _quiet(watcher, 1.0) == [] and _quiet(bystander, 0.1) == []
+    finally:
+        for stream in (watcher, other, bystander):
+            stream.close()
+    # After the last stream of the URI went (unsubscribed upstream), a new stream subscribes it again.
+    again = listen(subs_env, {"resourceSubscriptions": [WATCHED]}, id="again", prefix=prefix)
+    try:
+        assert again.next_message()["params"]["notifications"] == {"resourceSubscriptions": [WATCHED]}
+        _quiet(again, 0.5)
+        send(subs_env.url(prefix), call(subs_env, "touch_resource", {"uri": WATCHED}, prefix=prefix))
+        assert _updates_until(again, WATCHED)["params"]["_meta"] == {"io.modelcontextprotocol/subscriptionId": "again"}
+    finally:
+        again.close()
+
+
+def test_a_reload_replacing_the_watched_upstream_ends_the_stream_gracefully(subs_env):
+    watcher = listen(subs_env, {"resourceSubscriptions": [WATCHED]}, id="replaced", prefix=ERAS["legacy"])
+    lists = listen(subs_env, {"toolsListChanged": True}, id="lists", prefix=ERAS["legacy"])
+    try:
+        assert watcher.next_message()["params"]["notifications"] == {"resourceSubscriptions": [WATCHED]}
+        assert lists.next_message()["method"] == "notifications/subscriptions/acknowledged"
+        subs_env.save(_subs_document(subs_env.subs_url, timeout=31))  # a new legacy_fx backend
+        final = next(m for m in iter(watcher.next_message, None) if "id" in m)
+        assert final["id"] == "replaced" and final["result"]["resultType"] == "complete"
+        assert all("id" not in m for m in _quiet(lists, 1.0))  # a stream watching no resources stays
+    finally:
+        watcher.close()
+        lists.close()
+        subs_env.save(_subs_document(subs_env.subs_url))

@@ -234,6 +234,32 @@ def test_subscribe_and_logging_use_the_sessions_own_upstream(servers):
     assert up.status()["sessions"] == 0
 
 
+@pytest.mark.parametrize("era", ["legacy", "auto"])
+def test_listen_streams_share_one_resource_subscription_holder(servers, http_url, era):
+    up = servers(f"watch-{era}", {"type": "streamable-http", "url": http_url, "era": era})
+    wait_for(lambda: up.state == "ready", timeout=20, what="ready")
+    assert up.subscribable
+    first: list[dict] = []
+    second: list[dict] = []
+    stop_first = up.watch_resources(["test://a"], first.append)
+    stop_second = up.watch_resources(["test://a", "test://b"], second.append)
+    # One holder: a legacy session of its own (not counted as a downstream session), or a modern listen stream.
+    assert (up._holder is not None) == (era == "legacy") and (up._resource_listen is not None) == (era == "auto")
+    assert up._subscribed == {"test://a", "test://b"} and up.status()["sessions"] == 0
+    first.clear()
+    second.clear()  # a legacy subscribe is answered with an update at once
+    up.call_tool("touch_resource", {"uri": "test://a"}, CallContext())
+    wait_for(lambda: first and second, timeout=5, what="the update to reach both watchers")
+    assert first == second == [{"uri": "test://a"}]
+    stop_first()
+    assert up._subscribed == {"test://a", "test://b"}  # still watched by the second
+    stop_second()
+    assert up._subscribed == set() and up._holder is None and up._resource_listen is None
+    up.call_tool("touch_resource", {"uri": "test://a"}, CallContext())
+    time.sleep(0.3)
+    assert first == second == [{"uri": "test://a"}]
+
+
 def test_unreachable_http_upstream_fails_fast(servers):
     from tests.helpers import free_port
 

@@ -50,6 +50,18 @@ class CallContext:
     input_upstream: str | None = None
 
 
+class InputRefused(Exception):
+    """A backend refused a 2026-07-28 retry's ``inputResponses`` or ``requestState`` (a protocol error).
+
+    Unlike other tool failures it is not an ``isError`` result: the core answers it as the JSON-RPC
+    error ``code`` (``-32602``), as MRTR wants for malformed input responses.
+    """
+
+    def __init__(self, code: int, message: str, data: Any = None):
+        super().__init__(message)
+        self.code, self.message, self.data = code, message, data
+
+
 class Backend(Protocol):
     """What the core calls on a server behind a prefix."""
 

@@ -14,6 +14,11 @@ gets stateless requests and no upstream session; the classification is dropped a
 after a failure. Legacy sessions remain for what the modern era lacks: subscriptions and log levels,
 and calls of legacy clients that can answer sampling/elicitation/roots (a second, shared legacy
 session on a dual-era upstream).
+
+MRTR: a modern upstream's ``input_required`` answer to a modern caller's ``tools/call``,
+``prompts/get`` or ``resources/read`` is returned (``ctx.input_upstream`` names this upstream) for
+the core to seal and relay; the caller's retry brings ``ctx.input_responses`` and the upstream's
+own ``ctx.request_state`` back, sent with the call. Legacy callers still get an error for it.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from mcpgw_sdk.mcp_transports import RESERVED_META_PREFIX
 from mcpgw_sdk.redact import redact_text
 from mcpgw_sdk.templates import compile_template, forbidden_env, request_context
 
-from . import CallContext
+from . import CallContext, InputRefused
 from .guard import Authority, Guard, authorities, default_guard, document_texts, url_authority
 
 log = logging.getLogger("mcpgw.upstream")
@@ -80,6 +85,30 @@ def _hop_free(result: dict[str, Any]) -> dict[str, Any]:
 
 def _modern_caller(ctx: CallContext | None) -> bool:
     return ctx is not None and ctx.protocol_version == MODERN_VERSION
+
+
+def _retry_params(ctx: CallContext | None) -> dict[str, Any]:
+    """A modern caller's MRTR retry as params for a modern upstream: ``inputResponses`` and its own ``requestState``."""
+    if not _modern_caller(ctx):
+        return {}
+    extra: dict[str, Any] = {}
+    if ctx.input_responses is not None:
+        extra["inputResponses"] = ctx.input_responses
+    if ctx.request_state is not None:
+        extra["requestState"] = ctx.request_state
+    return extra
+
+
+def _input_required(result: dict[str, Any]) -> dict[str, Any]:
+    """A modern upstream's ``input_required`` answer, keeping what the gateway relays (its hop's ``_meta`` dropped)."""
+    out: dict[str, Any] = {"resultType": "input_required"}
+    for key in ("inputRequests", "requestState"):
+        if result.get(key) is not None:
+            out[key] = result[key]
+    meta = _hop_free({"_meta": result.get("_meta")}).get("_meta") if isinstance(result.get("_meta"), dict) else None
+    if meta:
+        out["_meta"] = meta
+    return out
 
 
 def _trace_meta(ctx: CallContext | None) -> dict[str, Any]:
@@ -201,6 +230,15 @@ class UpstreamServer:
         # The shared legacy session of a modern (dual-era) upstream, for legacy clients that answer callbacks.
         self._legacy: _Link | None = None
         self._listening: Any = None
+        # Resource subscriptions of this worker's subscriptions/listen streams, held by ONE holder per upstream:
+        # a legacy session of its own (``_holder``) or a modern upstream listen stream (``_resource_listen``).
+        self._watched: dict[str, dict[Any, Callable[[dict[str, Any]], None]]] = {}
+        self._watch_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._holder: _Link | None = None
+        self._resource_listen: tuple[_Link, Any] | None = None
+        self._resource_ack: threading.Event | None = None
+        self._subscribed: set[str] = set()  # the URIs the holder has subscribed upstream
         self._links: dict[Any, _Link] = {}
         self._inflight: dict[tuple[Any, Any], tuple[McpClient, Any]] = {}
         self._listeners: list[Listener] = []
@@ -274,9 +312,9 @@ class UpstreamServer:
         self._stop.set()
         self._wake.set()
         with self._lock:
-            links = list(self._links.values()) + [link for link in (self._shared, self._legacy) if link]
+            links = list(self._links.values()) + [link for link in (self._shared, self._legacy, self._holder) if link]
             self._links.clear()
-            self._shared = self._legacy = None
+            self._shared = self._legacy = self._holder = None
         self._set_state("stopped")
         for link in links:
             link.client.close()
@@ -427,6 +465,8 @@ class UpstreamServer:
                      link.client.protocol_version)
         if link.client.modern:
             self._listen(link)
+        if self._watched:  # a new connection: subscribe again what listen streams watch
+            self._resync_later(0.0)
         threading.Thread(target=self._refresh_all, daemon=True, name=f"upstream-refresh-{self.name}").start()
         return link
 
@@ -470,6 +510,9 @@ class UpstreamServer:
         link.client.close()
 
     def _on_close(self, link: _Link | None, exc: BaseException) -> None:
+        if link is not None and link is self._holder:
+            self._holder_lost(link, exc)
+            return
         with self._lock:
             if link is not None and link is self._legacy:
                 self._legacy = None
@@ -606,6 +649,147 @@ class UpstreamServer:
         with self._lock:
             return [key[1] for key in self._links if isinstance(key, tuple) and key[:1] == ("session",)]
 
+    # ------------------------------------------------------------------------------------------ resource subscriptions
+
+    @property
+    def subscribable(self) -> bool:
+        """Whether listen streams may watch this upstream's resources: it offers ``resources.subscribe``
+        (and its connection does not render from a client's request, which a shared holder has not)."""
+        resources = (self.capabilities_seen or {}).get("resources")
+        return not self.per_request and isinstance(resources, dict) and bool(resources.get("subscribe"))
+
+    def watch_resources(self, uris: list[str], callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Run ``callback(params)`` for each ``notifications/resources/updated`` of one of ``uris``.
+
+        Every watcher of this worker shares one holder: a legacy upstream's own session that
+        ``resources/subscribe``s each watched URI once (``resources/unsubscribe`` when its last
+        watcher goes), or a modern upstream's ``subscriptions/listen`` stream with
+        ``resourceSubscriptions`` (opened again when the set changes). Subscribes before returning;
+        upstream failures are logged. Returns the function that stops watching.
+        """
+        token = object()
+        uris = list(dict.fromkeys(uris))
+        with self._watch_lock:
+            for uri in uris:
+                self._watched.setdefault(uri, {})[token] = callback
+        self._sync_watch()
+
+        def unwatch() -> None:
+            with self._watch_lock:
+                for uri in uris:
+                    held = self._watched.get(uri)
+                    if held is not None and held.pop(token, None) is not None and not held:
+                        del self._watched[uri]
+            self._sync_watch()
+
+        return unwatch
+
+    def _resource_updated(self, msg: dict[str, Any]) -> None:
+        """Fan an upstream ``notifications/resources/updated`` out to the watchers of its URI."""
+        params = msg.get("params") or {}
+        with self._watch_lock:
+            callbacks = list((self._watched.get(params.get("uri")) or {}).values())
+        update = {k: v for k, v in params.items() if k != "_meta"}  # the upstream's subscription id stays here
+        for callback in callbacks:
+            try:
+                callback(update)
+            except Exception:  # noqa: BLE001 - one watcher must not break the others
+                log.exception("upstream %s: a resource watcher failed", self.name)
+
+    def _sync_watch(self) -> None:
+        """Subscribe upstream what is watched and no more (one sync at a time; failures are logged)."""
+        if self._stop.is_set():
+            return
+        with self._sync_lock:
+            with self._watch_lock:
+                wanted = set(self._watched)
+            if wanted == self._subscribed:
+                return
+            try:
+                link = self._shared_link(time.monotonic() + self.timeout)
+                if link.client.modern:
+                    self._sync_modern(link, wanted)
+                else:
+                    self._sync_legacy(wanted)
+            except Exception as exc:  # noqa: BLE001 - a listen stream is served without its updates
+                log.warning("upstream %s: resource subscriptions failed: %s", self.name, exc)
+
+    def _sync_legacy(self, wanted: set[str]) -> None:
+        holder = self._holder
+        if holder is None or holder.client.closed:
+            self._subscribed = set()
+            if not wanted:
+                return
+            holder = _bounded(lambda: self._open(None, key=("subscriptions",), capabilities={}, mode="legacy"),
+                              time.monotonic() + self.timeout, f"opening a subscription session on {self.name}")
+            with self._lock:
+                if self._stop.is_set():
+                    holder.client.close()
+                    return
+                self._holder = holder
+        for verb, uris in (("unsubscribe", self._subscribed - wanted), ("subscribe", wanted - self._subscribed)):
+            for uri in sorted(uris):
+                try:
+                    holder.client.request(f"resources/{verb}", {"uri": uri}, timeout=self.timeout)
+                except McpError as exc:
+                    log.warning("upstream %s: resources/%s %s: %s", self.name, verb, uri, exc)
+                    if verb == "subscribe":
+                        continue
+                (self._subscribed.add if verb == "subscribe" else self._subscribed.discard)(uri)
+        if not wanted:  # the last watcher went: the session is not kept open for nothing
+            with self._lock:
+                if self._holder is holder:
+                    self._holder = None
+            holder.client.close()
+
+    def _sync_modern(self, link: _Link, wanted: set[str]) -> None:
+        old, self._resource_listen, self._subscribed = self._resource_listen, None, set()
+        if old is not None and not old[0].client.closed:
+            try:
+                old[0].client.cancel(old[1], "the watched resources changed")
+            except McpError:
+                pass
+        if not wanted:
+            return
+        acked = self._resource_ack = threading.Event()
+        mine: list[Any] = []
+
+        def on_message(msg: dict[str, Any]) -> None:
+            if msg.get("method") == "notifications/subscriptions/acknowledged":
+                acked.set()
+            elif msg.get("method") == "notifications/resources/updated":
+                self._resource_updated(msg)
+
+        def ended(answer: dict[str, Any] | None) -> None:
+            if not mine or self._resource_listen is not mine[0] or self._stop.is_set():
+                return  # replaced (or never opened)
+            self._resource_listen, self._subscribed = None, set()
+            self._resync_later(1.0)
+
+        request_id = link.client.listen({"resourceSubscriptions": sorted(wanted)}, on_message, on_end=ended)
+        mine.append((link, request_id))
+        self._resource_listen, self._subscribed = mine[0], set(wanted)
+        if not acked.wait(min(self.timeout, 5.0)):  # updates before the ack would be lost
+            log.info("upstream %s: no acknowledgement of the resource listen stream yet", self.name)
+
+    def _resync_later(self, delay: float) -> None:
+        def run() -> None:
+            if not self._stop.wait(delay):
+                self._sync_watch()
+
+        threading.Thread(target=run, daemon=True, name=f"upstream-subscriptions-{self.name}").start()
+
+    def _holder_lost(self, link: _Link, exc: BaseException) -> None:
+        """The subscription session closed: open another for what is still watched (after a pause)."""
+        with self._lock:
+            if link is not self._holder:
+                return
+            self._holder = None
+        self._subscribed = set()
+        log.info("upstream %s: the subscription session closed: %s", self.name, exc)
+        if self._watched and not self._stop.is_set():
+            self._resync_later(1.0)
+
     # ------------------------------------------------------------------------------------------ messages from upstream
 
     def _on_notification(self, link: _Link | None, msg: dict[str, Any]) -> None:
@@ -615,6 +799,15 @@ class UpstreamServer:
         if kind is not None:
             threading.Thread(target=self._refresh, args=(kind, True), daemon=True,
                              name=f"upstream-refresh-{self.name}").start()
+            return
+        if method == "notifications/resources/updated" and (link is None or link is self._holder
+                                                             or link is self._shared):
+            self._resource_updated(msg)  # the holder's (a modern listen stream's arrive here on stdio)
+            return
+        if method == "notifications/subscriptions/acknowledged":
+            ack = self._resource_ack
+            if ack is not None and "resourceSubscriptions" in ((msg.get("params") or {}).get("notifications") or {}):
+                ack.set()
             return
         if link is None:
             return
@@ -755,6 +948,8 @@ class UpstreamServer:
         """Call the upstream tool; failures (filtered, unreachable, timed out, crashed) are ``isError`` results."""
         if not self._tool_visible(name):
             return _error_result(f"tool {name!r} is not available on {self.name}")
+        if ctx.state_upstream is not None and ctx.state_upstream != self.name:
+            return _error_result(f"upstream {self.name}: the requestState names upstream {ctx.state_upstream}")
         deadline = self._deadline(ctx)
         for attempt in (1, 2):
             try:
@@ -793,12 +988,16 @@ class UpstreamServer:
                                       on_message=lambda msg: self._call_message(link, ctx, msg),
                                       on_request=lambda msg: self._on_request(link, msg, ctx),
                                       meta=self._call_meta(client, ctx) or None,
-                                      client_capabilities=self._declared(ctx))
+                                      client_capabilities=self._declared(ctx),
+                                      extra=_retry_params(ctx) if client.modern else None)
             if not client.modern:
                 return result
             if result.get("resultType") == "input_required":
+                if _modern_caller(ctx):  # relayed: the core seals this upstream's name and state for the client
+                    ctx.input_upstream = self.name
+                    return _input_required(result)
                 return _error_result(f"upstream {self.name}: {name} asked the client for input (input_required); "
-                                     "the gateway does not relay that yet")
+                                     "the gateway does not relay that to legacy clients yet")
             return _hop_free(result)
         except McpTimeout:
             return _error_result(f"upstream {self.name}: {name} did not answer within {remaining:.3g}s")
@@ -810,6 +1009,9 @@ class UpstreamServer:
             return _error_result(f"upstream {self.name}: connection lost during {name}: {exc.message}")
         except McpError as exc:
             self._modern_error(link, ctx, exc)
+            if exc.code == -32602 and client.modern and _retry_params(ctx):
+                # The upstream refused the retry's inputResponses or its own requestState: a protocol error.
+                raise InputRefused(exc.code, f"upstream {self.name}: {exc.message}", exc.data) from None
             return _error_result(f"upstream {self.name}: {name} failed: {exc.message} (code {exc.code})")
         finally:
             with self._lock:
@@ -886,6 +1088,9 @@ class UpstreamServer:
     def _call(self, method: str, params: dict[str, Any], ctx: CallContext | None, *,
               stateful: bool = False) -> dict[str, Any]:
         ctx = ctx or CallContext()
+        mrtr = method in ("prompts/get", "resources/read")
+        if mrtr and ctx.state_upstream is not None and ctx.state_upstream != self.name:
+            raise McpError(-32602, f"requestState refused: it names upstream {ctx.state_upstream}, not {self.name}")
         deadline = self._deadline(ctx)
         trace = _trace_meta(ctx)
         if trace:
@@ -894,13 +1099,18 @@ class UpstreamServer:
             link = self._link_for(ctx, deadline, stateful=stateful)
             link.touch(ctx)
             try:
-                result = link.client.request(method, params, timeout=max(0.001, deadline - time.monotonic()),
+                sent = {**params, **_retry_params(ctx)} if mrtr and link.client.modern else params
+                result = link.client.request(method, sent, timeout=max(0.001, deadline - time.monotonic()),
                                              client_capabilities=self._declared(ctx))
                 if not link.client.modern:
                     return result
                 if result.get("resultType") == "input_required":
+                    if mrtr and _modern_caller(ctx):  # relayed, as for tools/call
+                        ctx.input_upstream = self.name
+                        return _input_required(result)
                     raise McpError(-32603, f"upstream {self.name}: {method} asked the client for input "
-                                           "(input_required); the gateway does not relay that yet")
+                                           "(input_required); the gateway does not relay that to legacy "
+                                           "clients yet")
                 return _hop_free(result)
             except McpSessionExpired:
                 if attempt == 2:

@@ -17,8 +17,8 @@ from typing import Any
 
 from mcpgw_sdk.client import McpError
 
-from ..backends import CallContext, may_notify, static_capabilities
-from . import jsonrpc, modern, versions
+from ..backends import CallContext, InputRefused, may_notify, static_capabilities
+from . import jsonrpc, modern, mrtr, versions
 from .jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError
 
 PAGE_SIZE = 100
@@ -148,6 +148,10 @@ def call_tool(route: Any, session: Any, params: dict[str, Any], ctx: CallContext
     started = time.perf_counter()
     try:
         result = entry.backend.call_tool(entry.backend_name, arguments, ctx)
+    except InputRefused as exc:  # a refused MRTR retry is a protocol error, not a tool failure
+        if observer:
+            observer(route, entry, name, "invalid", time.perf_counter() - started, ctx, exc.message[:500])
+        raise JsonRpcError(exc.code, exc.message, exc.data) from None
     except Exception as exc:  # noqa: BLE001 - a backend bug is the call's failure, not the session's
         result = error_result(f"tool {name} failed: {type(exc).__name__}: {exc}")
     elapsed = time.perf_counter() - started
@@ -336,11 +340,17 @@ CACHEABLE = frozenset({"server/discover", "tools/list", "prompts/list", "resourc
                        "resources/templates/list", "resources/read"})
 
 
+def subscribable(route: Any) -> list[Any]:
+    """The backends of ``route`` that serve ``resourceSubscriptions`` on listen streams: upstreams
+    offering ``resources.subscribe`` (:meth:`~gateway_server.backends.upstream.UpstreamServer.watch_resources`)."""
+    return [b for b in route.backends if hasattr(b, "watch_resources") and getattr(b, "subscribable", False)]
+
+
 def _derive_modern_capabilities(route: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in capabilities(route).items():
         if key == "resources" and isinstance(value, dict):
-            value = {**value, "subscribe": False}
+            value = {**value, "subscribe": bool(subscribable(route))}
         out[key] = dict(value) if isinstance(value, dict) else value
     return out
 
@@ -360,8 +370,9 @@ def _offered(route: Any) -> dict[str, Any]:
 def modern_capabilities(route: Any) -> dict[str, Any]:
     """The capabilities ``server/discover`` declares: :func:`capabilities`, as the modern era serves them.
 
-    ``listChanged`` is served through ``subscriptions/listen``; per-resource updates
-    (``resources.subscribe``) are not, so that flag is always false here. A fresh copy the caller may keep.
+    ``listChanged`` and per-resource updates are served through ``subscriptions/listen``;
+    ``resources.subscribe`` is true when some backend serves the latter (:func:`subscribable`).
+    A fresh copy the caller may keep.
     """
     return {k: dict(v) if isinstance(v, dict) else v for k, v in _offered(route).items()}
 
@@ -395,14 +406,24 @@ LISTEN_KINDS = {"toolsListChanged": "tools", "promptsListChanged": "prompts", "r
 def listen_filter(route: Any, params: dict[str, Any]) -> dict[str, Any]:
     """The honoured subset of a ``subscriptions/listen`` filter; raises -32602 for a malformed one.
 
-    Kinds the prefix does not offer, ``false`` flags and ``resourceSubscriptions`` (per-resource
-    updates are not served) are left out, as the acknowledgement must.
+    Kinds the prefix does not offer and ``false`` flags are left out, as the acknowledgement must.
+    ``resourceSubscriptions`` (an array of strings) is accepted whole, duplicates dropped, when some
+    backend of the prefix serves resource subscriptions (:func:`subscribable`; a URI that upstream
+    does not know simply never updates), and left out otherwise.
     """
     wanted = params.get("notifications")
     if not isinstance(wanted, dict):
         raise JsonRpcError(INVALID_PARAMS, "subscriptions/listen: params.notifications must be an object")
     offered = _offered(route)
-    return {key: True for key, cap in LISTEN_KINDS.items() if wanted.get(key) is True and cap in offered}
+    accepted: dict[str, Any] = {key: True for key, cap in LISTEN_KINDS.items()
+                                if wanted.get(key) is True and cap in offered}
+    uris = wanted.get("resourceSubscriptions")
+    if uris is not None and (not isinstance(uris, list) or not all(isinstance(u, str) for u in uris)):
+        raise JsonRpcError(INVALID_PARAMS,
+                           "subscriptions/listen: params.notifications.resourceSubscriptions must be an array of strings")
+    if uris and subscribable(route):
+        accepted["resourceSubscriptions"] = list(dict.fromkeys(uris))
+    return accepted
 
 
 def offer_fingerprint(route: Any, kind: str, names: dict[int, str]) -> str:
@@ -486,11 +507,16 @@ def handle_modern(route: Any, envelope: modern.Envelope, method: str, params: di
     missing: dict[str, Any] = {}
     _input_requests(ctx, envelope.client_capabilities, missing)
     call = Call(route, None, modern.without_envelope(params), ctx, envelope.protocol_version, observer, principal)
+    if method in mrtr.METHODS:  # a retry's inputResponses and sealed requestState (docs/eras.md, MRTR)
+        mrtr.take_retry(route, principal, method, call.params, ctx)
     result = handler(call)
     if missing:
         raise JsonRpcError(modern.MISSING_CLIENT_CAPABILITY,
                            f"{method} needs client capabilities the request did not declare: {', '.join(missing)}",
                            {"requiredCapabilities": missing})
+    if result.get("resultType") == "input_required":  # relayed with the gateway's sealed state, no cache hints
+        return modern.with_server_meta(
+            mrtr.relay(route, principal, method, call.params, ctx, envelope.client_capabilities, result), SERVER_INFO)
     result = modern.with_server_meta(result, SERVER_INFO)
     if method in CACHEABLE:
         result.update(cache_hints(route, principal, method))

@@ -260,7 +260,8 @@ def _modern_streamed(gateway: Any, route: Any, environ: dict[str, Any], start_re
 def _listen(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
             message: dict[str, Any], cors: list) -> Any:
     """``subscriptions/listen``: an SSE stream that acknowledges the honoured filter, then carries
-    list-changed notifications of this prefix until the client closes it (or the gateway ends it)."""
+    list-changed notifications of this prefix and updates of its subscribed resources until the client
+    closes it (or the gateway ends it)."""
     from ..app import CLOSED
 
     if "text/event-stream" not in environ.get("HTTP_ACCEPT", ""):
@@ -273,7 +274,8 @@ def _listen(gateway: Any, route: Any, environ: dict[str, Any], start_response: S
     except JsonRpcError as exc:
         reply = jsonrpc.error(sub_id, exc.code, exc.message, exc.data)
         return respond(start_response, modern.http_status(exc.code), jsonrpc.dumps(reply), headers=cors)
-    listener = gateway.listen(route.prefix, sub_id, accepted)
+    # Resource subscriptions are in place upstream before the acknowledgement is sent.
+    listener = gateway.listen(route.prefix, sub_id, accepted, core.subscribable(route))
     tag = {modern.SUBSCRIPTION_ID: sub_id}
     start_response("200 OK", [*SSE_HEADERS, *cors])
 
