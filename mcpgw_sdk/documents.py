@@ -102,12 +102,18 @@ _ITEMS["items"] = _F("obj", sub=_ITEMS)
 _ARG = {"name": _F("str", required=True), "position": _F("str", choices=POSITIONS),
         "required": _F("bool", default=False), "type": _F("str", choices=ARG_TYPES, default="string"),
         "description": _F("str"), "default": _F("default"), "enum": _F("list"), "items": _F("obj", sub=_ITEMS)}
+#: *ours*: a question to the user before the call (docs/rest-tools.md, "Asking first").
+_ELICIT = {"message": _F("str", required=True, template=True), "requestedSchema": _F("object", required=True),
+           "fill": _F("strmap")}
+#: The property types an elicitation's ``requestedSchema`` may use (MCP: a flat object of primitives).
+ELICIT_TYPES = ("string", "number", "integer", "boolean", "array")
 _TOOL = {"name": _F("str", required=True), "description": _F("str"),
          "method": _F("str", choices=METHODS, default="GET", upper=True), "endpoint": _F("str", required=True, template=True),
          "proxy": _F("obj", sub=_PROXY), "headers": _F("strmap", template=True), "args": _F("list", sub=_ARG),
          "requestBody": _F("str", template=True), "responseBody": _F("str", template=True),
          "inputSchema": _F("object"), "outputSchema": _F("object"), "annotations": _F("obj", sub=_ANNOTATIONS),
-         "meta": _F("object"), "timeout": _F("posnum"), "retries": _F("count"), "maxResponseBytes": _F("posint")}
+         "meta": _F("object"), "timeout": _F("posnum"), "retries": _F("count"), "maxResponseBytes": _F("posint"),
+         "elicit": _F("obj", sub=_ELICIT)}
 _PROMPT_ARG = {"name": _F("str", required=True), "description": _F("str"), "required": _F("bool")}
 _PROMPT_CONTENT = {"type": _F("str"), "text": _F("str")}
 _PROMPT_RESPONSE = {"role": _F("str", choices=("user", "assistant")), "content": _F("obj", sub=_PROMPT_CONTENT)}
@@ -525,6 +531,44 @@ def _check_tools(doc: dict, checker: _Checker) -> None:
                 arg["position"] = "query" if tool.get("method", "GET") in _BODYLESS else "body"
             _check_default(arg, f"tools[{i}].args[{j}]", checker)
             _reorder(arg, _ARG)
+        if isinstance(tool.get("elicit"), dict):
+            _check_elicit(tool, f"tools[{i}].elicit", checker)
+
+
+def _check_elicit(tool: dict, path: str, checker: _Checker) -> None:
+    """``requestedSchema`` is a flat object schema of primitives; ``fill`` maps its fields to the tool's arguments."""
+    schema = tool["elicit"].get("requestedSchema")
+    if not isinstance(schema, dict):
+        return  # missing or not a mapping: reported already
+    where = f"{path}.requestedSchema"
+    if schema.get("type") != "object":
+        checker.err(f"{where}.type", "must be 'object'")
+    props = schema.get("properties")
+    if not isinstance(props, dict) or not props:
+        checker.err(f"{where}.properties", "must be a non-empty mapping of field names to schemas")
+        props = {}
+    for name, prop in props.items():
+        kind = prop.get("type") if isinstance(prop, dict) else None
+        if kind not in ELICIT_TYPES:
+            checker.err(f"{where}.properties.{name}.type",
+                        f"{kind!r} is not one of {', '.join(ELICIT_TYPES)} (elicitation asks for flat values)")
+    required = schema.get("required")
+    if required is not None:
+        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+            checker.err(f"{where}.required", "must be a list of field names")
+        else:
+            for name in required:
+                if name not in props:
+                    checker.err(f"{where}.required", f"{name!r} is not in properties")
+    arguments = {a.get("name") for a in tool.get("args") or []}
+    extra = tool.get("inputSchema")
+    if isinstance(extra, dict):
+        arguments |= set(extra.get("properties") if isinstance(extra.get("properties"), dict) else extra)
+    for field, arg in (tool["elicit"].get("fill") or {}).items():
+        if field not in props:
+            checker.err(f"{path}.fill.{field}", "is not a field of requestedSchema.properties")
+        if arg not in arguments:
+            checker.err(f"{path}.fill.{field}", f"{arg!r} is not an argument of the tool")
 
 
 def _check_default(arg: dict, path: str, checker: _Checker) -> None:
@@ -769,8 +813,8 @@ def iter_templates(content: dict) -> Iterator[tuple[str, dict, str]]:
     """Every template field as ``(path, container, key)``: read or replace it with ``container[key]``.
 
     The fields: ``tools[].endpoint``, ``tools[].headers.*``, ``tools[].requestBody``,
-    ``tools[].responseBody``, ``servers[].config.*``, ``mcpServers[].env.*``, ``mcpServers[].headers.*``
-    and ``mcpServers[].url``. Parts of the wrong shape are skipped (:func:`validate` reports them).
+    ``tools[].responseBody``, ``tools[].elicit.message``, ``servers[].config.*``, ``mcpServers[].env.*``,
+    ``mcpServers[].headers.*`` and ``mcpServers[].url``. Parts of the wrong shape are skipped (:func:`validate` reports them).
     """
     def items(key: str) -> Iterator[tuple[int, dict]]:
         value = content.get(key)
@@ -791,6 +835,9 @@ def iter_templates(content: dict) -> Iterator[tuple[str, dict, str]]:
             if isinstance(tool.get(k), str):
                 yield f"tools[{i}].{k}", tool, k
         yield from strings(f"tools[{i}].headers", tool.get("headers"))
+        elicit = tool.get("elicit")
+        if isinstance(elicit, dict) and isinstance(elicit.get("message"), str):
+            yield f"tools[{i}].elicit.message", elicit, "message"
     for i, mcp in items("mcpServers"):
         if isinstance(mcp.get("url"), str):
             yield f"mcpServers[{i}].url", mcp, "url"

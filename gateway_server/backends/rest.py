@@ -27,16 +27,28 @@ from mcpgw_sdk import settings
 from mcpgw_sdk.errors import McpgwError
 from mcpgw_sdk.templates import render_deadline
 
-from . import CallContext
+from . import CallContext, InputRefused
 from .content import error_result, http_error_result, parse_json, response_result
 from .guard import Authority, Refused, authorities, document_texts
 from .http import HttpClient, HttpError, default_client
 
 POSITIONS = ("path", "query", "header", "body", "form-data", "file")
+#: The ``inputRequests`` key of a tool's ``elicit`` question, and the state it goes out with (sealed by the core).
+ELICIT_KEY = "elicit"
+ELICIT_STATE = "mcpgw-rest-elicit/1"
+MODERN_VERSION = "2026-07-28"
 
 
 class _Failed(Exception):
     """Internal: stops a call with an ``isError`` text."""
+
+
+class _Answered(Exception):
+    """Internal: stops a call before the backend with this result (``input_required``, declined, refused)."""
+
+    def __init__(self, result: dict[str, Any]):
+        super().__init__("answered")
+        self.result = result
 
 
 class _Plain:
@@ -213,6 +225,11 @@ class _Tool:
         self.retries = int(tool.get("retries") or 0)
         self.max_bytes = int(tool["maxResponseBytes"]) if tool.get("maxResponseBytes") is not None else None
         self.proxy = tool.get("proxy") or None
+        elicit = tool.get("elicit")
+        # (message template, requestedSchema, {answer field: argument}) of the question asked before the call.
+        self.elicit = None if not isinstance(elicit, dict) else (
+            _template(elicit.get("message") or "", f"{where}.elicit.message"),
+            dict(elicit.get("requestedSchema") or {}), dict(elicit.get("fill") or {}))
         self.args: list[tuple[str, str, str | None, Any]] = []
         for arg in tool.get("args") or []:
             self.args.append((arg["name"], arg.get("position") or "body", arg.get("type"), arg.get("default")))
@@ -300,11 +317,18 @@ class RestServer:
             return error_result(f"tool {name!r} uses a proxy ({tool.proxy.get('type', 'http')}), which mcpgw "
                                 "does not support yet; remove tools[].proxy")
         ctx = ctx or CallContext()
-        # The tool's timeout covers rendering its templates too (render_timeout bounds each render).
-        end = time.monotonic() + (tool.timeout if tool.timeout is not None else self.default_timeout)
+        arguments = arguments or {}
         try:
+            if tool.elicit is not None:  # ask the user first; the time they take is not the tool's
+                arguments = self._elicit(tool, arguments, ctx)
+            # The tool's timeout covers rendering its templates too (render_timeout bounds each render).
+            end = time.monotonic() + (tool.timeout if tool.timeout is not None else self.default_timeout)
             with render_deadline(min(end, ctx.deadline) if ctx.deadline is not None else end):
-                return self._call(tool, arguments or {}, ctx)
+                return self._call(tool, arguments, ctx)
+        except _Answered as exc:
+            return exc.result
+        except InputRefused:  # a malformed MRTR answer is the core's JSON-RPC error
+            raise
         except _Failed as exc:
             return error_result(f"tool {name!r}: {exc}")
         except Refused as exc:
@@ -316,6 +340,75 @@ class RestServer:
 
     def close(self) -> None:
         """Nothing to release: connections belong to the shared pool, which outlives snapshots."""
+
+    # -- elicit: ask the user before the call (docs/rest-tools.md, "Asking first") ----------------------
+    def _elicit(self, tool: _Tool, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """The arguments to call with once the user accepted; else raise :class:`_Answered`.
+
+        A 2026-07-28 caller is answered ``input_required`` (the core seals :data:`ELICIT_STATE` and
+        checks the client declared ``elicitation``) until its retry brings the answer with that
+        state; a legacy caller that declared ``elicitation`` is sent ``elicitation/create``.
+        """
+        template, schema, fill = tool.elicit
+        with render_deadline(time.monotonic() + (tool.timeout or self.default_timeout)):
+            message = _render(template, {"args": dict(arguments)}, f"tools[{tool.name}].elicit.message")
+        params = {"message": message, "requestedSchema": schema}
+        modern = ctx.protocol_version == MODERN_VERSION
+        if modern:
+            answer = (ctx.input_responses or {}).get(ELICIT_KEY)
+            if answer is None or ctx.request_state != ELICIT_STATE:  # first round, or the answer is missing
+                ctx.input_upstream = self.name  # sealed into the state: the retry must reach this server
+                raise _Answered({"resultType": "input_required", "requestState": ELICIT_STATE, "inputRequests": {
+                    ELICIT_KEY: {"method": "elicitation/create", "params": params}}})
+        else:
+            if "elicitation" not in (ctx.client_capabilities or {}) or ctx.request is None:
+                raise _Answered(error_result(
+                    f"tool {tool.name!r} asks the user to confirm before it runs, and this client did not declare "
+                    "the elicitation capability; nothing was sent"))
+            try:
+                answer = ctx.request("elicitation/create", params)
+            except Exception as exc:  # noqa: BLE001 - an error answer, a timeout, a closed stream
+                raise _Answered(error_result(f"tool {tool.name!r}: the question to the user failed ({exc}); "
+                                             "nothing was sent")) from None
+        return self._answered(tool, schema, fill, answer, arguments, modern)
+
+    def _answered(self, tool: _Tool, schema: dict[str, Any], fill: dict[str, str], answer: Any,
+                  arguments: dict[str, Any], modern: bool) -> dict[str, Any]:
+        """Check the user's answer: accepted → the arguments with ``fill`` applied; else raise :class:`_Answered`."""
+        from jsonschema import Draft202012Validator
+
+        def malformed(why: str) -> Exception:
+            text = f"tool {tool.name!r}: the elicitation answer {why}"
+            if modern:  # MRTR: malformed input responses are -32602
+                return InputRefused(-32602, f"inputResponses.{ELICIT_KEY}: {why}")
+            return _Answered(error_result(text + "; nothing was sent"))
+
+        action = answer.get("action") if isinstance(answer, dict) else None
+        if action not in ("accept", "decline", "cancel"):
+            raise malformed("must be an object whose action is accept, decline or cancel")
+        content = answer.get("content")
+        if action == "accept":
+            content = {} if content is None else content
+            if not isinstance(content, dict):
+                raise malformed("content must be an object")
+            problem = next(iter(Draft202012Validator(schema).iter_errors(content)), None)
+            if problem is not None:
+                where = ".".join(str(p) for p in problem.path)
+                raise malformed(f"does not match requestedSchema{f' at {where}' if where else ''}: {problem.message}")
+            # A required yes/no field answered "no" is a refusal too (confirm: false).
+            flags = [k for k in schema.get("required") or []
+                     if (schema.get("properties") or {}).get(k, {}).get("type") == "boolean"]
+            if any(content.get(k) is False for k in flags):
+                action = "decline"
+        if action != "accept":
+            verb = "declined" if action == "decline" else "cancelled"
+            return_text = f"tool {tool.name!r} was not run: the user {verb} (nothing was sent)"
+            raise _Answered({"content": [{"type": "text", "text": return_text}]})
+        merged = dict(arguments)
+        for field, arg in fill.items():
+            if field in content:
+                merged[arg] = content[field]
+        return merged
 
     # -- prompts -------------------------------------------------------------
     def list_prompts(self) -> list[dict[str, Any]]:

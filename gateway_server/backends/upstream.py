@@ -18,7 +18,11 @@ session on a dual-era upstream).
 MRTR: a modern upstream's ``input_required`` answer to a modern caller's ``tools/call``,
 ``prompts/get`` or ``resources/read`` is returned (``ctx.input_upstream`` names this upstream) for
 the core to seal and relay; the caller's retry brings ``ctx.input_responses`` and the upstream's
-own ``ctx.request_state`` back, sent with the call. Legacy callers still get an error for it.
+own ``ctx.request_state`` back, sent with the call. To a legacy caller it is bridged
+(:meth:`UpstreamServer._ask_legacy`): each ``inputRequests`` entry goes to the client as a
+server→client request over its session, and the upstream is retried with the answers as
+``inputResponses`` and its own ``requestState`` (held in memory for the call), for at most
+:data:`MAX_INPUT_ROUNDS` rounds within the call's deadline.
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ UNSUPPORTED_VERSION = -32022
 _CAPABILITY_REQUESTS = {"sampling": "sampling/createMessage", "elicitation": "elicitation/create",
                         "roots": "roots/list"}
 LOG_LEVEL = "io.modelcontextprotocol/logLevel"
+# ``inputRequests`` methods and the client capability each needs (a legacy caller must have declared it).
+_INPUT_KINDS = {v: k for k, v in _CAPABILITY_REQUESTS.items()}
+# How many ``input_required`` rounds of a modern upstream the gateway answers for a legacy caller.
+MAX_INPUT_ROUNDS = 8
 # What a modern result carries for its own hop only; the gateway sets its own for the next one.
 _HOP_FIELDS = ("resultType", "ttlMs", "cacheScope")
 Listener = Callable[[dict[str, Any]], None]
@@ -136,6 +144,10 @@ def _bounded(connect: Callable[[], Any], deadline: float, what: str) -> Any:
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+class _NeedsInput(Exception):
+    """A modern upstream's ``input_required`` that the gateway cannot answer for a legacy caller."""
 
 
 class _Link:
@@ -555,7 +567,9 @@ class UpstreamServer:
         caps = getattr(ctx, "client_capabilities", None) or {}
         callbacks = {k: caps[k] for k in CALLBACK_CAPABILITIES if k in caps} \
             if getattr(ctx, "request", None) is not None else {}
-        wants_legacy = bool(callbacks) and not _modern_caller(ctx)
+        # A legacy caller's callbacks go to a legacy session of a dual-era upstream, unless the upstream is
+        # pinned modern (``era: 2026-07-28``): then its ``input_required`` rounds are bridged (_ask_legacy).
+        wants_legacy = bool(callbacks) and not _modern_caller(ctx) and self.era_mode != MODERN_VERSION
         if self.per_request:
             url, env, headers = self._render(ctx)
             # The URL too: clients whose request picks another upstream host must not share a session.
@@ -984,21 +998,34 @@ class UpstreamServer:
             if client.closed:
                 # Reaped as idle between lookup and use: the call was never sent, so send it on a new session.
                 raise McpSessionExpired(f"upstream {self.name}: idle session closed")
-            result = client.call_tool(name, arguments, progress_token=token, timeout=remaining, request_id=upstream_id,
-                                      on_message=lambda msg: self._call_message(link, ctx, msg),
-                                      on_request=lambda msg: self._on_request(link, msg, ctx),
-                                      meta=self._call_meta(client, ctx) or None,
-                                      client_capabilities=self._declared(ctx),
-                                      extra=_retry_params(ctx) if client.modern else None)
-            if not client.modern:
-                return result
-            if result.get("resultType") == "input_required":
+            extra = _retry_params(ctx) if client.modern else None
+            for rounds in range(MAX_INPUT_ROUNDS + 1):
+                result = client.call_tool(name, arguments, progress_token=token,
+                                          timeout=max(0.001, deadline - time.monotonic()), request_id=upstream_id,
+                                          on_message=lambda msg: self._call_message(link, ctx, msg),
+                                          on_request=lambda msg: self._on_request(link, msg, ctx),
+                                          meta=self._call_meta(client, ctx) or None,
+                                          client_capabilities=self._declared(ctx), extra=extra)
+                if not client.modern:
+                    return result
+                if result.get("resultType") != "input_required":
+                    return _hop_free(result)
                 if _modern_caller(ctx):  # relayed: the core seals this upstream's name and state for the client
                     ctx.input_upstream = self.name
                     return _input_required(result)
-                return _error_result(f"upstream {self.name}: {name} asked the client for input (input_required); "
-                                     "the gateway does not relay that to legacy clients yet")
-            return _hop_free(result)
+                # A legacy caller: ask it over its session, then retry with its answers (a new upstream id).
+                extra = self._ask_legacy(ctx, name, result, deadline, rounds)
+                with self._lock:
+                    if ctx.request_id is not None and key not in self._inflight:
+                        return _error_result(f"upstream {self.name}: {name} was cancelled")
+                    link.active.pop(upstream_id, None)
+                    upstream_id = client.next_id()
+                    link.active[upstream_id] = ctx
+                    if ctx.request_id is not None:
+                        self._inflight[key] = (client, upstream_id)
+            raise AssertionError("unreachable")  # _ask_legacy refuses the round after the last
+        except _NeedsInput as exc:
+            return _error_result(str(exc))
         except McpTimeout:
             return _error_result(f"upstream {self.name}: {name} did not answer within {remaining:.3g}s")
         except McpSessionExpired:
@@ -1040,7 +1067,57 @@ class UpstreamServer:
         if _modern_caller(ctx):
             caps = ctx.client_capabilities or {}
             return {k: v for k, v in caps.items() if isinstance(k, str)}
+        if ctx is not None and ctx.request is not None:  # a legacy caller that can answer: bridged (_ask_legacy)
+            caps = ctx.client_capabilities or {}
+            return {k: caps[k] for k in CALLBACK_CAPABILITIES if k in caps}
         return {}
+
+    def _ask_legacy(self, ctx: CallContext, what: str, result: dict[str, Any], deadline: float,
+                    rounds: int) -> dict[str, Any]:
+        """Answer a modern upstream's ``input_required`` for a legacy caller; the retry's extra params.
+
+        Each ``inputRequests`` entry goes to the client as the server→client request it names
+        (``elicitation/create``, ``sampling/createMessage``, ``roots/list``) over the caller's session;
+        the answers become ``inputResponses`` under the upstream's keys, with the upstream's own
+        ``requestState`` (kept here, for this call only). Raises :class:`_NeedsInput` when the caller
+        did not declare a capability asked for, the client answers with an error, time runs out, or
+        the upstream still asks after :data:`MAX_INPUT_ROUNDS` rounds.
+        """
+        where = f"upstream {self.name}: {what}"
+        requests = result.get("inputRequests") or {}
+        if not isinstance(requests, dict):
+            raise _NeedsInput(f"{where} answered input_required with malformed inputRequests")
+        if rounds >= MAX_INPUT_ROUNDS:
+            raise _NeedsInput(f"{where} still asked for input after {MAX_INPUT_ROUNDS} rounds")
+        kinds: dict[str, str] = {}
+        for key, request in requests.items():
+            kind = _INPUT_KINDS.get(request.get("method")) if isinstance(request, dict) else None
+            if kind is None:
+                raise _NeedsInput(f"{where} asked the client for input {key!r} of an unknown kind")
+            kinds[key] = kind
+        declared = (ctx.client_capabilities or {}) if ctx.request is not None else {}
+        missing = sorted({kind for kind in kinds.values() if kind not in declared})
+        if missing:
+            needed = ", ".join(sorted({requests[k]["method"] for k in kinds}))
+            raise _NeedsInput(f"{where} needs input from the client ({needed}), but this session did not declare "
+                              f"the {' and '.join(missing)} capability in initialize")
+        answers: dict[str, Any] = {}
+        for key, request in requests.items():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _NeedsInput(f"{where}: no time left to ask the client for {key!r} (deadline passed)")
+            params = dict(request.get("params") or {})
+            if isinstance(params.get("_meta"), dict):  # reserved keys stay on the upstream's hop
+                params = _hop_free(params)
+            try:
+                answers[key] = ctx.request(request["method"], params, timeout=remaining)
+            except McpError as exc:
+                raise _NeedsInput(f"{where}: the client answered {request['method']} with an error: "
+                                  f"{exc.message} (code {exc.code})") from None
+        extra: dict[str, Any] = {"inputResponses": answers}
+        if isinstance(result.get("requestState"), str):
+            extra["requestState"] = result["requestState"]
+        return extra
 
     def _modern_error(self, link: _Link, ctx: CallContext | None, exc: McpError) -> None:
         """What a modern upstream's error means beyond its call: -32021 for the caller, -32022 a re-probe."""
@@ -1100,18 +1177,24 @@ class UpstreamServer:
             link.touch(ctx)
             try:
                 sent = {**params, **_retry_params(ctx)} if mrtr and link.client.modern else params
-                result = link.client.request(method, sent, timeout=max(0.001, deadline - time.monotonic()),
-                                             client_capabilities=self._declared(ctx))
-                if not link.client.modern:
-                    return result
-                if result.get("resultType") == "input_required":
-                    if mrtr and _modern_caller(ctx):  # relayed, as for tools/call
+                for rounds in range(MAX_INPUT_ROUNDS + 1):
+                    result = link.client.request(method, sent, timeout=max(0.001, deadline - time.monotonic()),
+                                                 client_capabilities=self._declared(ctx))
+                    if not link.client.modern:
+                        return result
+                    if result.get("resultType") != "input_required":
+                        return _hop_free(result)
+                    if not mrtr:
+                        raise McpError(-32603, f"upstream {self.name}: {method} answered input_required, which "
+                                               "only tools/call, prompts/get and resources/read may")
+                    if _modern_caller(ctx):  # relayed, as for tools/call
                         ctx.input_upstream = self.name
                         return _input_required(result)
-                    raise McpError(-32603, f"upstream {self.name}: {method} asked the client for input "
-                                           "(input_required); the gateway does not relay that to legacy "
-                                           "clients yet")
-                return _hop_free(result)
+                    what = f"{method} {params.get('name') or params.get('uri')}"
+                    sent = {**params, **self._ask_legacy(ctx, what, result, deadline, rounds)}
+                raise AssertionError("unreachable")  # _ask_legacy refuses the round after the last
+            except _NeedsInput as exc:
+                raise McpError(-32603, str(exc)) from None
             except McpSessionExpired:
                 if attempt == 2:
                     raise
