@@ -112,6 +112,8 @@ register("state_secret", "", "Secret sealing the `requestState` of 2026-07-28 mu
          "characters); generated and stored on first run when empty.")
 register("state_ttl", 600.0, "Seconds a sealed `requestState` (a 2026-07-28 multi-round-trip request) stays valid.",
          float)
+register("held_call_timeout", 60.0, "Seconds a legacy upstream's call waits for a 2026-07-28 client's retry "
+         "answering its elicitation, sampling or roots request (then it is cancelled).", float)
 register("admin_password", "", "Password `mcpgw demo` gives the admin user; generated and printed once when empty.")
 register("gateway_url", "http://127.0.0.1:5235", "The gateway's URL as the console reaches it.")
 register("version_retention", 100, "How many versions to keep per config document (older ones are pruned).", int)

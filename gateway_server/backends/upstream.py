@@ -22,7 +22,10 @@ own ``ctx.request_state`` back, sent with the call. To a legacy caller it is bri
 (:meth:`UpstreamServer._ask_legacy`): each ``inputRequests`` entry goes to the client as a
 server→client request over its session, and the upstream is retried with the answers as
 ``inputResponses`` and its own ``requestState`` (held in memory for the call), for at most
-:data:`MAX_INPUT_ROUNDS` rounds within the call's deadline.
+:data:`MAX_INPUT_ROUNDS` rounds within the call's deadline. The other way round, a legacy upstream's
+server→client request during a modern caller's ``tools/call`` is held (:meth:`UpstreamServer._call_held`):
+the upstream call waits, on a legacy session of the caller's principal, in this process's registry, and the
+caller gets ``input_required`` naming the held call; its retry answers the request (docs/eras.md).
 """
 
 from __future__ import annotations
@@ -30,13 +33,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from mcpgw_sdk import settings
 from mcpgw_sdk.client import MODERN_VERSION, McpClient, McpConnectionError, McpError, McpSessionExpired, McpTimeout
 from mcpgw_sdk.errors import ConfigError, McpgwError
 from mcpgw_sdk.mcp_transports import RESERVED_META_PREFIX
@@ -68,6 +74,10 @@ LOG_LEVEL = "io.modelcontextprotocol/logLevel"
 _INPUT_KINDS = {v: k for k, v in _CAPABILITY_REQUESTS.items()}
 # How many ``input_required`` rounds of a modern upstream the gateway answers for a legacy caller.
 MAX_INPUT_ROUNDS = 8
+# A held call (a legacy upstream's server→client request awaiting a modern caller's retry) is named in the
+# caller's sealed requestState as ``held:<worker>:<id>``; the worker id tells another process's call apart.
+HELD_PREFIX = "held:"
+WORKER_ID = f"{os.getpid()}.{uuid.uuid4().hex[:12]}"
 # What a modern result carries for its own hop only; the gateway sets its own for the next one.
 _HOP_FIELDS = ("resultType", "ttlMs", "cacheScope")
 Listener = Callable[[dict[str, Any]], None]
@@ -144,6 +154,79 @@ def _bounded(connect: Callable[[], Any], deadline: float, what: str) -> Any:
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+class _Held:
+    """A legacy upstream's call held for a modern caller: its server→client request awaits the caller's retry.
+
+    The call runs in a thread of its own; :meth:`ask` (the upstream's ``on_request``) parks the
+    request until :meth:`respond` or the ``held_call_timeout``; :meth:`turn` waits for the next request
+    or the call's outcome.
+    """
+
+    def __init__(self, upstream: str, ttl: float):
+        self.id = secrets.token_urlsafe(18)
+        self.upstream = upstream
+        self.ttl = ttl
+        self.cond = threading.Condition()
+        self.asked: tuple[str, str, dict[str, Any]] | None = None  # (key, method, params) awaiting an answer
+        self.answer: dict[str, Any] | None = None
+        self.outcome: dict[str, Any] | None = None
+        self.rounds = 0
+        self.expires = 0.0
+        self.on_expiry: Callable[[], None] | None = None
+
+    def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        with self.cond:
+            self.rounds += 1
+            self.asked = (f"{_INPUT_KINDS[method]}-{self.rounds}", method, params)
+            self.answer = None
+            self.expires = time.monotonic() + self.ttl
+            self.cond.notify_all()
+            while self.answer is None and time.monotonic() < self.expires:
+                self.cond.wait(max(0.0, self.expires - time.monotonic()))
+            answer, self.answer = self.answer, None
+            if answer is None:
+                self.asked = None
+        if answer is None:
+            _forget_held(self.id)
+            if self.on_expiry is not None:
+                self.on_expiry()
+            raise McpError(-32603, f"the client did not answer {method} within {self.ttl:g}s (held call expired)")
+        return answer
+
+    def respond(self, answer: dict[str, Any]) -> bool:
+        """Answer the pending request; ``False`` when none is pending (it expired)."""
+        with self.cond:
+            if self.asked is None or self.outcome is not None:
+                return False
+            self.asked, self.answer = None, answer
+            self.cond.notify_all()
+            return True
+
+    def finish(self, outcome: dict[str, Any]) -> None:
+        with self.cond:
+            self.outcome = outcome
+            self.cond.notify_all()
+
+    def turn(self, deadline: float) -> dict[str, Any] | tuple[str, str, dict[str, Any]] | None:
+        """The outcome, the next pending request, or ``None`` when ``deadline`` passes first."""
+        with self.cond:
+            while self.outcome is None and self.asked is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+            return self.outcome if self.outcome is not None else self.asked
+
+
+_held: dict[str, _Held] = {}
+_held_lock = threading.Lock()
+
+
+def _forget_held(held_id: str) -> _Held | None:
+    with _held_lock:
+        return _held.pop(held_id, None)
 
 
 class _NeedsInput(Exception):
@@ -585,7 +668,11 @@ class UpstreamServer:
             link = self._shared_link(deadline)
             if wants_legacy and link.client.modern:
                 return self._legacy_link(deadline)
-            return link
+            if not (callbacks and _modern_caller(ctx) and not link.client.modern):
+                return link
+            # A modern caller able to answer a legacy upstream's server→client requests: its calls are held
+            # (_call_held) on a legacy session of its principal's, not on the shared one.
+            key = ("held", ctx.key_id if ctx.key_id is not None else ctx.user, tuple(sorted(callbacks)))
         with self._lock:
             link = self._links.get(key)
         if link is not None and not link.client.closed:
@@ -596,9 +683,9 @@ class UpstreamServer:
                 return self._shared_link(deadline)
         if not self._threads_started:
             self.start()
-        capabilities = callbacks if key[0] == "session" else dict(SHARED_CAPABILITIES)
+        capabilities = callbacks if key[0] in ("session", "held") else dict(SHARED_CAPABILITIES)
         # Subscriptions and log levels exist in the legacy era only.
-        mode = "legacy" if key[0] == "session" or key[-1] == "legacy" else None
+        mode = "legacy" if key[0] in ("session", "held") or key[-1] == "legacy" else None
         return _bounded(lambda: self._create_link(ctx, key, capabilities, mode), deadline,
                         f"connecting to upstream {self.name}")
 
@@ -845,7 +932,10 @@ class UpstreamServer:
         else:
             # A shared stdio/SSE session does not say which call a request belongs to: it can only go to
             # the one call in flight that has a client able to answer.
-            able = [c for c in list(link.active.values()) if getattr(c, "request", None) is not None] if link else []
+            # (A held call whose request awaits the client's retry is blocked: it is not the one asking.)
+            able = [c for c in list(link.active.values()) if getattr(c, "request", None) is not None
+                    and getattr(getattr(getattr(c, "request", None), "held", None), "asked", None) is None] \
+                if link else []
             if len(able) > 1:
                 raise McpError(-32603, f"upstream {self.name}: {len(able)} calls in flight; cannot tell which "
                                        f"client should answer {method}")
@@ -976,6 +1066,8 @@ class UpstreamServer:
 
     def _call_tool_once(self, name: str, arguments: dict[str, Any], ctx: CallContext,
                         deadline: float) -> dict[str, Any]:
+        if _modern_caller(ctx) and (ctx.request_state or "").startswith(HELD_PREFIX):
+            return self._resume_held(name, ctx, deadline)
         try:
             link = self._link_for(ctx, deadline)
         except McpError as exc:
@@ -986,6 +1078,8 @@ class UpstreamServer:
         if remaining <= 0:
             return _error_result(f"upstream {self.name}: no time left for {name} (deadline passed)")
         client = link.client
+        if _modern_caller(ctx) and not client.modern and isinstance(link.key, tuple) and link.key[:1] == ("held",):
+            return self._call_held(link, name, arguments, ctx, deadline)
         upstream_id = client.next_id()
         token = f"{self.name}-{uuid.uuid4().hex}" if ctx.progress_token is not None else None
         key = (ctx.session_id, ctx.request_id)
@@ -1046,6 +1140,108 @@ class UpstreamServer:
                 link.last_used = time.monotonic()
                 if self._inflight.get(key, (None, None))[1] == upstream_id:
                     self._inflight.pop(key, None)
+
+    # -- a legacy upstream's server→client requests for a modern caller: held calls (docs/eras.md, MRTR) --------
+
+    def _call_held(self, link: _Link, name: str, arguments: dict[str, Any], ctx: CallContext,
+                   deadline: float) -> dict[str, Any]:
+        """Call ``name`` in a thread of its own; the upstream's first server→client request becomes ``input_required``."""
+        held = _Held(self.name, float(settings.get("held_call_timeout")))
+        client = link.client
+        upstream_id = client.next_id()
+        declared = {k for k in CALLBACK_CAPABILITIES if k in (ctx.client_capabilities or {})}
+        first_request = ctx.request
+
+        def on_request(msg: dict[str, Any]) -> dict[str, Any]:
+            method = msg.get("method", "")
+            if _INPUT_KINDS.get(method) not in declared:  # refused: -32021 for the caller's first request
+                return self._on_request(None, msg, CallContext(request=first_request))
+            params = dict(msg.get("params") or {})
+            if isinstance(params.get("_meta"), dict):
+                params = _hop_free(params)
+            return held.ask(method, params)
+
+        def expired() -> None:
+            try:
+                client.cancel(upstream_id, "the client did not answer in time (held call expired)")
+            except McpError:
+                pass
+
+        def run() -> None:
+            try:
+                outcome = client.call_tool(name, arguments, request_id=upstream_id, on_message=lambda msg: None,
+                                           on_request=on_request, meta=_trace_meta(ctx) or None,
+                                           timeout=self.timeout + held.ttl * (MAX_INPUT_ROUNDS + 1))
+            except McpTimeout:
+                outcome = _error_result(f"upstream {self.name}: {name} did not answer in time")
+            except McpError as exc:
+                outcome = _error_result(f"upstream {self.name}: {name} failed: {exc.message} (code {exc.code})")
+            except Exception as exc:  # noqa: BLE001 - the caller's retry reports it
+                outcome = _error_result(f"upstream {self.name}: {name} failed: {exc}")
+            finally:
+                with self._lock:
+                    link.active.pop(upstream_id, None)
+                    link.last_used = time.monotonic()
+            held.finish(outcome)
+
+        held.on_expiry = expired
+        # A stdio/SSE session's server→client requests reach the link, not the call: routed by link.active.
+        def routed_request(method: str, params: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+            return on_request({"method": method, "params": params})
+
+        routed_request.held = held  # type: ignore[attr-defined]  # waiting on the client: not the asker (_on_request)
+        routed = CallContext(protocol_version=ctx.protocol_version, client_capabilities=ctx.client_capabilities,
+                             request=routed_request)
+        with self._lock:
+            link.touch(ctx)
+            link.active[upstream_id] = routed
+        threading.Thread(target=run, daemon=True, name=f"upstream-held-{self.name}").start()
+        return self._held_turn(held, name, ctx, deadline)
+
+    def _held_turn(self, held: _Held, name: str, ctx: CallContext, deadline: float) -> dict[str, Any]:
+        """The held call's outcome, or its pending request as ``input_required`` (the call stays held)."""
+        turn = held.turn(deadline)
+        if turn is None:  # neither answered nor asked within the caller's deadline: give it up
+            if held.on_expiry is not None:
+                held.on_expiry()
+            return _error_result(f"upstream {self.name}: {name} did not answer within the call's deadline")
+        if isinstance(turn, dict):
+            return turn
+        key, method, params = turn
+        with _held_lock:
+            _held[held.id] = held
+        ctx.input_upstream = self.name
+        return {"resultType": "input_required", "inputRequests": {key: {"method": method, "params": params}},
+                "requestState": f"{HELD_PREFIX}{WORKER_ID}:{held.id}"}
+
+    def _resume_held(self, name: str, ctx: CallContext, deadline: float) -> dict[str, Any]:
+        """A modern caller's retry of a held call: answer the upstream's pending request, then the next turn."""
+        worker, _, held_id = (ctx.request_state or "")[len(HELD_PREFIX):].partition(":")
+        if worker != WORKER_ID:
+            raise InputRefused(-32602, f"requestState refused: the held call of upstream {self.name} lives in "
+                               "another gateway worker and Redis routing is not configured; start the request "
+                               "again without requestState")
+        held = _forget_held(held_id)
+        if held is None or held.upstream != self.name:
+            raise InputRefused(-32602, f"requestState refused: the held call of upstream {self.name} has expired "
+                               "or already finished (held calls wait "
+                               f"{float(settings.get('held_call_timeout')):g}s); start the request again "
+                               "without requestState")
+        with held.cond:
+            asked = held.asked
+        responses = ctx.input_responses or {}
+        if asked is None or not isinstance(responses.get(asked[0]), dict):
+            if asked is not None:  # not answered: asked again
+                with _held_lock:
+                    _held[held.id] = held
+                ctx.input_upstream = self.name
+                return {"resultType": "input_required",
+                        "inputRequests": {asked[0]: {"method": asked[1], "params": asked[2]}},
+                        "requestState": f"{HELD_PREFIX}{WORKER_ID}:{held.id}"}
+            return self._held_turn(held, name, ctx, deadline)
+        if not held.respond(responses[asked[0]]):
+            raise InputRefused(-32602, f"requestState refused: the held call of upstream {self.name} has expired")
+        return self._held_turn(held, name, ctx, deadline)
 
     def _call_meta(self, client: McpClient, ctx: CallContext) -> dict[str, Any]:
         """The ``_meta`` of an upstream call: trace context and, for a legacy caller on a modern upstream, a log level.
