@@ -13,6 +13,7 @@ import copy
 import os
 import queue
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,28 @@ def demo_document(backend_url: str, *, name: str = "demo-users", prefix: str = D
     doc["routers"][0]["prefix"] = prefix
     doc["servers"][0]["config"]["baseUrl"] = backend_url
     return doc
+
+
+def fixture_document(name: str, prefix: str, **upstream: object) -> dict:
+    """A ``default``-tenant document serving the fixture upstream (stdio, no tool prefix) at ``prefix``.
+
+    ``upstream`` adds to (or overrides) the ``mcpServers`` entry, e.g. ``era="legacy"``.
+    """
+    return {"name": name, "tenant": "default", "routers": [{"prefix": prefix, "server": "fixture"}],
+            "mcpServers": [{"name": "fixture", "type": "stdio", "command": sys.executable, "args": [FIXTURE],
+                            "toolPrefix": "", **upstream}]}
+
+
+def hang_up(resp: requests.Response, thread: threading.Thread) -> None:
+    """Close a streamed response without waiting for the server's next write (shut the socket down first)."""
+    sock = getattr(getattr(resp.raw, "_connection", None), "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    thread.join(5)
+    resp.close()
 
 
 @dataclass
@@ -272,13 +295,4 @@ class SseStream:
 
     def close(self):
         """Close the stream without waiting for the server's next write (shut the socket down first)."""
-        import socket
-
-        sock = getattr(getattr(self.resp.raw, "_connection", None), "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.thread.join(5)
-        self.resp.close()
+        hang_up(self.resp, self.thread)

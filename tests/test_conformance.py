@@ -21,14 +21,21 @@ import json
 import os
 import re
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.fixtures_gateway import FIXTURE, GatewayProc, demo_document, node_tool, run_backend, run_gateway, seed
+from tests.fixtures_gateway import (
+    GatewayProc,
+    demo_document,
+    fixture_document,
+    node_tool,
+    run_backend,
+    run_gateway,
+    seed,
+)
 from tests.helpers import Procs
 
 pytestmark = pytest.mark.node
@@ -56,10 +63,7 @@ GATEWAY_GAPS: dict[str, str] = {}
 
 def conformance_document() -> dict:
     """A document serving the fixture upstream (stdio, classified by the era probe) at ``/conformance``, no tool prefix."""
-    return {"name": "conformance", "tenant": "default",
-            "routers": [{"prefix": UPSTREAM_PREFIX, "server": "fixture"}],
-            "mcpServers": [{"name": "fixture", "type": "stdio", "command": sys.executable, "args": [FIXTURE],
-                            "toolPrefix": "", "era": "auto"}]}
+    return fixture_document("conformance", UPSTREAM_PREFIX, era="auto")
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import pytest
 from mcp import Client
 
-from tests.fixtures_gateway import FIXTURE, demo_document, run_backend, run_gateway, seed
+from tests.fixtures_gateway import demo_document, fixture_document, run_backend, run_gateway, seed
 from tests.helpers import Procs
 
 UPSTREAM = "/gateway/conformance"
@@ -17,9 +16,7 @@ UPSTREAM = "/gateway/conformance"
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
     """A gateway serving the demo REST tools at ``/gateway/demo`` and the fixture upstream at ``/gateway/conformance``."""
-    upstream = {"name": "conformance", "tenant": "default", "routers": [{"prefix": UPSTREAM, "server": "fixture"}],
-                "mcpServers": [{"name": "fixture", "type": "stdio", "command": sys.executable, "args": [FIXTURE],
-                                "toolPrefix": ""}]}
+    upstream = fixture_document("conformance", UPSTREAM)
     with Procs(tmp_path_factory.mktemp("modern-clients")) as procs:
         url = f"sqlite:///{procs.log_dir / 'gw.db'}"
         revision = seed(url, demo_document(run_backend(procs)), upstream)

@@ -18,7 +18,15 @@ import time
 import pytest
 import requests
 
-from tests.fixtures_gateway import FIXTURE, demo_document, migrated_store, run_backend, run_gateway, start_fixture
+from tests.fixtures_gateway import (
+    FIXTURE,
+    demo_document,
+    hang_up,
+    migrated_store,
+    run_backend,
+    run_gateway,
+    start_fixture,
+)
 from tests.helpers import Procs, wait_for
 from tests.test_modern import body, headers_for, meta, send
 
@@ -80,14 +88,7 @@ class PostStream:
 
     def close(self):
         """Hang up: shut the socket down so the gateway sees the connection close."""
-        sock = getattr(getattr(self.resp.raw, "_connection", None), "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.thread.join(5)
-        self.resp.close()
+        hang_up(self.resp, self.thread)
 
 
 class Env:

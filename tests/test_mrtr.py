@@ -9,7 +9,6 @@ gateway in front of the conformance fixture (stdio, ``era: auto`` → modern), w
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 
 import pytest
@@ -18,7 +17,7 @@ import requests
 from gateway_server.backends import CallContext
 from gateway_server.mcp import mrtr, sealing
 from gateway_server.mcp.jsonrpc import JsonRpcError
-from tests.fixtures_gateway import FIXTURE, run_gateway, seed
+from tests.fixtures_gateway import fixture_document, run_gateway, seed
 from tests.helpers import Procs
 
 PREFIX = "/gateway/mrtr"
@@ -185,9 +184,7 @@ def test_relay_seals_the_upstream_state_and_checks_capabilities():
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
     """A gateway serving the fixture upstream (stdio, ``era: auto``) at :data:`PREFIX`, states valid :data:`TTL` s."""
-    doc = {"name": "mrtr", "tenant": "default", "routers": [{"prefix": PREFIX, "server": "fixture"}],
-           "mcpServers": [{"name": "fixture", "type": "stdio", "command": sys.executable, "args": [FIXTURE],
-                           "toolPrefix": "", "era": "auto"}]}
+    doc = fixture_document("mrtr", PREFIX, era="auto")
     with Procs(tmp_path_factory.mktemp("mrtr")) as procs:
         url = f"sqlite:///{procs.log_dir / 'gw.db'}"
         yield run_gateway(procs, url, revision=seed(url, doc), env={"MCPGW_STATE_TTL": str(TTL)})

@@ -10,13 +10,12 @@ held call; the retry's ``inputResponses`` answers the upstream and returns the t
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 
 import pytest
 
 from gateway_server.mcp import sealing
-from tests.fixtures_gateway import FIXTURE, run_gateway, seed
+from tests.fixtures_gateway import fixture_document, run_gateway, seed
 from tests.helpers import Procs
 from tests.test_mrtr import MODERN, post, result_of
 
@@ -29,9 +28,7 @@ ANSWER = {"action": "accept", "content": {"username": "ada", "email": "ada@examp
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    doc = {"name": "held", "tenant": "default", "routers": [{"prefix": PREFIX, "server": "fixture"}],
-           "mcpServers": [{"name": "fixture", "type": "stdio", "command": sys.executable, "args": [FIXTURE],
-                           "toolPrefix": "", "era": "legacy"}]}
+    doc = fixture_document("held", PREFIX, era="legacy")
     with Procs(tmp_path_factory.mktemp("held")) as procs:
         url = f"sqlite:///{procs.log_dir / 'gw.db'}"
         yield run_gateway(procs, url, revision=seed(url, doc),
