@@ -47,6 +47,7 @@ from .mcp_transports import (
     StreamableHttpTransport,
     error_reply,
 )
+from .redact import redact_text, redact_url
 
 __all__ = ["MODERN_VERSION", "MODES", "McpClient", "McpConnectionError", "McpError", "McpSessionExpired",
            "McpTimeout", "PROTOCOL_VERSION", "SUPPORTED_VERSIONS"]
@@ -186,14 +187,15 @@ class McpClient:
         except McpConnectionError as exc:
             status = exc.data.get("status") if isinstance(exc.data, dict) else None
             if self.mode == "auto" and isinstance(status, int) and 400 <= status < 500:
-                log.info("%s: server/discover answered HTTP %s; using initialize", self.target, status)
+                log.info("%s: server/discover answered HTTP %s; using initialize", redact_url(self.target), status)
                 return False
             raise
         except McpTimeout:
             raise
         except McpError as exc:
             if self.mode == "auto":
-                log.info("%s: server/discover failed (%s); using initialize", self.target, exc)
+                log.info("%s: server/discover failed (%s); using initialize", redact_url(self.target),
+                         redact_text(str(exc)))
                 return False
             raise
         versions = result.get("supportedVersions")

@@ -424,3 +424,12 @@ def test_a_reload_replacing_the_watched_upstream_ends_the_stream_gracefully(subs
         watcher.close()
         lists.close()
         subs_env.save(_subs_document(subs_env.subs_url))
+
+
+def test_listen_filter_bounds_resource_subscriptions(env):
+    """Each URI becomes an upstream subscribe before the acknowledgement: too many, or too long, is refused."""
+    for uris in ([f"test://r{i}" for i in range(101)], ["test://" + "x" * 2048]):
+        resp = send(env.url(UPSTREAM), body("subscriptions/listen", {"notifications": {"resourceSubscriptions": uris}},
+                                            id=10))
+        assert resp.status_code == 400 and resp.json()["error"]["code"] == -32602, resp.text
+        assert "at most 100 URIs" in resp.json()["error"]["message"]

@@ -399,6 +399,9 @@ def modern_may_notify(route: Any, envelope: modern.Envelope, method: str, params
     return cached
 
 
+MAX_LISTEN_URIS = 100
+MAX_URI_LENGTH = 2048
+
 #: ``subscriptions/listen`` filter keys -> the capability that must be offered for them to be honoured.
 LISTEN_KINDS = {"toolsListChanged": "tools", "promptsListChanged": "prompts", "resourcesListChanged": "resources"}
 
@@ -421,6 +424,10 @@ def listen_filter(route: Any, params: dict[str, Any]) -> dict[str, Any]:
     if uris is not None and (not isinstance(uris, list) or not all(isinstance(u, str) for u in uris)):
         raise JsonRpcError(INVALID_PARAMS,
                            "subscriptions/listen: params.notifications.resourceSubscriptions must be an array of strings")
+    # Each URI becomes an upstream subscribe before the acknowledgement: bound how many, and how long.
+    if uris and (len(uris) > MAX_LISTEN_URIS or any(len(u) > MAX_URI_LENGTH for u in uris)):
+        raise JsonRpcError(INVALID_PARAMS, f"subscriptions/listen: params.notifications.resourceSubscriptions may "
+                                           f"hold at most {MAX_LISTEN_URIS} URIs of at most {MAX_URI_LENGTH} characters")
     if uris and subscribable(route):
         accepted["resourceSubscriptions"] = list(dict.fromkeys(uris))
     return accepted
