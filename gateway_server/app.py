@@ -32,7 +32,7 @@ from .mcp import jsonrpc, sealing
 from .metrics import CONTENT_TYPE, Metrics
 from .origin import cors_headers, host_allowed, is_local_bind, origin_allowed, own_origins
 from .reloader import Reloader, hub_safe
-from .sessions import Session, SessionLimits, SessionStore, open_sessions
+from .sessions import Session, SessionLimits, SessionsFull, SessionStore, open_sessions
 from .snapshot import EMPTY, Snapshot
 from .transports import sse, streamable
 from .transports.base import request_headers, respond_error
@@ -65,6 +65,8 @@ class Listener:
         #: what stops this stream's resource watches (one per upstream backend of its prefix), and those backends
         self.unwatch: list[Callable[[], None]] = []
         self.watching: list[Any] = []
+        self.owner = ""  # who opened it (transports.base.owner_of); counted until unlisten
+        self.counted = True
 
     def resource_updated(self, params: dict[str, Any]) -> None:
         """Queue ``notifications/resources/updated`` (a watched upstream called this for a URI of the filter)."""
@@ -119,6 +121,7 @@ class Gateway:
         self._pending: dict[tuple[str, str], queue.Queue] = {}
         self._listeners: dict[str, set[Listener]] = {}
         self._listeners_lock = threading.Lock()
+        self._listen_owners: dict[str, int] = {}  # open listen streams per caller (max_listen_per_principal)
         self._client_ids = itertools.count(1)
 
     # -- request helpers ----------------------------------------------------
@@ -249,14 +252,24 @@ class Gateway:
 
     # -- subscriptions/listen streams of this process ----------------------
     def listen(self, prefix: str, subscription_id: Any, accepted: dict[str, Any],
-               watchers: Iterable[Any] = ()) -> Listener:
+               watchers: Iterable[Any] = (), owner: str = "") -> Listener:
         """Register a ``subscriptions/listen`` stream of ``prefix`` (this worker's own, no Redis).
+
+        Raises :class:`~gateway_server.sessions.SessionsFull` (429) when ``owner`` (the caller, as
+        :func:`~gateway_server.transports.base.owner_of` names it) already holds ``max_listen_per_principal``.
 
         ``accepted["resourceSubscriptions"]`` are watched on each of ``watchers`` (the prefix's
         upstreams that serve them, :func:`~gateway_server.mcp.core.subscribable`) before this returns,
         so an update after the acknowledgement reaches the stream.
         """
+        limit = int(settings.get("max_listen_per_principal"))
+        with self._listeners_lock:
+            if limit > 0 and self._listen_owners.get(owner, 0) >= limit:
+                raise SessionsFull(f"too many listen streams of this caller (max_listen_per_principal={limit}); "
+                                   "close one first", status=429, setting="max_listen_per_principal")
+            self._listen_owners[owner] = self._listen_owners.get(owner, 0) + 1
         listener = Listener(prefix, subscription_id, accepted)
+        listener.owner = owner
         uris = accepted.get("resourceSubscriptions") or []
         for backend in watchers if uris else ():
             try:
@@ -284,6 +297,14 @@ class Gateway:
                 if not held:
                     del self._listeners[listener.prefix]
                 self.metrics.streams.dec()
+            if not listener.counted:
+                return
+            listener.counted = False
+            left = self._listen_owners.get(listener.owner, 0) - 1
+            if left > 0:
+                self._listen_owners[listener.owner] = left
+            else:
+                self._listen_owners.pop(listener.owner, None)
 
     def listened_prefixes(self) -> list[str]:
         """Prefixes with at least one listen stream here."""

@@ -114,6 +114,12 @@ register("state_ttl", 600.0, "Seconds a sealed `requestState` (a 2026-07-28 mult
          float)
 register("held_call_timeout", 60.0, "Seconds a legacy upstream's call waits for a 2026-07-28 client's retry "
          "answering its elicitation, sampling or roots request (then it is cancelled).", float)
+register("max_held_calls", 1000, "Most held calls (a legacy upstream's call awaiting a 2026-07-28 client's "
+         "answer) this gateway process keeps (a tool error above; 0: no limit).", int)
+register("max_held_calls_per_principal", 16, "Most held calls one API key or token subject keeps (a tool error "
+         "above; 0: no limit).", int)
+register("max_listen_per_principal", 32, "Most 2026-07-28 `subscriptions/listen` streams one API key or token "
+         "subject keeps open in this gateway process (429 above; 0: no limit).", int)
 register("admin_password", "", "Password `mcpgw demo` gives the admin user; generated and printed once when empty.")
 register("gateway_url", "http://127.0.0.1:5235", "The gateway's URL as the console reaches it.")
 register("version_retention", 100, "How many versions to keep per config document (older ones are pruned).", int)

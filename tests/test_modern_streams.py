@@ -433,3 +433,36 @@ def test_listen_filter_bounds_resource_subscriptions(env):
                                             id=10))
         assert resp.status_code == 400 and resp.json()["error"]["code"] == -32602, resp.text
         assert "at most 100 URIs" in resp.json()["error"]["message"]
+
+
+def test_listen_streams_are_bounded_per_principal(tmp_path):
+    """Above ``max_listen_per_principal`` a listen gets 429 naming the setting; a closed stream frees its place."""
+    with Procs(tmp_path) as procs:
+        backend = run_backend(procs)
+        url = f"sqlite:///{procs.log_dir / 'gw.db'}"
+        store = migrated_store(url)
+        try:
+            store.save_document(demo_document(backend))
+            gw = run_gateway(procs, url, revision=store.revision(), env={"MCPGW_MAX_LISTEN_PER_PRINCIPAL": "2"})
+            small = Env(gw, store, backend)
+            streams = [listen(small, {"toolsListChanged": True}, id=f"bounded-{i}") for i in range(2)]
+            try:
+                for stream in streams:
+                    assert stream.next_message()["method"] == "notifications/subscriptions/acknowledged"
+                third = send(small.url(), body("subscriptions/listen", {"notifications": {"toolsListChanged": True}},
+                                               id="bounded-2"))
+                assert third.status_code == 429, third.text
+                assert "max_listen_per_principal" in third.json()["error"]["message"]
+                streams.pop().close()
+
+                def admitted() -> bool:
+                    again = listen(small, {"toolsListChanged": True}, id="bounded-again")
+                    streams.append(again)
+                    return again.resp.status_code == 200
+
+                wait_for(admitted, timeout=15, interval=0.5, what="a closed listen stream to free its place")
+            finally:
+                for stream in streams:
+                    stream.close()
+        finally:
+            store.close()

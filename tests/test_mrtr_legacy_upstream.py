@@ -126,3 +126,19 @@ def test_an_expired_held_call_is_cancelled_and_refused(gw):
     resp = retry(gw, result["requestState"], {key: ANSWER})
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["code"] == -32602 and "expired" in resp.json()["error"]["message"], resp.text
+
+
+def test_held_calls_are_bounded_per_principal_and_per_process(monkeypatch):
+    from gateway_server.backends import upstream
+
+    monkeypatch.setenv("MCPGW_MAX_HELD_CALLS_PER_PRINCIPAL", "2")
+    monkeypatch.setenv("MCPGW_MAX_HELD_CALLS", "3")
+    monkeypatch.setattr(upstream, "_held", {})
+    for principal in ("key:1", "key:1", "sub:ann"):
+        assert upstream._held_refusal(principal) is None
+        held = upstream._Held("up", 60.0, principal)
+        upstream._held[held.id] = held
+    assert "max_held_calls=3" in upstream._held_refusal("sub:bob")
+    upstream._held.pop(held.id)  # sub:ann's
+    assert "max_held_calls_per_principal=2" in upstream._held_refusal("key:1")
+    assert upstream._held_refusal("sub:ann") is None

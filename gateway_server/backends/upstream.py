@@ -164,9 +164,10 @@ class _Held:
     or the call's outcome.
     """
 
-    def __init__(self, upstream: str, ttl: float):
+    def __init__(self, upstream: str, ttl: float, principal: str = ""):
         self.id = secrets.token_urlsafe(18)
         self.upstream = upstream
+        self.principal = principal  # the caller's API key id or token subject ("" on an open router)
         self.ttl = ttl
         self.cond = threading.Condition()
         self.asked: tuple[str, str, dict[str, Any]] | None = None  # (key, method, params) awaiting an answer
@@ -227,6 +228,19 @@ _held_lock = threading.Lock()
 def _forget_held(held_id: str) -> _Held | None:
     with _held_lock:
         return _held.pop(held_id, None)
+
+
+def _held_refusal(principal: str) -> str | None:
+    """Why a new held call of ``principal`` is refused (``max_held_calls[_per_principal]``), or ``None``."""
+    total = int(settings.get("max_held_calls"))
+    per_principal = int(settings.get("max_held_calls_per_principal"))
+    with _held_lock:
+        if total > 0 and len(_held) >= total:
+            return f"too many held calls in this gateway process (max_held_calls={total}); try again later"
+        if per_principal > 0 and sum(1 for h in _held.values() if h.principal == principal) >= per_principal:
+            return (f"too many held calls of this caller (max_held_calls_per_principal={per_principal}); "
+                    "answer or abandon one first")
+    return None
 
 
 class _NeedsInput(Exception):
@@ -1146,7 +1160,11 @@ class UpstreamServer:
     def _call_held(self, link: _Link, name: str, arguments: dict[str, Any], ctx: CallContext,
                    deadline: float) -> dict[str, Any]:
         """Call ``name`` in a thread of its own; the upstream's first server→client request becomes ``input_required``."""
-        held = _Held(self.name, float(settings.get("held_call_timeout")))
+        principal = f"key:{ctx.key_id}" if ctx.key_id is not None else (f"sub:{ctx.user}" if ctx.user else "")
+        refused = _held_refusal(principal)
+        if refused is not None:
+            return _error_result(f"upstream {self.name}: {name} refused: {refused}")
+        held = _Held(self.name, float(settings.get("held_call_timeout")), principal)
         client = link.client
         upstream_id = client.next_id()
         declared = {k for k in CALLBACK_CAPABILITIES if k in (ctx.client_capabilities or {})}

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..mcp import core, jsonrpc, modern, versions
 from ..mcp.jsonrpc import INVALID_REQUEST, JsonRpcError
-from ..sessions import Session, new_id
+from ..sessions import Session, SessionsFull, new_id
 from .base import (
     SSE_HEADERS,
     StartResponse,
@@ -159,7 +159,7 @@ def _modern_post(gateway: Any, route: Any, environ: dict[str, Any], start_respon
         reply = jsonrpc.error(exc.msg_id, exc.code, exc.message, exc.data)
         return respond(start_response, modern.http_status(exc.code), jsonrpc.dumps(reply), headers=cors)
     if message["method"] == "subscriptions/listen":
-        return _listen(gateway, route, environ, start_response, message, cors)
+        return _listen(gateway, route, environ, start_response, message, cors, principal)
     ctx = make_context(environ, None, backend_request_headers(route, environ))
     ctx.protocol_version = envelope.protocol_version
     ctx.request_id = f"modern-{next(_modern_ids)}"  # unique in this process: upstreams map cancellations by it
@@ -258,7 +258,7 @@ def _modern_streamed(gateway: Any, route: Any, environ: dict[str, Any], start_re
 
 
 def _listen(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
-            message: dict[str, Any], cors: list) -> Any:
+            message: dict[str, Any], cors: list, principal: Any = None) -> Any:
     """``subscriptions/listen``: an SSE stream that acknowledges the honoured filter, then carries
     list-changed notifications of this prefix and updates of its subscribed resources until the client
     closes it (or the gateway ends it)."""
@@ -275,7 +275,11 @@ def _listen(gateway: Any, route: Any, environ: dict[str, Any], start_response: S
         reply = jsonrpc.error(sub_id, exc.code, exc.message, exc.data)
         return respond(start_response, modern.http_status(exc.code), jsonrpc.dumps(reply), headers=cors)
     # Resource subscriptions are in place upstream before the acknowledgement is sent.
-    listener = gateway.listen(route.prefix, sub_id, accepted, core.subscribable(route))
+    try:
+        listener = gateway.listen(route.prefix, sub_id, accepted, core.subscribable(route), owner_of(principal))
+    except SessionsFull as exc:
+        return respond_error(start_response, exc.status, jsonrpc.SERVER_BUSY, str(exc), msg_id=sub_id,
+                             headers=[("Retry-After", "10"), *cors])
     tag = {modern.SUBSCRIPTION_ID: sub_id}
     start_response("200 OK", [*SSE_HEADERS, *cors])
 
