@@ -78,23 +78,27 @@ class ApiState:
         self._store.delete_values(prefix, below=stamp(now))
 
 
-def load_secret(state: ApiState | None, explicit: str | None = None) -> str:
+def load_secret(state: ApiState | None, explicit: str | None = None, *, setting: str = "jwt_secret",
+                name: str = SECRET_NAME, warning: str = "no database to keep the JWT secret in: tokens are "
+                                                          "valid for this process only",
+                logger: logging.Logger | None = None) -> str:
     """The signing secret: ``explicit``, else ``MCPGW_JWT_SECRET``, else the one stored in the database.
 
-    A store without a database (the read-only YAML directory) gets a random
-    per-process secret, logged as a warning: tokens then last one process.
+    ``setting`` names the setting (and its ``MCPGW_`` variable), ``name`` the key/value entry, ``warning``
+    what ``logger`` logs when there is no database. A store without a database (the read-only YAML directory)
+    gets a random per-process secret, logged as a warning: tokens then last one process.
     """
-    secret = settings.get("jwt_secret", explicit or None)
+    env = f"MCPGW_{setting.upper()}"
+    secret = settings.get(setting, explicit or None)
     if secret:
         if len(secret) < 16:
             from mcpgw_sdk.errors import ConfigError
 
-            raise ConfigError("MCPGW_JWT_SECRET: must be at least 16 characters")
+            raise ConfigError(f"{env}: must be at least 16 characters")
         return secret
     if state is not None:
-        return state.setdefault(SECRET_NAME, secrets.token_urlsafe(48))
-    log.warning("no database to keep the JWT secret in: tokens are valid for this process only "
-                "(set MCPGW_JWT_SECRET to share one)")
+        return state.setdefault(name, secrets.token_urlsafe(48))
+    (logger or log).warning("%s (set %s to share one)", warning, env)
     return secrets.token_urlsafe(48)
 
 

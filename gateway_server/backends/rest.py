@@ -29,7 +29,7 @@ from mcpgw_sdk.templates import render_deadline
 
 from . import CallContext, InputRefused
 from .content import error_result, http_error_result, parse_json, response_result
-from .guard import Authority, Refused, authorities, document_texts
+from .guard import Authority, Refused, authorities, document_texts, url_authority
 from .http import HttpClient, HttpError, default_client
 
 POSITIONS = ("path", "query", "header", "body", "form-data", "file")
@@ -191,16 +191,6 @@ def _quote_field(text: str) -> str:
     """A name or file name for a quoted Content-Disposition parameter: quotes and control characters
     (CR and LF above all) are percent-encoded as RFC 7578 and browsers do, so they cannot end the header."""
     return _UNSAFE_IN_QUOTES.sub(lambda m: f"%{ord(m.group(0)):02X}", text.replace("\\", "\\\\"))
-
-
-def _authority(parts: Any) -> Authority | None:
-    """The ``(scheme, host, port)`` of a split URL, ``None`` when its port is malformed."""
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        return None
-    return (scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80))
 
 
 class _Tool:
@@ -466,7 +456,7 @@ class RestServer:
         # Trust is decided on the rendered authority alone: however the URL was built (arguments, client
         # headers, filters), it may reach a loopback/private address only when it names an authority the
         # document wrote (or the operator allow-lists, which the guard checks).
-        literal = _authority(urlsplit(url)) in tool.literal_hosts
+        literal = url_authority(url) in tool.literal_hosts  # no host: None, never literal
         client = self.client or default_client()
         resp = client.request(tool.method, url, headers=headers, body=body, timeout=timeout,
                               max_bytes=tool.max_bytes or self.default_max_bytes, literal=literal,
@@ -577,9 +567,9 @@ class RestServer:
             except _Failed:
                 continue
             parts = urlsplit(url)
-            authority = _authority(parts)
+            authority = url_authority(url)
             # "http://host:{{ args.port }}" renders an empty port here: that is not the document's port 80.
-            if authority is not None and authority[1] and not parts.netloc.endswith(":"):
+            if authority is not None and not parts.netloc.endswith(":"):
                 found.add(authority)
         return frozenset(found)
 

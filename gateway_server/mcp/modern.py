@@ -21,10 +21,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from mcpgw_sdk.mcp_transports import (  # re-exported: one copy of the envelope's names and header encoding
+    _SENTINEL,
+    NAME_BEARING,
+)
+from mcpgw_sdk.mcp_transports import META_CLIENT_CAPABILITIES as CLIENT_CAPABILITIES
+from mcpgw_sdk.mcp_transports import META_CLIENT_INFO as CLIENT_INFO
+from mcpgw_sdk.mcp_transports import META_PROTOCOL_VERSION as PROTOCOL_VERSION
+from mcpgw_sdk.mcp_transports import META_SERVER_INFO as SERVER_INFO
+from mcpgw_sdk.mcp_transports import RESERVED_META_PREFIX as RESERVED_PREFIX
+from mcpgw_sdk.mcp_transports import encode_header_value as encode_header_value  # re-exported
 
 from . import versions
 from .jsonrpc import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, JsonRpcError
@@ -38,21 +48,14 @@ MODERN_VERSIONS = (versions.MODERN,)
 #: the ``data.supported`` of -32022 are this same list.
 SUPPORTED_VERSIONS = (*MODERN_VERSIONS, *reversed(versions.HANDSHAKE_VERSIONS))
 
-PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
-CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
-CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
-SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 LOG_LEVEL = "io.modelcontextprotocol/logLevel"
 SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
 #: RFC 5424 severities, lowest first (``notifications/message`` levels).
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
-RESERVED_PREFIX = "io.modelcontextprotocol/"
 
 VERSION_HEADER = "mcp-protocol-version"
 METHOD_HEADER = "mcp-method"
 NAME_HEADER = "mcp-name"
-#: Methods whose ``Mcp-Name`` header repeats a body field.
-NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 #: Legacy methods the 2026-07-28 revision removed: with the modern envelope they are unknown (404).
 REMOVED_METHODS = frozenset({"initialize", "ping", "logging/setLevel", "resources/subscribe",
                              "resources/unsubscribe"})
@@ -62,10 +65,6 @@ REMOVED_METHODS = frozenset({"initialize", "ping", "logging/setLevel", "resource
 # a JSON-RPC error in a 200 answer, as the official SDK does.
 _HTTP_STATUS = {PARSE_ERROR: 400, INVALID_REQUEST: 400, INVALID_PARAMS: 400, HEADER_MISMATCH: 400,
                 MISSING_CLIENT_CAPABILITY: 400, UNSUPPORTED_VERSION: 400, METHOD_NOT_FOUND: 404}
-
-_PLAIN = re.compile(r"^[\x20-\x7E]*$")
-_SENTINEL = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$", re.DOTALL)
-
 
 def http_status(code: int) -> int:
     """The HTTP status of a modern answer whose JSON-RPC error has ``code`` (200 when unmapped)."""
@@ -80,22 +79,14 @@ def status_of(reply: Mapping[str, Any]) -> int:
     return http_status(error.get("code")) if isinstance(error, Mapping) else 200
 
 
-def encode_header_value(value: str) -> str:
-    """``value`` as an HTTP header value: as is when plain printable ASCII, else ``=?base64?…?=``."""
-    if _PLAIN.match(value) and value == value.strip() and not _SENTINEL.match(value):
-        return value
-    return "=?base64?" + base64.b64encode(value.encode()).decode() + "?="
-
-
 def decode_header_value(value: str) -> str | None:
     """The text of a header value, decoding ``=?base64?…?=`` strictly; ``None`` when malformed.
 
     Strict means: valid, canonical base64 of valid UTF-8 (re-encoding gives the same payload).
     """
-    match = _SENTINEL.match(value)
-    if match is None:
+    if _SENTINEL.match(value) is None:
         return value
-    payload = match.group("payload")
+    payload = value[len("=?base64?"):-len("?=")]
     try:
         raw = base64.b64decode(payload, validate=True)
         if base64.b64encode(raw).decode() != payload:

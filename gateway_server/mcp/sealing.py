@@ -211,22 +211,15 @@ def load_secret(store: Any, explicit: str | None = None) -> str:
     API's JWT secret), so every worker and replica shares it. A store that cannot keep values (the
     read-only YAML directory) gets a per-process secret, with a warning.
     """
-    secret = settings.get("state_secret", explicit or None)
-    if secret:
-        if len(secret) < 16:
-            from mcpgw_sdk.errors import ConfigError
+    from ..api.auth import ApiState
+    from ..api.auth import load_secret as load
 
-            raise ConfigError("MCPGW_STATE_SECRET: must be at least 16 characters")
-        return secret
+    state = None
     if store is not None and not getattr(store, "read_only", False) and hasattr(store, "set_value"):
-        from ..api.auth import ApiState
-
         state = ApiState.of(store)
-        if state is not None:
-            return state.setdefault(SECRET_NAME, secrets.token_urlsafe(48))
-    log.warning("no database to keep the requestState secret in: MRTR states open in this process only "
-                "(set MCPGW_STATE_SECRET to share one)")
-    return secrets.token_urlsafe(48)
+    return load(state, explicit, setting="state_secret", name=SECRET_NAME,
+                warning="no database to keep the requestState secret in: MRTR states open in this process only",
+                logger=log)
 
 
 def install_from(store: Any) -> Sealer:

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from ..backends import CallContext
 from ..mcp import jsonrpc
+from ..mcp.sealing import principal_id as owner_of  # who a session belongs to
 from ..origin import cors_headers, host_allowed, origin_allowed
 from ..sessions import Session, SessionsFull
 
@@ -140,15 +141,6 @@ def request_headers(environ: dict[str, Any]) -> dict[str, str]:
         out["content-type"] = environ["CONTENT_TYPE"]
     environ["mcpgw.headers"] = out
     return out
-
-
-def owner_of(principal: Any) -> str:
-    """Who a session belongs to: the API key, or the token subject of a tenant; ``""`` on an open router."""
-    if principal is None:
-        return ""
-    if principal.key_id is not None:
-        return f"key:{principal.key_id}"
-    return f"sub:{principal.tenant}:{principal.user}"
 
 
 def not_owner(session: Any, principal: Any) -> bool:
