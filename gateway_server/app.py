@@ -28,6 +28,7 @@ from mcpgw_sdk.records import AuditRecord
 from mcpgw_sdk.redact import redact_json
 
 from .audit import AuditWriter
+from .backends import held
 from .mcp import jsonrpc, sealing
 from .metrics import CONTENT_TYPE, Metrics
 from .origin import cors_headers, host_allowed, is_local_bind, origin_allowed, own_origins
@@ -96,6 +97,7 @@ class Gateway:
         self.store = store
         self.snapshot: Snapshot = EMPTY
         self.sessions = sessions
+        held.configure(sessions)  # a retry of a held MRTR call may reach another worker: routed via Redis
         self.metrics = Metrics()
         self.host = host
         self.port = port
@@ -403,6 +405,7 @@ class Gateway:
                 backend.close()
             except Exception:  # noqa: BLE001
                 log.exception("closing backend")
+        held.shutdown()
         self.sessions.close()
 
     def readiness(self) -> tuple[dict[str, Any], bool]:

@@ -68,6 +68,9 @@ class SessionsFull(Exception):
 class SessionStore(abc.ABC):
     """Where sessions live and how messages reach their streams."""
 
+    #: Whether :meth:`publish` and :meth:`subscribe` reach other processes (the Redis store's relay channels).
+    relays = False
+
     @abc.abstractmethod
     def save(self, session: Session) -> None:
         """Create or update a session."""
@@ -130,6 +133,14 @@ class SessionStore(abc.ABC):
             if full is not None:
                 raise full
         self.save(session)
+
+    def publish(self, name: str, message: dict[str, Any]) -> int:
+        """Send ``message`` on the relay channel ``name``; how many processes listen (only when ``relays``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no relay channels")
+
+    def subscribe(self, name: str) -> Any:
+        """A subscription to the relay channel ``name`` (``get(timeout)``, ``closed``, ``close()``; only when ``relays``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no relay channels")
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release resources."""

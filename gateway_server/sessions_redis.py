@@ -255,6 +255,41 @@ class _Listener:
             q.put(_CLOSED)  # wakes a thread blocked in __next__ when another one closes the listener
 
 
+class Subscription:
+    """A relay channel's messages (:meth:`RedisSessionStore.subscribe`), subscribed before it is returned."""
+
+    def __init__(self, hub: _Hub, channel: bytes):
+        self._hub = hub
+        self._channel = channel
+        self._queue: queue.Queue | None = hub.attach(channel)
+
+    @property
+    def closed(self) -> bool:
+        """Whether it was closed (by :meth:`close` or because the store closed)."""
+        return self._queue is None
+
+    def get(self, timeout: float) -> dict[str, Any] | None:
+        """The next message, or ``None`` after ``timeout`` seconds or once closed."""
+        q = self._queue
+        if q is None:
+            return None
+        try:
+            item = q.get(timeout=max(timeout, 0.0))
+        except queue.Empty:
+            return None
+        if item is _CLOSED:
+            self.close()
+            return None
+        return item
+
+    def close(self) -> None:
+        """Stop listening (idempotent)."""
+        q, self._queue = self._queue, None
+        if q is not None:
+            self._hub.detach(self._channel, q)
+            q.put(_CLOSED)
+
+
 class RedisSessionStore(SessionStore):
     """Sessions in Redis, shared by every gunicorn worker and replica that uses the same URL and prefix.
 
@@ -407,6 +442,21 @@ class RedisSessionStore(SessionStore):
         Ends when the session is deleted (by any process) or expires; ``close()`` stops listening.
         """
         return _Listener(self, session_id, timeout)
+
+    # -- relay channels: messages between processes that are not a session's (held MRTR calls) --
+    relays = True
+
+    def _relay(self, name: str) -> bytes:
+        return f"{self.prefix}relay:{name}".encode()
+
+    def publish(self, name: str, message: dict[str, Any]) -> int:
+        """Send ``message`` on the relay channel ``name``; how many processes listen to it."""
+        payload = _MESSAGE + jsonrpc.dumps(message)
+        return int(self._call(lambda c: c.publish(self._relay(name), payload)))
+
+    def subscribe(self, name: str) -> Subscription:
+        """Listen on the relay channel ``name`` (through this process's one subscriber connection)."""
+        return Subscription(self._hub(), self._relay(name))
 
     def expire(self) -> int:
         """Drop index entries of sessions Redis has expired; return how many (cheap: only overdue ids)."""

@@ -129,16 +129,16 @@ def test_an_expired_held_call_is_cancelled_and_refused(gw):
 
 
 def test_held_calls_are_bounded_per_principal_and_per_process(monkeypatch):
-    from gateway_server.backends import upstream
+    from gateway_server.backends import held
 
     monkeypatch.setenv("MCPGW_MAX_HELD_CALLS_PER_PRINCIPAL", "2")
     monkeypatch.setenv("MCPGW_MAX_HELD_CALLS", "3")
-    monkeypatch.setattr(upstream, "_held", {})
+    monkeypatch.setattr(held, "_held", {})
     for principal in ("key:1", "key:1", "sub:ann"):
-        assert upstream._held_refusal(principal) is None
-        held = upstream._Held("up", 60.0, principal)
-        upstream._held[held.id] = held
-    assert "max_held_calls=3" in upstream._held_refusal("sub:bob")
-    upstream._held.pop(held.id)  # sub:ann's
-    assert "max_held_calls_per_principal=2" in upstream._held_refusal("key:1")
-    assert upstream._held_refusal("sub:ann") is None
+        assert held.refusal(principal) is None
+        call = held.Held("up", 60.0, principal)
+        held._held[call.id] = call
+    assert "max_held_calls=3" in held.refusal("sub:bob")
+    held._held.pop(call.id)  # sub:ann's
+    assert "max_held_calls_per_principal=2" in held.refusal("key:1")
+    assert held.refusal("sub:ann") is None

@@ -455,3 +455,18 @@ def test_streams_survive_a_redis_restart(procs, tmp_path):
         assert reader.done.wait(5)
     finally:
         store.close()
+
+
+def test_relay_channels_reach_another_store(redis_pair):
+    a, b = redis_pair
+    assert a.relays and not MemorySessionStore().relays
+    assert a.publish("held:w1", {"n": 1}) == 0  # nobody listens yet: the sender can tell
+    subscription = b.subscribe("held:w1")
+    try:
+        assert a.publish("held:w1", {"n": 2, "text": "é"}) == 1
+        assert subscription.get(5.0) == {"n": 2, "text": "é"}
+        assert subscription.get(0.05) is None  # idle
+    finally:
+        subscription.close()
+    assert subscription.closed and subscription.get(0.05) is None
+    wait_for(lambda: a.publish("held:w1", {"n": 3}) == 0, timeout=5, what="the unsubscribe to reach Redis")

@@ -24,8 +24,9 @@ server→client request over its session, and the upstream is retried with the a
 ``inputResponses`` and its own ``requestState`` (held in memory for the call), for at most
 :data:`MAX_INPUT_ROUNDS` rounds within the call's deadline. The other way round, a legacy upstream's
 server→client request during a modern caller's ``tools/call`` is held (:meth:`UpstreamServer._call_held`):
-the upstream call waits, on a legacy session of the caller's principal, in this process's registry, and the
-caller gets ``input_required`` naming the held call; its retry answers the request (docs/eras.md).
+the upstream call waits, on a legacy session of the caller's principal, in this process's registry
+(:mod:`.held`, which routes a retry reaching another process there through Redis), and the caller gets
+``input_required`` naming the held call; its retry answers the request (docs/eras.md).
 """
 
 from __future__ import annotations
@@ -33,9 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import secrets
 import threading
 import time
 import uuid
@@ -49,7 +48,7 @@ from mcpgw_sdk.mcp_transports import RESERVED_META_PREFIX
 from mcpgw_sdk.redact import redact_text
 from mcpgw_sdk.templates import compile_template, forbidden_env, request_context
 
-from . import CallContext, InputRefused
+from . import CallContext, InputRefused, held
 from .guard import Authority, Guard, authorities, default_guard, document_texts, url_authority
 
 log = logging.getLogger("mcpgw.upstream")
@@ -74,10 +73,6 @@ LOG_LEVEL = "io.modelcontextprotocol/logLevel"
 _INPUT_KINDS = {v: k for k, v in _CAPABILITY_REQUESTS.items()}
 # How many ``input_required`` rounds of a modern upstream the gateway answers for a legacy caller.
 MAX_INPUT_ROUNDS = 8
-# A held call (a legacy upstream's server→client request awaiting a modern caller's retry) is named in the
-# caller's sealed requestState as ``held:<worker>:<id>``; the worker id tells another process's call apart.
-HELD_PREFIX = "held:"
-WORKER_ID = f"{os.getpid()}.{uuid.uuid4().hex[:12]}"
 # What a modern result carries for its own hop only; the gateway sets its own for the next one.
 _HOP_FIELDS = ("resultType", "ttlMs", "cacheScope")
 Listener = Callable[[dict[str, Any]], None]
@@ -129,6 +124,11 @@ def _input_required(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _principal(ctx: CallContext) -> str:
+    """Who a held call belongs to: the caller's API key id or token subject ("" on an open router)."""
+    return f"key:{ctx.key_id}" if ctx.key_id is not None else (f"sub:{ctx.user}" if ctx.user else "")
+
+
 def _trace_meta(ctx: CallContext | None) -> dict[str, Any]:
     """The W3C trace context the client sent (``traceparent``, ``tracestate``), for the upstream's ``_meta``."""
     headers = ctx.headers if ctx is not None else {}
@@ -154,93 +154,6 @@ def _bounded(connect: Callable[[], Any], deadline: float, what: str) -> Any:
     if "error" in box:
         raise box["error"]
     return box["value"]
-
-
-class _Held:
-    """A legacy upstream's call held for a modern caller: its server→client request awaits the caller's retry.
-
-    The call runs in a thread of its own; :meth:`ask` (the upstream's ``on_request``) parks the
-    request until :meth:`respond` or the ``held_call_timeout``; :meth:`turn` waits for the next request
-    or the call's outcome.
-    """
-
-    def __init__(self, upstream: str, ttl: float, principal: str = ""):
-        self.id = secrets.token_urlsafe(18)
-        self.upstream = upstream
-        self.principal = principal  # the caller's API key id or token subject ("" on an open router)
-        self.ttl = ttl
-        self.cond = threading.Condition()
-        self.asked: tuple[str, str, dict[str, Any]] | None = None  # (key, method, params) awaiting an answer
-        self.answer: dict[str, Any] | None = None
-        self.outcome: dict[str, Any] | None = None
-        self.rounds = 0
-        self.expires = 0.0
-        self.on_expiry: Callable[[], None] | None = None
-
-    def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        with self.cond:
-            self.rounds += 1
-            self.asked = (f"{_INPUT_KINDS[method]}-{self.rounds}", method, params)
-            self.answer = None
-            self.expires = time.monotonic() + self.ttl
-            self.cond.notify_all()
-            while self.answer is None and time.monotonic() < self.expires:
-                self.cond.wait(max(0.0, self.expires - time.monotonic()))
-            answer, self.answer = self.answer, None
-            if answer is None:
-                self.asked = None
-        if answer is None:
-            _forget_held(self.id)
-            if self.on_expiry is not None:
-                self.on_expiry()
-            raise McpError(-32603, f"the client did not answer {method} within {self.ttl:g}s (held call expired)")
-        return answer
-
-    def respond(self, answer: dict[str, Any]) -> bool:
-        """Answer the pending request; ``False`` when none is pending (it expired)."""
-        with self.cond:
-            if self.asked is None or self.outcome is not None:
-                return False
-            self.asked, self.answer = None, answer
-            self.cond.notify_all()
-            return True
-
-    def finish(self, outcome: dict[str, Any]) -> None:
-        with self.cond:
-            self.outcome = outcome
-            self.cond.notify_all()
-
-    def turn(self, deadline: float) -> dict[str, Any] | tuple[str, str, dict[str, Any]] | None:
-        """The outcome, the next pending request, or ``None`` when ``deadline`` passes first."""
-        with self.cond:
-            while self.outcome is None and self.asked is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
-            return self.outcome if self.outcome is not None else self.asked
-
-
-_held: dict[str, _Held] = {}
-_held_lock = threading.Lock()
-
-
-def _forget_held(held_id: str) -> _Held | None:
-    with _held_lock:
-        return _held.pop(held_id, None)
-
-
-def _held_refusal(principal: str) -> str | None:
-    """Why a new held call of ``principal`` is refused (``max_held_calls[_per_principal]``), or ``None``."""
-    total = int(settings.get("max_held_calls"))
-    per_principal = int(settings.get("max_held_calls_per_principal"))
-    with _held_lock:
-        if total > 0 and len(_held) >= total:
-            return f"too many held calls in this gateway process (max_held_calls={total}); try again later"
-        if per_principal > 0 and sum(1 for h in _held.values() if h.principal == principal) >= per_principal:
-            return (f"too many held calls of this caller (max_held_calls_per_principal={per_principal}); "
-                    "answer or abandon one first")
-    return None
 
 
 class _NeedsInput(Exception):
@@ -1080,8 +993,15 @@ class UpstreamServer:
 
     def _call_tool_once(self, name: str, arguments: dict[str, Any], ctx: CallContext,
                         deadline: float) -> dict[str, Any]:
-        if _modern_caller(ctx) and (ctx.request_state or "").startswith(HELD_PREFIX):
-            return self._resume_held(name, ctx, deadline)
+        if _modern_caller(ctx) and (ctx.request_state or "").startswith(held.HELD_PREFIX):
+            try:
+                result = held.resume(self.name, name, ctx.request_state or "", _principal(ctx),
+                                     ctx.input_responses or {}, deadline)
+            except McpError as exc:
+                return _error_result(f"upstream {self.name}: {name}: {exc.message}")
+            if result.get("resultType") == "input_required":
+                ctx.input_upstream = self.name
+            return result
         try:
             link = self._link_for(ctx, deadline)
         except McpError as exc:
@@ -1160,11 +1080,11 @@ class UpstreamServer:
     def _call_held(self, link: _Link, name: str, arguments: dict[str, Any], ctx: CallContext,
                    deadline: float) -> dict[str, Any]:
         """Call ``name`` in a thread of its own; the upstream's first server→client request becomes ``input_required``."""
-        principal = f"key:{ctx.key_id}" if ctx.key_id is not None else (f"sub:{ctx.user}" if ctx.user else "")
-        refused = _held_refusal(principal)
+        principal = _principal(ctx)
+        refused = held.refusal(principal)
         if refused is not None:
             return _error_result(f"upstream {self.name}: {name} refused: {refused}")
-        held = _Held(self.name, float(settings.get("held_call_timeout")), principal)
+        call = held.Held(self.name, float(settings.get("held_call_timeout")), principal)
         client = link.client
         upstream_id = client.next_id()
         declared = {k for k in CALLBACK_CAPABILITIES if k in (ctx.client_capabilities or {})}
@@ -1177,7 +1097,7 @@ class UpstreamServer:
             params = dict(msg.get("params") or {})
             if isinstance(params.get("_meta"), dict):
                 params = _hop_free(params)
-            return held.ask(method, params)
+            return call.ask(method, params)
 
         def expired() -> None:
             try:
@@ -1189,7 +1109,7 @@ class UpstreamServer:
             try:
                 outcome = client.call_tool(name, arguments, request_id=upstream_id, on_message=lambda msg: None,
                                            on_request=on_request, meta=_trace_meta(ctx) or None,
-                                           timeout=self.timeout + held.ttl * (MAX_INPUT_ROUNDS + 1))
+                                           timeout=self.timeout + call.ttl * (MAX_INPUT_ROUNDS + 1))
             except McpTimeout:
                 outcome = _error_result(f"upstream {self.name}: {name} did not answer in time")
             except McpError as exc:
@@ -1200,66 +1120,24 @@ class UpstreamServer:
                 with self._lock:
                     link.active.pop(upstream_id, None)
                     link.last_used = time.monotonic()
-            held.finish(outcome)
+            call.finish(outcome)
 
-        held.on_expiry = expired
+        call.on_expiry = expired
         # A stdio/SSE session's server→client requests reach the link, not the call: routed by link.active.
         def routed_request(method: str, params: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
             return on_request({"method": method, "params": params})
 
-        routed_request.held = held  # type: ignore[attr-defined]  # waiting on the client: not the asker (_on_request)
+        routed_request.held = call  # type: ignore[attr-defined]  # waiting on the client: not the asker (_on_request)
         routed = CallContext(protocol_version=ctx.protocol_version, client_capabilities=ctx.client_capabilities,
                              request=routed_request)
         with self._lock:
             link.touch(ctx)
             link.active[upstream_id] = routed
         threading.Thread(target=run, daemon=True, name=f"upstream-held-{self.name}").start()
-        return self._held_turn(held, name, ctx, deadline)
-
-    def _held_turn(self, held: _Held, name: str, ctx: CallContext, deadline: float) -> dict[str, Any]:
-        """The held call's outcome, or its pending request as ``input_required`` (the call stays held)."""
-        turn = held.turn(deadline)
-        if turn is None:  # neither answered nor asked within the caller's deadline: give it up
-            if held.on_expiry is not None:
-                held.on_expiry()
-            return _error_result(f"upstream {self.name}: {name} did not answer within the call's deadline")
-        if isinstance(turn, dict):
-            return turn
-        key, method, params = turn
-        with _held_lock:
-            _held[held.id] = held
-        ctx.input_upstream = self.name
-        return {"resultType": "input_required", "inputRequests": {key: {"method": method, "params": params}},
-                "requestState": f"{HELD_PREFIX}{WORKER_ID}:{held.id}"}
-
-    def _resume_held(self, name: str, ctx: CallContext, deadline: float) -> dict[str, Any]:
-        """A modern caller's retry of a held call: answer the upstream's pending request, then the next turn."""
-        worker, _, held_id = (ctx.request_state or "")[len(HELD_PREFIX):].partition(":")
-        if worker != WORKER_ID:
-            raise InputRefused(-32602, f"requestState refused: the held call of upstream {self.name} lives in "
-                               "another gateway worker and Redis routing is not configured; start the request "
-                               "again without requestState")
-        held = _forget_held(held_id)
-        if held is None or held.upstream != self.name:
-            raise InputRefused(-32602, f"requestState refused: the held call of upstream {self.name} has expired "
-                               "or already finished (held calls wait "
-                               f"{float(settings.get('held_call_timeout')):g}s); start the request again "
-                               "without requestState")
-        with held.cond:
-            asked = held.asked
-        responses = ctx.input_responses or {}
-        if asked is None or not isinstance(responses.get(asked[0]), dict):
-            if asked is not None:  # not answered: asked again
-                with _held_lock:
-                    _held[held.id] = held
-                ctx.input_upstream = self.name
-                return {"resultType": "input_required",
-                        "inputRequests": {asked[0]: {"method": asked[1], "params": asked[2]}},
-                        "requestState": f"{HELD_PREFIX}{WORKER_ID}:{held.id}"}
-            return self._held_turn(held, name, ctx, deadline)
-        if not held.respond(responses[asked[0]]):
-            raise InputRefused(-32602, f"requestState refused: the held call of upstream {self.name} has expired")
-        return self._held_turn(held, name, ctx, deadline)
+        result = held.next_turn(call, self.name, name, deadline)
+        if result.get("resultType") == "input_required":
+            ctx.input_upstream = self.name
+        return result
 
     def _call_meta(self, client: McpClient, ctx: CallContext) -> dict[str, Any]:
         """The ``_meta`` of an upstream call: trace context and, for a legacy caller on a modern upstream, a log level.
