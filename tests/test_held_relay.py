@@ -31,10 +31,10 @@ SAMPLED = {"role": "assistant", "content": {"type": "text", "text": "forty-two"}
 ATTEMPTS = 60  # fresh connections tried until one lands on the other worker (each lands on either at random)
 
 
-def _message(params: dict, msg_id: int) -> dict:
+def _message(params: dict, msg_id: int, method: str = "tools/call") -> dict:
     meta = {"io.modelcontextprotocol/protocolVersion": MODERN,
             "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}, "sampling": {}}}
-    return {"jsonrpc": "2.0", "id": msg_id, "method": "tools/call", "params": {**params, "_meta": meta}}
+    return {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": {**params, "_meta": meta}}
 
 
 class Connection:
@@ -91,10 +91,10 @@ def gunicorn(tmp_path_factory):
             drop_keys(prefix)
 
 
-def _held(gw, workers: set[int], params: dict) -> tuple[Connection, dict]:
+def _held(gw, workers: set[int], params: dict, method: str = "tools/call") -> tuple[Connection, dict]:
     first = Connection(gw.port, workers)
     try:
-        status, answer = first.post(_message(params, 1))
+        status, answer = first.post(_message(params, 1, method))
     finally:
         first.close()
     assert status == 200, answer
@@ -121,6 +121,21 @@ def test_a_retry_on_the_other_worker_completes_the_held_call(gunicorn, params, a
     assert status == 200, done
     assert done["id"] == 2 and done["result"]["resultType"] == "complete", done
     assert done["result"]["content"][0]["text"] == expected, done
+
+
+def test_a_held_prompt_completes_on_the_other_worker(gunicorn):
+    gw, workers = gunicorn
+    params = {"name": "test_prompt_with_elicitation"}
+    first, result = _held(gw, workers, params, "prompts/get")
+    key = next(iter(result["inputRequests"]))
+    other = _connection(gw.port, workers, avoid=first.pid)
+    try:
+        status, done = other.post(_message({**params, "inputResponses": {key: {"action": "accept", "content": {
+            "topic": "tides"}}}, "requestState": result["requestState"]}, 2, "prompts/get"))
+    finally:
+        other.close()
+    assert status == 200, done
+    assert done["result"]["messages"][0]["content"]["text"] == "Write about tides.", done
 
 
 def test_a_retry_whose_worker_is_gone_gets_a_clear_error(gunicorn):

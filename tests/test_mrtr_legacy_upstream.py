@@ -77,6 +77,33 @@ def test_the_official_client_answers_a_legacy_upstreams_requests(gw):
     assert asked == ["Who are you?", "What is six times seven?"]
 
 
+def test_prompts_get_and_resources_read_are_held_too(gw):
+    from mcp import Client, types
+
+    asked: list[str] = []
+
+    async def elicit(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"topic": "tides"})
+
+    async def main():
+        async with Client(gw.mcp_url(PREFIX), mode=MODERN, elicitation_callback=elicit) as client:
+            return (await client.get_prompt("test_prompt_with_elicitation"),
+                    await client.read_resource("test://elicited-topic/Topic"))
+
+    prompt, resource = asyncio.run(main())
+    assert prompt.messages[0].content.text == "Write about tides.", prompt
+    assert resource.contents[0].text == "Topic: tides", resource
+    assert asked == ["Which topic?", "Which topic?"]
+
+
+def test_a_held_prompt_whose_client_cannot_answer_gets_32021(gw):
+    resp = post(gw, "prompts/get", {"name": "test_prompt_with_elicitation"}, capabilities={"sampling": {}})
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == -32021 and error["data"]["requiredCapabilities"] == {"elicitation": {}}, error
+
+
 def test_a_raw_retry_completes_the_held_call(gw):
     result = ask(gw)
     (key, request), = result["inputRequests"].items()

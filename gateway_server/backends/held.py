@@ -57,7 +57,7 @@ class Held:
         self.cond = threading.Condition()
         self.asked: tuple[str, str, dict[str, Any]] | None = None  # (key, method, params) awaiting an answer
         self.answer: dict[str, Any] | None = None
-        self.outcome: dict[str, Any] | None = None
+        self.outcome: dict[str, Any] | McpError | None = None  # a result, or the error of prompts/get, resources/read
         self.rounds = 0
         self.expires = 0.0
         self.on_expiry: Callable[[], None] | None = None
@@ -96,13 +96,13 @@ class Held:
             self.cond.notify_all()
             return True
 
-    def finish(self, outcome: dict[str, Any]) -> None:
-        """The upstream call ended with ``outcome`` (a tool result, possibly an error result)."""
+    def finish(self, outcome: dict[str, Any] | McpError) -> None:
+        """The upstream call ended with ``outcome`` (a result, possibly a tool error; or an error to raise)."""
         with self.cond:
             self.outcome = outcome
             self.cond.notify_all()
 
-    def turn(self, deadline: float) -> dict[str, Any] | tuple[str, str, dict[str, Any]] | None:
+    def turn(self, deadline: float) -> dict[str, Any] | McpError | tuple[str, str, dict[str, Any]] | None:
         """The outcome, the next pending request, or ``None`` when ``deadline`` passes first."""
         with self.cond:
             while self.outcome is None and self.asked is None:
@@ -148,17 +148,16 @@ def _park(held: Held, asked: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
             "requestState": held.state}
 
 
-def next_turn(held: Held, upstream: str, tool: str, deadline: float) -> dict[str, Any]:
-    """The held call's outcome, or its pending request as ``input_required`` (the call stays held)."""
+def next_turn(held: Held, upstream: str, what: str, deadline: float) -> dict[str, Any] | McpError:
+    """The held call's outcome (a result or an :class:`McpError`), or its pending request as ``input_required``."""
     turn = held.turn(deadline)
     if turn is None:  # neither answered nor asked within the caller's deadline: give it up
         if held.on_expiry is not None:
             held.on_expiry()
-        return {"content": [{"type": "text", "text": f"upstream {upstream}: {tool} did not answer within the "
-                             "call's deadline"}], "isError": True}
-    if isinstance(turn, dict):
-        return turn
-    return _park(held, turn)
+        return McpError(-32603, f"upstream {upstream}: {what} did not answer within the call's deadline")
+    if isinstance(turn, tuple):
+        return _park(held, turn)
+    return turn
 
 
 def _gone(upstream: str) -> InputRefused:
@@ -167,8 +166,8 @@ def _gone(upstream: str) -> InputRefused:
                         "start the request again without requestState")
 
 
-def resume_here(upstream: str, tool: str, held_id: str, principal: str, responses: dict[str, Any],
-                deadline: float) -> dict[str, Any]:
+def resume_here(upstream: str, what: str, held_id: str, principal: str, responses: dict[str, Any],
+                deadline: float) -> dict[str, Any] | McpError:
     """A retry of a call held in this process: answer its pending request, then the next turn."""
     held = forget(held_id)
     if held is None or held.upstream != upstream or held.principal != principal:
@@ -179,26 +178,30 @@ def resume_here(upstream: str, tool: str, held_id: str, principal: str, response
     with held.cond:
         asked = held.asked
     if asked is None:
-        return next_turn(held, upstream, tool, deadline)
+        return next_turn(held, upstream, what, deadline)
     if not isinstance(responses.get(asked[0]), dict):  # not answered: asked again
         return _park(held, asked)
     if not held.respond(responses[asked[0]]):
         raise InputRefused(-32602, f"requestState refused: the held call of upstream {upstream} has expired")
-    return next_turn(held, upstream, tool, deadline)
+    return next_turn(held, upstream, what, deadline)
 
 
-def resume(upstream: str, tool: str, state: str, principal: str, responses: dict[str, Any],
-           deadline: float) -> dict[str, Any]:
-    """A modern caller's retry naming a held call (``state`` = ``held:<worker>:<id>``), wherever the call lives."""
+def resume(upstream: str, what: str, state: str, principal: str, responses: dict[str, Any],
+           deadline: float) -> dict[str, Any] | McpError:
+    """A modern caller's retry naming a held call (``state`` = ``held:<worker>:<id>``), wherever the call lives.
+
+    Returns the next turn: a result, ``input_required``, or the call's :class:`McpError`; raises
+    :class:`InputRefused` for a refused state and :class:`McpError` when the holder cannot be reached.
+    """
     worker, _, held_id = state[len(HELD_PREFIX):].partition(":")
     if worker == WORKER_ID:
-        return resume_here(upstream, tool, held_id, principal, responses, deadline)
+        return resume_here(upstream, what, held_id, principal, responses, deadline)
     relay = _relay
     if relay is None:
         raise InputRefused(-32602, f"requestState refused: the held call of upstream {upstream} lives in another "
                            "gateway worker and Redis routing is not configured (MCPGW_REDIS_URL); start the "
                            "request again without requestState")
-    return relay.forward(worker, {"upstream": upstream, "tool": tool, "held": held_id, "principal": principal,
+    return relay.forward(worker, {"upstream": upstream, "what": what, "held": held_id, "principal": principal,
                                   "responses": responses}, deadline)
 
 
@@ -248,13 +251,16 @@ class Relay:
         reply = message.get("reply")
         if not isinstance(reply, str):
             return
+        out: dict[str, Any]
         try:
             left = min(float(message.get("left", 0)), float(settings.get("held_call_timeout")) * 2)
-            out: dict[str, Any] = {"result": resume_here(
-                str(message.get("upstream")), str(message.get("tool")), str(message.get("held")),
-                str(message.get("principal")), message.get("responses") or {}, time.monotonic() + max(left, 0.0))}
+            turn = resume_here(str(message.get("upstream")), str(message.get("what")), str(message.get("held")),
+                               str(message.get("principal")), message.get("responses") or {},
+                               time.monotonic() + max(left, 0.0))
+            out = {"error": {"code": turn.code, "message": turn.message}} if isinstance(turn, McpError) \
+                else {"result": turn}
         except InputRefused as exc:
-            out = {"error": {"code": exc.code, "message": exc.message}}
+            out = {"error": {"code": exc.code, "message": exc.message, "refused": True}}
         except Exception as exc:  # noqa: BLE001 - the retrying worker reports it
             log.exception("held calls: answering a relayed retry failed")
             out = {"error": {"code": -32603, "message": f"the held call failed: {exc}"}}
@@ -263,8 +269,8 @@ class Relay:
         except StorageError as exc:
             log.warning("held calls: cannot send a relayed retry's answer: %s", exc)
 
-    def forward(self, worker: str, message: dict[str, Any], deadline: float) -> dict[str, Any]:
-        """Send a retry to the worker holding the call and return its answer (``InputRefused`` as it refused)."""
+    def forward(self, worker: str, message: dict[str, Any], deadline: float) -> dict[str, Any] | McpError:
+        """Send a retry to the worker holding the call and return its turn (``InputRefused`` as it refused)."""
         reply = secrets.token_urlsafe(18)
         left = max(0.0, deadline - time.monotonic())
         try:
@@ -284,9 +290,12 @@ class Relay:
             subscription.close()
         if answer is None:
             raise McpError(-32603, "the gateway worker holding the call did not answer in time")
-        if isinstance(answer.get("error"), dict):
-            error = answer["error"]
-            raise InputRefused(int(error.get("code", -32603)), str(error.get("message", "refused")))
+        error = answer.get("error")
+        if isinstance(error, dict):
+            code, text = int(error.get("code", -32603)), str(error.get("message", "refused"))
+            if error.get("refused"):
+                raise InputRefused(code, text)
+            return McpError(code, text)
         return answer.get("result") or {}
 
 

@@ -124,6 +124,11 @@ def _input_required(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _held_link(link: _Link) -> bool:
+    """Whether ``link`` is a legacy upstream session of a modern caller's principal (its calls are held)."""
+    return not link.client.modern and isinstance(link.key, tuple) and link.key[:1] == ("held",)
+
+
 def _principal(ctx: CallContext) -> str:
     """Who a held call belongs to: the caller's API key id or token subject ("" on an open router)."""
     return f"key:{ctx.key_id}" if ctx.key_id is not None else (f"sub:{ctx.user}" if ctx.user else "")
@@ -994,14 +999,7 @@ class UpstreamServer:
     def _call_tool_once(self, name: str, arguments: dict[str, Any], ctx: CallContext,
                         deadline: float) -> dict[str, Any]:
         if _modern_caller(ctx) and (ctx.request_state or "").startswith(held.HELD_PREFIX):
-            try:
-                result = held.resume(self.name, name, ctx.request_state or "", _principal(ctx),
-                                     ctx.input_responses or {}, deadline)
-            except McpError as exc:
-                return _error_result(f"upstream {self.name}: {name}: {exc.message}")
-            if result.get("resultType") == "input_required":
-                ctx.input_upstream = self.name
-            return result
+            return self._resume(name, ctx, deadline, tool=True)
         try:
             link = self._link_for(ctx, deadline)
         except McpError as exc:
@@ -1012,7 +1010,7 @@ class UpstreamServer:
         if remaining <= 0:
             return _error_result(f"upstream {self.name}: no time left for {name} (deadline passed)")
         client = link.client
-        if _modern_caller(ctx) and not client.modern and isinstance(link.key, tuple) and link.key[:1] == ("held",):
+        if _modern_caller(ctx) and _held_link(link):
             return self._call_held(link, name, arguments, ctx, deadline)
         upstream_id = client.next_id()
         token = f"{self.name}-{uuid.uuid4().hex}" if ctx.progress_token is not None else None
@@ -1079,11 +1077,27 @@ class UpstreamServer:
 
     def _call_held(self, link: _Link, name: str, arguments: dict[str, Any], ctx: CallContext,
                    deadline: float) -> dict[str, Any]:
-        """Call ``name`` in a thread of its own; the upstream's first server→client request becomes ``input_required``."""
+        """``tools/call`` held for a modern caller; failures are tool errors (``isError``)."""
+        def send(upstream_id: Any, on_request: Callable[..., dict[str, Any]], timeout: float) -> dict[str, Any]:
+            return link.client.call_tool(name, arguments, request_id=upstream_id, on_message=lambda msg: None,
+                                         on_request=on_request, meta=_trace_meta(ctx) or None, timeout=timeout)
+
+        return self._hold(link, ctx, deadline, name, send, tool=True)
+
+    def _hold(self, link: _Link, ctx: CallContext, deadline: float, what: str,
+              send: Callable[[Any, Callable[..., dict[str, Any]], float], dict[str, Any]], *,
+              tool: bool) -> dict[str, Any]:
+        """Run ``send`` in a thread of its own; the upstream's first server→client request becomes ``input_required``.
+
+        ``tool``: failures are ``isError`` results (``tools/call``); otherwise :class:`McpError`
+        (``prompts/get``, ``resources/read``), raised here or by the retry that meets them.
+        """
         principal = _principal(ctx)
         refused = held.refusal(principal)
         if refused is not None:
-            return _error_result(f"upstream {self.name}: {name} refused: {refused}")
+            if tool:
+                return _error_result(f"upstream {self.name}: {what} refused: {refused}")
+            raise McpError(-32603, f"upstream {self.name}: {what} refused: {refused}")
         call = held.Held(self.name, float(settings.get("held_call_timeout")), principal)
         client = link.client
         upstream_id = client.next_id()
@@ -1105,17 +1119,19 @@ class UpstreamServer:
             except McpError:
                 pass
 
+        def failure(text: str, code: int = -32603) -> dict[str, Any] | McpError:
+            return _error_result(text) if tool else McpError(code, text)
+
         def run() -> None:
+            outcome: dict[str, Any] | McpError
             try:
-                outcome = client.call_tool(name, arguments, request_id=upstream_id, on_message=lambda msg: None,
-                                           on_request=on_request, meta=_trace_meta(ctx) or None,
-                                           timeout=self.timeout + call.ttl * (MAX_INPUT_ROUNDS + 1))
+                outcome = send(upstream_id, on_request, self.timeout + call.ttl * (MAX_INPUT_ROUNDS + 1))
             except McpTimeout:
-                outcome = _error_result(f"upstream {self.name}: {name} did not answer in time")
+                outcome = failure(f"upstream {self.name}: {what} did not answer in time")
             except McpError as exc:
-                outcome = _error_result(f"upstream {self.name}: {name} failed: {exc.message} (code {exc.code})")
+                outcome = failure(f"upstream {self.name}: {what} failed: {exc.message} (code {exc.code})", exc.code)
             except Exception as exc:  # noqa: BLE001 - the caller's retry reports it
-                outcome = _error_result(f"upstream {self.name}: {name} failed: {exc}")
+                outcome = failure(f"upstream {self.name}: {what} failed: {exc}")
             finally:
                 with self._lock:
                     link.active.pop(upstream_id, None)
@@ -1134,10 +1150,30 @@ class UpstreamServer:
             link.touch(ctx)
             link.active[upstream_id] = routed
         threading.Thread(target=run, daemon=True, name=f"upstream-held-{self.name}").start()
-        result = held.next_turn(call, self.name, name, deadline)
-        if result.get("resultType") == "input_required":
+        return self._held_answer(held.next_turn(call, self.name, what, deadline), ctx, tool=tool)
+
+    def _held_answer(self, turn: dict[str, Any] | McpError, ctx: CallContext, *, tool: bool) -> dict[str, Any]:
+        """A held call's turn for the caller: its result, ``input_required`` (sealed by the core), or its error."""
+        if isinstance(turn, McpError):
+            if tool:
+                return _error_result(turn.message)
+            raise turn
+        if turn.get("resultType") == "input_required":
             ctx.input_upstream = self.name
-        return result
+        return turn
+
+    def _resume(self, what: str, ctx: CallContext, deadline: float, *, tool: bool) -> dict[str, Any]:
+        """A modern caller's retry naming a held call (wherever it lives)."""
+        try:
+            turn: dict[str, Any] | McpError = held.resume(
+                self.name, what, ctx.request_state or "", _principal(ctx), ctx.input_responses or {}, deadline)
+        except InputRefused as exc:
+            if tool:
+                raise
+            raise McpError(exc.code, exc.message, exc.data) from None
+        except McpError as exc:
+            turn = McpError(exc.code, f"upstream {self.name}: {what}: {exc.message}") if tool else exc
+        return self._held_answer(turn, ctx, tool=tool)
 
     def _call_meta(self, client: McpClient, ctx: CallContext) -> dict[str, Any]:
         """The ``_meta`` of an upstream call: trace context and, for a legacy caller on a modern upstream, a log level.
@@ -1261,12 +1297,22 @@ class UpstreamServer:
         if mrtr and ctx.state_upstream is not None and ctx.state_upstream != self.name:
             raise McpError(-32602, f"requestState refused: it names upstream {ctx.state_upstream}, not {self.name}")
         deadline = self._deadline(ctx)
+        what = f"{method} {params.get('name') or params.get('uri')}"
+        if mrtr and _modern_caller(ctx) and (ctx.request_state or "").startswith(held.HELD_PREFIX):
+            return self._resume(what, ctx, deadline, tool=False)
         trace = _trace_meta(ctx)
         if trace:
             params = {**params, "_meta": {**(params.get("_meta") or {}), **trace}}
         for attempt in (1, 2):
             link = self._link_for(ctx, deadline, stateful=stateful)
             link.touch(ctx)
+            if mrtr and _held_link(link) and _modern_caller(ctx):
+                def send(upstream_id: Any, on_request: Callable[..., dict[str, Any]], timeout: float,
+                         link: _Link = link) -> dict[str, Any]:
+                    return link.client.request(method, params, timeout=timeout, request_id=upstream_id,
+                                               on_request=on_request)
+
+                return self._hold(link, ctx, deadline, what, send, tool=False)
             try:
                 sent = {**params, **_retry_params(ctx)} if mrtr and link.client.modern else params
                 for rounds in range(MAX_INPUT_ROUNDS + 1):
@@ -1282,7 +1328,6 @@ class UpstreamServer:
                     if _modern_caller(ctx):  # relayed, as for tools/call
                         ctx.input_upstream = self.name
                         return _input_required(result)
-                    what = f"{method} {params.get('name') or params.get('uri')}"
                     sent = {**params, **self._ask_legacy(ctx, what, result, deadline, rounds)}
                 raise AssertionError("unreachable")  # _ask_legacy refuses the round after the last
             except _NeedsInput as exc:

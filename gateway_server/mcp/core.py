@@ -516,7 +516,12 @@ def handle_modern(route: Any, envelope: modern.Envelope, method: str, params: di
     call = Call(route, None, modern.without_envelope(params), ctx, envelope.protocol_version, observer, principal)
     if method in mrtr.METHODS:  # a retry's inputResponses and sealed requestState (docs/eras.md, MRTR)
         mrtr.take_retry(route, principal, method, call.params, ctx)
-    result = handler(call)
+    try:
+        result = handler(call)
+    except McpError:  # prompts/get, resources/read: the upstream's failure may be the refused request's
+        if not missing:
+            raise
+        result = {}
     if missing:
         raise JsonRpcError(modern.MISSING_CLIENT_CAPABILITY,
                            f"{method} needs client capabilities the request did not declare: {', '.join(missing)}",
