@@ -190,14 +190,15 @@ def gw(tmp_path_factory):
         yield run_gateway(procs, url, revision=seed(url, doc), env={"MCPGW_STATE_TTL": str(TTL)})
 
 
-def post(gw, method: str, params: dict, *, msg_id: int = 1, capabilities: dict | None = None) -> requests.Response:
-    """One raw modern POST (envelope and headers as the spec wants them)."""
+def post(gw, method: str, params: dict, *, msg_id: int = 1, capabilities: dict | None = None,
+         prefix: str = PREFIX) -> requests.Response:
+    """One raw modern POST to ``prefix`` (envelope and headers as the spec wants them)."""
     meta = {"io.modelcontextprotocol/protocolVersion": MODERN,
             "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}} if capabilities is None else capabilities}
     headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MODERN, "Mcp-Method": method}
     if "name" in params or "uri" in params:
         headers["Mcp-Name"] = params.get("name") or params["uri"]
-    return requests.post(gw.mcp_url(PREFIX), json={"jsonrpc": "2.0", "id": msg_id, "method": method,
+    return requests.post(gw.mcp_url(prefix), json={"jsonrpc": "2.0", "id": msg_id, "method": method,
                                                    "params": {**params, "_meta": meta}}, headers=headers, timeout=20)
 
 
