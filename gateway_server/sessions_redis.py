@@ -194,67 +194,6 @@ class _Hub:
         # Not joined: the reader notices the stop flag within a second and holds nothing worth waiting for.
 
 
-class _Listener:
-    """The iterator :meth:`RedisSessionStore.listen` returns (subscribed before it is returned)."""
-
-    def __init__(self, store: RedisSessionStore, session_id: str, timeout: float):
-        self._store = store
-        self._id = session_id
-        self._timeout = timeout
-        self._channel = store._channel(session_id)
-        self._hub = store._hub()
-        self._queue: queue.Queue | None = self._hub.attach(self._channel)
-        # Keep the session alive while its stream is open, as the in-memory store does; checking at each
-        # heartbeat also ends a stream whose close marker was lost while the subscriber reconnected.
-        self._refresh_every = max(min(store.ttl / 3.0, max(timeout, 1.0)), 0.05)
-        self._next_refresh = time.monotonic() + self._refresh_every
-        try:
-            exists = store._call(lambda c: c.exists(store._key(session_id)))
-        except BaseException:
-            self.close()
-            raise
-        if not exists:  # checked after subscribing: a delete in between still ends this stream
-            self.close()
-
-    def __iter__(self) -> _Listener:
-        return self
-
-    def __next__(self) -> dict[str, Any] | None:
-        q = self._queue
-        if q is None:
-            raise StopIteration
-        deadline = time.monotonic() + self._timeout
-        while True:
-            now = time.monotonic()
-            if now >= self._next_refresh:
-                self._next_refresh = now + self._refresh_every
-                try:
-                    alive = self._store._touch(self._id)
-                except StorageError as exc:  # a Redis blip must not cut the stream; the next wake-up retries
-                    log.warning("Redis sessions: cannot refresh session %s: %s", self._id[:8], exc)
-                    alive = True
-                if not alive:
-                    self.close()
-                    raise StopIteration
-            if now >= deadline:
-                return None
-            try:
-                item = q.get(timeout=max(min(deadline, self._next_refresh) - now, 0.0))
-            except queue.Empty:
-                continue
-            if item is _CLOSED:
-                self.close()
-                raise StopIteration
-            return item
-
-    def close(self) -> None:
-        """Stop listening (idempotent)."""
-        q, self._queue = self._queue, None
-        if q is not None:
-            self._hub.detach(self._channel, q)
-            q.put(_CLOSED)  # wakes a thread blocked in __next__ when another one closes the listener
-
-
 class Subscription:
     """A relay channel's messages (:meth:`RedisSessionStore.subscribe`), subscribed before it is returned."""
 
@@ -288,6 +227,59 @@ class Subscription:
         if q is not None:
             self._hub.detach(self._channel, q)
             q.put(_CLOSED)
+
+
+class _Listener:
+    """The iterator :meth:`RedisSessionStore.listen` returns (subscribed before it is returned)."""
+
+    def __init__(self, store: RedisSessionStore, session_id: str, timeout: float):
+        self._store = store
+        self._id = session_id
+        self._timeout = timeout
+        self._subscription = Subscription(store._hub(), store._channel(session_id))
+        # Keep the session alive while its stream is open, as the in-memory store does; checking at each
+        # heartbeat also ends a stream whose close marker was lost while the subscriber reconnected.
+        self._refresh_every = max(min(store.ttl / 3.0, max(timeout, 1.0)), 0.05)
+        self._next_refresh = time.monotonic() + self._refresh_every
+        try:
+            exists = store._call(lambda c: c.exists(store._key(session_id)))
+        except BaseException:
+            self.close()
+            raise
+        if not exists:  # checked after subscribing: a delete in between still ends this stream
+            self.close()
+
+    def __iter__(self) -> _Listener:
+        return self
+
+    def __next__(self) -> dict[str, Any] | None:
+        subscription = self._subscription
+        if subscription.closed:
+            raise StopIteration
+        deadline = time.monotonic() + self._timeout
+        while True:
+            now = time.monotonic()
+            if now >= self._next_refresh:
+                self._next_refresh = now + self._refresh_every
+                try:
+                    alive = self._store._touch(self._id)
+                except StorageError as exc:  # a Redis blip must not cut the stream; the next wake-up retries
+                    log.warning("Redis sessions: cannot refresh session %s: %s", self._id[:8], exc)
+                    alive = True
+                if not alive:
+                    self.close()
+                    raise StopIteration
+            if now >= deadline:
+                return None
+            item = subscription.get(max(min(deadline, self._next_refresh) - now, 0.0))
+            if item is not None:
+                return item
+            if subscription.closed:  # the session ended (its close marker), or close() from another thread
+                raise StopIteration
+
+    def close(self) -> None:
+        """Stop listening (idempotent)."""
+        self._subscription.close()
 
 
 class RedisSessionStore(SessionStore):

@@ -103,6 +103,15 @@ def _held(gw, workers: set[int], params: dict, method: str = "tools/call") -> tu
     return first, result
 
 
+def _retry(conn: Connection, params: dict, key: str, answer: dict, state: str, msg_id: int,
+           method: str = "tools/call") -> tuple[int, dict]:
+    """Send the retry answering ``key`` over ``conn`` (then closed)."""
+    try:
+        return conn.post(_message({**params, "inputResponses": {key: answer}, "requestState": state}, msg_id, method))
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize(("params", "answer", "expected"), [
     (ELICIT, ELICITED, 'User response: action=accept, content={"username": "ada", "email": "ada@example.org"}'),
     (SAMPLE, SAMPLED, "LLM response: forty-two"),
@@ -112,12 +121,8 @@ def test_a_retry_on_the_other_worker_completes_the_held_call(gunicorn, params, a
     first, result = _held(gw, workers, params)
     (key, request), = result["inputRequests"].items()
     assert request["method"] in ("elicitation/create", "sampling/createMessage"), request
-    other = _connection(gw.port, workers, avoid=first.pid)
-    try:
-        status, done = other.post(_message({**params, "inputResponses": {key: answer},
-                                            "requestState": result["requestState"]}, 2))
-    finally:
-        other.close()
+    status, done = _retry(_connection(gw.port, workers, avoid=first.pid), params, key, answer,
+                          result["requestState"], 2)
     assert status == 200, done
     assert done["id"] == 2 and done["result"]["resultType"] == "complete", done
     assert done["result"]["content"][0]["text"] == expected, done
@@ -128,12 +133,8 @@ def test_a_held_prompt_completes_on_the_other_worker(gunicorn):
     params = {"name": "test_prompt_with_elicitation"}
     first, result = _held(gw, workers, params, "prompts/get")
     key = next(iter(result["inputRequests"]))
-    other = _connection(gw.port, workers, avoid=first.pid)
-    try:
-        status, done = other.post(_message({**params, "inputResponses": {key: {"action": "accept", "content": {
-            "topic": "tides"}}}, "requestState": result["requestState"]}, 2, "prompts/get"))
-    finally:
-        other.close()
+    status, done = _retry(_connection(gw.port, workers, avoid=first.pid), params, key,
+                          {"action": "accept", "content": {"topic": "tides"}}, result["requestState"], 2, "prompts/get")
     assert status == 200, done
     assert done["result"]["messages"][0]["content"]["text"] == "Write about tides.", done
 
@@ -147,12 +148,7 @@ def test_a_retry_whose_worker_is_gone_gets_a_clear_error(gunicorn):
         _workers(gw.proc.popen.pid)), timeout=20, what="gunicorn's replacement worker")
     workers.clear()
     workers.update(live)
-    conn = Connection(gw.port, workers)
-    try:
-        status, refused = conn.post(_message({**ELICIT, "inputResponses": {key: ELICITED},
-                                              "requestState": result["requestState"]}, 3))
-    finally:
-        conn.close()
+    status, refused = _retry(Connection(gw.port, workers), ELICIT, key, ELICITED, result["requestState"], 3)
     assert status == 400, refused
     assert refused["error"]["code"] == -32602, refused
     assert "has stopped" in refused["error"]["message"], refused
