@@ -70,7 +70,7 @@ def test_oversized_values_are_refused_before_they_are_built(text):
     started = time.monotonic()
     with pytest.raises(TemplateError) as info:
         Template(text, field="tools[t].requestBody").render({})
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.0  # built, they would take minutes or all memory
     message = str(info.value)
     assert message.startswith("tools[t].requestBody: ")
     assert "render_max_bytes" in message or "'*'" in message or "nested" in message \
@@ -84,7 +84,7 @@ def test_long_renders_stop_at_render_timeout(text, monkeypatch):
     started = time.monotonic()
     with pytest.raises(TemplateError, match=r"tools\[t\].endpoint: rendering took longer than 0.3 s"):
         Template(text, field="tools[t].endpoint").render({})
-    assert time.monotonic() - started < 0.8
+    assert time.monotonic() - started < 3.0  # unbounded, each runs for hours (margin for a busy machine)
 
 
 def test_the_callers_deadline_bounds_rendering():
@@ -93,7 +93,7 @@ def test_the_callers_deadline_bounds_rendering():
     with pytest.raises(TemplateError, match="rendering took longer"):
         with render_deadline(time.monotonic() + 0.2):
             render(text, {})
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 3.0
     with pytest.raises(TemplateError, match="rendering took longer"):
         Template(text).render({}, deadline=time.monotonic() + 0.1)
 
@@ -189,16 +189,17 @@ def _slow_list() -> list[str]:
 def test_builtin_filters_count_as_steps_and_yield(monkeypatch):
     configure(timeout=0.3)
     yields: list[float] = []
-    monkeypatch.setattr(templates.time, "sleep", lambda seconds: yields.append(time.monotonic()))
-    text = "{% for i in range(200) %}{% set x = l|sort(reverse=true) %}{% endfor %}done"
+    # Gaps between yields in this thread's CPU time: a busy machine that deschedules the test adds none.
+    monkeypatch.setattr(templates.time, "sleep", lambda seconds: yields.append(time.thread_time()))
+    text = "{% for i in range(2000) %}{% set x = l|sort(reverse=true) %}{% endfor %}done"  # ~6 s unbounded
     context = {"l": _slow_list()}
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.thread_time()
     with pytest.raises(TemplateError, match="rendering took longer than 0.3 s"):
         render(text, context)
     elapsed = time.monotonic() - started
-    assert elapsed < 0.8, f"the render ran {elapsed:.2f} s past a 0.3 s limit"
-    gaps = [b - a for a, b in zip([started, *yields], yields, strict=False)]
-    assert yields and max(gaps) < 0.2, f"other greenlets waited up to {max(gaps or [elapsed]):.2f} s"
+    assert elapsed < 2.0, f"the render ran {elapsed:.2f} s past a 0.3 s limit"
+    gaps = [b - a for a, b in zip([cpu_started, *yields], yields, strict=False)]
+    assert yields and max(gaps) < 0.2, f"other greenlets waited up to {max(gaps or [elapsed]):.2f} s of CPU"
 
 
 @pytest.mark.parametrize("name", ["sort", "list", "unique", "map('upper')", "select", "pprint", "dictsort",
