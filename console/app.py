@@ -10,6 +10,9 @@ from console import access, ui
 from mcpgw_sdk.errors import AuthError
 
 HERE = Path(__file__).parent
+#: The browser-tab icon, a file of the package: a ``:material/…:`` page icon would make the browser
+#: fetch it from fonts.gstatic.com, and the console must work without the internet.
+FAVICON = HERE / "assets" / "favicon.svg"
 
 
 def login_page() -> None:
@@ -49,7 +52,7 @@ def pages_for(user) -> dict[str, list]:
 
 def main() -> None:
     """Render the app: the login page, or the pages the signed-in user may use."""
-    st.set_page_config(page_title="mcpgw console", page_icon=":material/hub:", layout="wide")
+    st.set_page_config(page_title="mcpgw console", page_icon=FAVICON, layout="wide")
     ui.store()
     user = ui.user()
     if user is None:

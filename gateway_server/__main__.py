@@ -7,6 +7,7 @@ monkey.patch_all()
 import click  # noqa: E402
 
 from gateway_server.commands import patch, run, serve_options  # noqa: E402
+from mcpgw_sdk.cli import cli_message  # noqa: E402
 from mcpgw_sdk.errors import McpgwError  # noqa: E402
 
 
@@ -18,7 +19,7 @@ def main(db, host, port, reload_interval):
     try:
         run(db=db, host=host, port=port, reload_interval=reload_interval)
     except McpgwError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(cli_message(click.get_current_context(), str(exc))) from None
 
 
 if __name__ == "__main__":

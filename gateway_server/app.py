@@ -35,6 +35,7 @@ from .origin import cors_headers, host_allowed, is_local_bind, origin_allowed, o
 from .reloader import Reloader, hub_safe
 from .sessions import Session, SessionLimits, SessionsFull, SessionStore, open_sessions
 from .snapshot import EMPTY, Snapshot
+from .statuses import standard_reasons
 from .transports import sse, streamable
 from .transports.base import request_headers, respond_error
 
@@ -464,6 +465,7 @@ class Gateway:
 
 def _flask_app(gateway: Gateway) -> Flask:
     app = Flask("gateway_server")
+    app.wsgi_app = standard_reasons(app.wsgi_app)  # "404 Not Found", not werkzeug's "404 NOT FOUND"
 
     @app.get("/healthz")
     def healthz():

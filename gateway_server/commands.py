@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from mcpgw_sdk import settings
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 _SENSITIVE = ("peewee", "psycopg2", "pymysql", "requests", "urllib3", "ssl", "redis")
 
@@ -63,6 +67,68 @@ def listen_error(host: str, port: int, exc: OSError) -> str:
     return f"cannot listen on {host}:{port}: {reason}"
 
 
+def gunicorn_workers() -> int | None:
+    """How many workers the gunicorn importing the gateway runs; ``None`` outside gunicorn.
+
+    gunicorn imports the WSGI module from ``BaseApplication.wsgi()`` (in each worker, or once in the
+    master with ``--preload``), so the application, and its final configuration (command line,
+    config file, ``GUNICORN_CMD_ARGS``, ``WEB_CONCURRENCY``), is on the call stack: its
+    ``cfg.workers`` is what gunicorn itself uses. Call it while the module is being imported.
+    """
+    if "gunicorn" not in sys.modules:
+        return None
+    from gunicorn.app.base import BaseApplication
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, BaseApplication):
+            workers = getattr(owner.cfg, "workers", None)
+            return workers if isinstance(workers, int) else None
+        frame = frame.f_back
+    return None
+
+
+def shared_sessions_warning(workers: int | None, redis_url: str) -> str | None:
+    """The start-up warning for several workers without Redis (legacy sessions stay in one worker), or None."""
+    if not workers or workers < 2 or redis_url:
+        return None
+    return (f"{workers} gunicorn workers keep legacy MCP sessions (protocol 2024-11-05 to 2025-11-25) each in "
+            "its own memory: a client whose next request reaches another worker gets 404 and re-initializes, and "
+            "answers to SSE POSTs can miss their stream. Set MCPGW_REDIS_URL to share sessions, or run "
+            "-w 1 (docs/scale-out.md). 2026-07-28 clients are stateless and unaffected.")
+
+
+def base_url(host: str, port: int) -> str:
+    """The URL a local client reaches a server bound to ``host:port`` at (loopback for a wildcard address)."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def endpoints(base: str, snapshot: Snapshot) -> list[str]:
+    """The Streamable HTTP endpoint (``P/mcp``) of every router ``snapshot`` serves, by prefix."""
+    return [f"{base}{prefix.rstrip('/')}/mcp" for prefix in sorted(snapshot.routes)]
+
+
+def start_lines(base: str, snapshot: Snapshot, *, listening: str, reload_interval: float) -> list[str]:
+    """What ``mcpgw serve`` prints at start in plain words: where it listens and the MCP endpoints it serves."""
+    where = base if listening == base else f"{base} (listening on {listening})"
+    lines = [f"mcpgw gateway serving {where} — config revision {snapshot.revision}"]
+    if snapshot.routes:
+        lines.append("MCP endpoints (Streamable HTTP; HTTP+SSE clients use …/sse instead of …/mcp):")
+        for prefix in sorted(snapshot.routes):
+            mode = (snapshot.routes[prefix].auth or {}).get("mode") or "none"
+            lines.append(f"  {base}{prefix.rstrip('/')}/mcp" + ("" if mode == "none" else f"  ({mode})"))
+    else:
+        lines.append("No MCP endpoints yet: add a config document (`mcpgw import FILE`, the console or the "
+                     f"management API); the gateway serves it within {reload_interval:g} s.")
+    lines.append(f"Health {base}/healthz, readiness {base}/readyz, metrics {base}/metrics. Ctrl-C stops.")
+    return lines
+
+
 def run(*, db: str | None, host: str | None, port: int | None, reload_interval: float | None) -> None:
     """Serve the gateway until SIGTERM/SIGINT (call :func:`patch` first)."""
     import http.client
@@ -76,7 +142,7 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
     from .app import create_app
     from .backends.http import parse_headers
 
-    logs.setup(level=settings.get("log_level"), fmt=settings.get("log_format"))
+    fmt = logs.setup(level=settings.get("log_level"), fmt=settings.get("log_format"))
     import logging
 
     log = logging.getLogger("mcpgw.gateway")
@@ -201,8 +267,18 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
 
     gevent.signal_handler(signal.SIGTERM, shutdown)
     gevent.signal_handler(signal.SIGINT, shutdown)
-    log.info("gateway listening on http://%s:%s (config revision %s, open files limit %s)", host, port,
-             app.gateway.snapshot.revision, files)
+    port = server.server_port  # the port bound (--port 0 picks a free one)
+    base = base_url(host, port)
+    snapshot = app.gateway.snapshot
+    if fmt == "text":  # a person at a terminal: plain lines, not log records
+        listening = base if host not in ("", "0.0.0.0", "::") else f"every address, port {port}"
+        for line in start_lines(base, snapshot, listening=listening,
+                                reload_interval=settings.get("reload_interval", reload_interval)):
+            click.echo(line, err=True)
+    else:  # a log collector: one record with the URLs as fields
+        log.info("gateway listening on %s (config revision %s, %d MCP endpoint(s), open files limit %s)", base,
+                 snapshot.revision, len(snapshot.routes), files,
+                 extra={"url": base, "endpoints": endpoints(base, snapshot)})
     try:
         server.serve_forever()
     finally:

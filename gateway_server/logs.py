@@ -1,4 +1,7 @@
-"""Logging setup: JSON lines (default) or text, with a request id when one is known.
+"""Logging setup: JSON lines or text, with a request id when one is known.
+
+``log_format`` ``auto`` (the default) writes text to a terminal and JSON lines
+anywhere else (a file, a pipe, a container's log collector).
 
 Every line is passed through :func:`mcpgw_sdk.redact.redact_text` on its way out: URLs
 lose their user info and query values wherever a message or traceback quotes them.
@@ -21,7 +24,7 @@ class JsonFormatter(logging.Formatter):
         """The record as one JSON line."""
         out = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
                "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
-        for key in ("request_id", "session_id", "prefix", "method"):
+        for key in ("request_id", "session_id", "prefix", "method", "url", "endpoints", "workers"):
             value = getattr(record, key, None)
             if value is not None:
                 out[key] = value
@@ -39,8 +42,17 @@ class TextFormatter(logging.Formatter):
         return redact_text(super().format(record))
 
 
-def setup(*, level: str = "INFO", fmt: str = "json") -> None:
-    """Configure the ``mcpgw`` loggers once (entry points only)."""
+def resolve(fmt: str) -> str:
+    """``json`` or ``text``: ``auto`` is text when standard error is a terminal, json otherwise."""
+    if fmt == "auto":
+        isatty = getattr(sys.stderr, "isatty", None)
+        return "text" if isatty is not None and isatty() else "json"
+    return fmt
+
+
+def setup(*, level: str = "INFO", fmt: str = "auto") -> str:
+    """Configure the ``mcpgw`` loggers once (entry points only); return the format used, ``json`` or ``text``."""
+    fmt = resolve(fmt)
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -50,3 +62,4 @@ def setup(*, level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    return fmt

@@ -120,6 +120,19 @@ def _challenge(*, metadata_url: str | None = None, error: str | None = None, des
     return "Bearer " + ", ".join(parts)
 
 
+#: The scheme of an API-key router's challenge. Not ``Bearer``: MCP clients answer a Bearer challenge
+#: with OAuth discovery (RFC 9728, then RFC 8414), a dead end on a router that takes only keys.
+KEY_SCHEME = "ApiKey"
+
+
+def _key_challenge(*, error: str | None = None) -> str:
+    """``ApiKey realm="mcpgw", header="X-API-Key"`` (plus ``error``): send a key, there is no OAuth here."""
+    parts = ['realm="mcpgw"', 'header="X-API-Key"']
+    if error:
+        parts.append(f'error="{error}"')
+    return f"{KEY_SCHEME} " + ", ".join(parts)
+
+
 def bearer_token(headers: dict[str, str]) -> str | None:
     """The token of an ``Authorization: Bearer …`` header (case-insensitive scheme), else ``None``."""
     value = headers.get("authorization", "")
@@ -255,12 +268,12 @@ def _authenticate_key(headers: dict[str, str], *, keys: KeyIndex, tenant: str, n
     secret = headers.get("x-api-key", "").strip() or bearer_token(headers)
     if not secret:
         raise AuthFailure(401, "invalid_request", "an API key is required (Authorization: Bearer or X-API-Key)",
-                          www_authenticate=_challenge())
+                          www_authenticate=_key_challenge())
     key = keys.lookup(secret, now)
     if key is None or key.tenant != tenant:
         # one answer for unknown, revoked, expired and other-tenant keys: nothing to probe
         raise AuthFailure(401, "invalid_token", "the API key is unknown, revoked or expired",
-                          www_authenticate=_challenge(error="invalid_token"))
+                          www_authenticate=_key_challenge(error="invalid_token"))
     return Principal(user=key.user, key_id=key.id, tenant=tenant,
                      tools=frozenset(key.tools) if key.tools else None,
                      servers=frozenset(key.servers) if key.servers else None)
@@ -318,8 +331,10 @@ def authenticate(auth: dict[str, Any] | None, headers: dict[str, str], *, keys: 
     """Decide whether a request may reach a router; ``headers`` have lower-case names.
 
     Mode ``none`` (or no ``auth``) → ``None`` (open). Mode ``apikey`` → the key's
-    Principal or 401. Mode ``oauth2`` → the token subject's Principal, 401 for a
-    missing/invalid/expired token or wrong audience, 403 for a missing scope.
+    Principal or 401 challenging with ``ApiKey realm="mcpgw", header="X-API-Key"`` (not
+    ``Bearer``, which sends MCP clients into OAuth discovery). Mode ``oauth2`` → the token
+    subject's Principal, 401 (``Bearer …, resource_metadata="…"``) for a missing/invalid/expired
+    token or wrong audience, 403 for a missing scope.
     """
     mode = (auth or {}).get("mode") or "none"
     if mode == "none":

@@ -8,13 +8,15 @@ of them.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from importlib.metadata import entry_points
 
 import click
+from click.core import ParameterSource
 
 from . import settings
-from .errors import ConfigError, McpgwError
+from .errors import ConfigError, McpgwError, NotFound
 from .store import open_store
 
 
@@ -24,15 +26,81 @@ def db_option(func):
                         help=settings.SETTINGS["database_url"].help + " [env: MCPGW_DATABASE_URL]")(func)
 
 
+#: ``[env: MCPGW_X]`` in an option's help names the setting the option sets.
+_ENV_IN_HELP = re.compile(r"\[env: (MCPGW_[A-Z0-9_]+)")
+#: the ``ctx.meta`` key under which a group remembers the subcommand it resolved, and its arguments
+_INVOKED = "mcpgw.invoked"
+
+
+def cli_message(ctx: click.Context, message: str) -> str:
+    """``message`` with the field names it uses spelled as the user set them: flag or environment variable.
+
+    Errors of the library name fields (``database_url: …``, ``pass base_url``); on the command line
+    the user knows ``--db`` and ``--base-url``. A value that came from a flag names the flag; one
+    that came from an ``MCPGW_*`` variable names the variable; a value left unset names the flag
+    (where the command has one) as the way to give it. ``ctx`` is the command's own context.
+
+    >>> @click.command()
+    ... @click.option("--base-url", help="Base URL.")
+    ... def demo(base_url): ...
+    >>> cli_message(click.Context(demo), "the spec has no servers[0].url; pass base_url")
+    'the spec has no servers[0].url; pass --base-url'
+    """
+    spelled: dict[str, str] = {s.name: s.env for s in settings.SETTINGS.values() if s.env in os.environ}
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or not param.opts:
+            continue
+        flag = max(param.opts, key=len)
+        fields = {param.name}
+        named = _ENV_IN_HELP.search(param.help or "")
+        if named:
+            fields.add(named.group(1)[len("MCPGW_"):].lower())
+        elif param.name == "db":
+            fields.add("database_url")
+        from_flag = ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE
+        for field in fields:
+            if from_flag or field not in spelled:
+                spelled[field] = flag
+    for field, shown in sorted(spelled.items(), key=lambda item: -len(item[0])):
+        if "_" in field:  # an identifier: replace it wherever it stands alone
+            pattern = rf"(?<![\w./-]){re.escape(field)}(?![\w-])"
+        else:  # a plain word: only as the field a line's message is about ("tenant: …")
+            pattern = rf"(?m)^{re.escape(field)}(?=:)"
+        message = re.sub(pattern, lambda _m, shown=shown: shown, message)
+    return message
+
+
 class McpgwGroup(click.Group):
-    """A group that turns McpgwError into a one-line message and exit code 1."""
+    """A group that turns McpgwError into a one-line message and exit code 1.
+
+    The message names the flags and ``MCPGW_*`` variables the user set rather than
+    the library's field names (:func:`cli_message`).
+    """
+
+    def resolve_command(self, ctx, args):
+        """Find the subcommand, remembering it and its arguments to word an error afterwards."""
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[_INVOKED] = (name, command, list(rest))
+        return name, command, rest
 
     def invoke(self, ctx):
+        """Run the subcommand; an McpgwError becomes ``Error: …`` on standard error and exit code 1."""
         try:
             return super().invoke(ctx)
         except McpgwError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {self._message(ctx, str(exc))}", err=True)
             sys.exit(1)
+
+    @staticmethod
+    def _message(ctx: click.Context, message: str) -> str:
+        name, command, args = ctx.meta.get(_INVOKED, (None, None, []))
+        if command is None or isinstance(command, click.Group):
+            return message
+        try:  # parse the arguments again (they parsed once already) to learn which options were typed
+            sub = command.make_context(name, list(args), parent=ctx, resilient_parsing=True)
+        except click.ClickException:
+            return message
+        return cli_message(sub, message)
 
 
 @click.group(cls=McpgwGroup)
@@ -225,6 +293,32 @@ def _env_warnings(records) -> list[str]:
             if reason:
                 lines.append(f"{record.tenant}/{record.name}: {reason} (what reads it fails until then)")
     return lines
+
+
+@cli.command("delete")
+@click.argument("document", metavar="TENANT/NAME")
+@click.option("--author", default=None, help="Name recorded as the author of the deletion.")
+@db_option
+def delete(document, author, db):
+    """Delete config document TENANT/NAME; a new version records the deletion, so it stays restorable.
+
+    Gateways stop serving its routers within one poll and its prefixes are freed.
+    """
+    tenant, sep, name = document.partition("/")
+    if not sep or not tenant or not name:
+        raise click.BadParameter(f"{document!r}: expected TENANT/NAME, e.g. default/users",
+                                 param_hint="TENANT/NAME")
+    gw = _workspace(db, author=author)
+    try:
+        version = gw.delete(tenant, name)
+    except NotFound:
+        gone = [d for d in gw.store.list_documents(tenant=tenant, include_deleted=True) if d.name == name]
+        if gone:
+            raise NotFound(f"document {tenant}/{name} is already deleted (version {gone[0].version})") from None
+        raise NotFound(f"document {tenant}/{name} does not exist (`mcpgw export --tenant {tenant}` "
+                       "shows the tenant's documents)") from None
+    click.echo(f"Deleted {tenant}/{name}: version {version.version} records the deletion; "
+               "its history keeps it (roll back in the console, the API or the SDK to restore it).")
 
 
 # -- openapi -------------------------------------------------------------------

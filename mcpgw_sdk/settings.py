@@ -32,6 +32,13 @@ def _list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("auto", "json", "text"):
+        raise ValueError(f"{text!r} is not a log format (use auto, json or text)")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """A named setting with its default, parser and help text."""
@@ -103,7 +110,8 @@ register("session_ttl", 3600.0, "Seconds an idle MCP session lives.", float)
 register("sse_heartbeat", 15.0, "Seconds between heartbeat comments on open SSE streams.", float)
 register("redis_url", "", "Redis URL for shared sessions across workers and replicas; empty keeps them in memory.")
 register("log_level", "INFO", "Log level of the gateway and API (DEBUG, INFO, WARNING, ERROR).")
-register("log_format", "json", "Log format: json or text.")
+register("log_format", "auto", "Log format: json (one object per line, for log collectors), text, or auto: "
+         "text when standard error is a terminal, json otherwise.", _log_format)
 register("audit", True, "Write an audit record per tool call (batched, off the request path).", _bool)
 register("readyz_token", "", "Bearer token that shows /readyz details to callers that are not local; empty: only loopback callers (not through a proxy) see them.")
 register("allow_anonymous", False, "Serve routers without auth when bound to a non-loopback address.", _bool)

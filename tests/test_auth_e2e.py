@@ -7,6 +7,7 @@ One gateway serves the demo tools three times: open (``/gateway/demo``), behind 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 
 import httpx2
@@ -141,8 +142,33 @@ def test_apikey_missing_or_foreign_key_is_401(env):
     for headers in ({}, {"Authorization": f"Bearer {env.keys['acme']}"}, {"X-API-Key": "mcpgw_nope"}):
         resp = refused(mcp, headers)
         assert resp.status_code == 401, (headers, resp.text)
-        assert resp.headers["WWW-Authenticate"].startswith("Bearer ")
+        # a key challenge, not Bearer: MCP clients answer Bearer with OAuth discovery, a dead end here
+        assert resp.headers["WWW-Authenticate"].startswith('ApiKey realm="mcpgw", header="X-API-Key"')
+        assert "resource_metadata" not in resp.headers["WWW-Authenticate"]
         assert set(client_refused(mcp, headers)) == {401}
+
+
+def _raw(env, method: str, path: str, headers: dict, body: bytes | None = None) -> tuple[int, str, str]:
+    """Status, reason phrase and ``WWW-Authenticate`` as they arrive on the wire (http.client parses nothing else)."""
+    conn = http.client.HTTPConnection("127.0.0.1", env.gw.port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, resp.reason, resp.getheader("WWW-Authenticate", "")
+    finally:
+        conn.close()
+
+
+def test_refusals_carry_the_standard_reason_phrase(env):
+    hello = json.dumps(HELLO).encode()
+    assert _raw(env, "POST", f"{LOCKED}/mcp", ACCEPT, hello)[:2] == (401, "Unauthorized")
+    assert _raw(env, "GET", f"{LOCKED}/sse", {"Accept": "text/event-stream"})[:2] == (401, "Unauthorized")
+    status, reason, challenge = _raw(env, "POST", f"{OAUTH}/mcp", ACCEPT, hello)
+    assert (status, reason) == (401, "Unauthorized") and challenge.startswith("Bearer ")
+    scoped = {**ACCEPT, "Authorization": f"Bearer {env.issuer.token(scope='profile')}"}
+    assert _raw(env, "POST", f"{OAUTH}/mcp", scoped, hello)[:2] == (403, "Forbidden")
+    assert _raw(env, "POST", "/gateway/nowhere/mcp", ACCEPT, hello)[:2] == (404, "Not Found")
 
 
 def test_apikey_scoped_to_two_tools_sees_and_calls_only_those(env):

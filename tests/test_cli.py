@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -233,6 +237,54 @@ def test_openapi_import(db, tmp_path):
                               "--base-url", "http://127.0.0.1:9999").stdout
 
 
+def test_delete_keeps_a_version(db, tmp_path):
+    (tmp_path / "users.yaml").write_text(USERS)
+    run(db, "import", str(tmp_path / "users.yaml"))
+    out = run(db, "delete", "default/users", "--author", "ops").stdout
+    assert "Deleted default/users: version 2 records the deletion" in out
+    assert documents(db) == []
+    store = open_store(db)
+    try:
+        versions = store.list_versions("default", "users")
+    finally:
+        store.close()
+    assert [(v.version, v.action, v.author) for v in versions][:1] == [(2, "delete", "ops")]
+    assert [v.action for v in versions] == ["delete", "create"]  # the history stays: restorable by rollback
+    again = run(db, "delete", "default/users", ok=False)
+    assert again.stderr == "Error: document default/users is already deleted (version 2)\n"
+    unknown = run(db, "delete", "default/nope", ok=False)
+    assert unknown.stderr.startswith("Error: document default/nope does not exist")
+    bad = CliRunner().invoke(cli, ["delete", "nope", "--db", db])
+    assert bad.exit_code == 2 and "expected TENANT/NAME" in bad.stderr
+
+
+MCPGW = str(Path(sys.executable).parent / "mcpgw")
+
+
+def mcpgw(*args, env=None, cwd=None):
+    """Run the installed ``mcpgw`` script with only the ``MCPGW_*`` variables in ``env``; return the result."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MCPGW_")}
+    return subprocess.run([MCPGW, *args], env={**clean, **(env or {})}, cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_errors_name_the_flag_or_variable_the_user_set(tmp_path, db):
+    flag = mcpgw("check", "--db", "bogus")
+    assert flag.returncode == 1
+    assert flag.stderr.startswith("Error: --db: 'bogus' is not a database URL"), flag.stderr
+    from_env = mcpgw("check", env={"MCPGW_DATABASE_URL": "bogus"})
+    assert from_env.returncode == 1
+    assert from_env.stderr.startswith("Error: MCPGW_DATABASE_URL: 'bogus' is not a database URL"), from_env.stderr
+    both = mcpgw("check", "--db", "other", env={"MCPGW_DATABASE_URL": "bogus"})  # the flag wins, and is named
+    assert both.stderr.startswith("Error: --db: 'other'"), both.stderr
+    spec = dict(SPEC)
+    del spec["servers"]
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    no_base = mcpgw("openapi", "import", str(tmp_path / "spec.json"), "--name", "pets", "--db", db)
+    assert no_base.returncode == 1
+    assert no_base.stderr == "Error: the spec has no servers[0].url; pass --base-url\n"
+
+
 def test_check(db, tmp_path):
     assert "All 0 document(s) are valid." in run(db, "check").stdout
     (tmp_path / "users.yaml").write_text(USERS)
@@ -253,6 +305,6 @@ def test_every_command_has_help():
     runner = CliRunner()
     for args in (["db", "upgrade"], ["db", "status"], ["import"], ["export"], ["check"], ["openapi", "import"],
                  ["user", "add"], ["user", "list"], ["user", "passwd"], ["key", "create"], ["key", "list"],
-                 ["key", "revoke"]):
+                 ["key", "revoke"], ["delete"]):
         result = runner.invoke(cli, [*args, "--help"])
         assert result.exit_code == 0 and "--db URL" in result.stdout, args

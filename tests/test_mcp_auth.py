@@ -77,8 +77,12 @@ def test_apikey_refusals_are_401(keys, headers):
     with pytest.raises(AuthFailure) as info:
         _apikey(headers, keys)
     assert info.value.status == 401
-    assert info.value.www_authenticate.startswith("Bearer ")
+    # not Bearer: MCP clients answer a Bearer challenge with OAuth discovery, which an API-key router lacks
+    assert info.value.www_authenticate.startswith('ApiKey realm="mcpgw", header="X-API-Key"')
+    assert "Bearer" not in info.value.www_authenticate and "resource_metadata" not in info.value.www_authenticate
     assert info.value.body["error"] in ("invalid_request", "invalid_token")
+    if info.value.body["error"] == "invalid_token":
+        assert info.value.www_authenticate.endswith(', error="invalid_token"')
 
 
 def test_unknown_mode_is_a_clear_error(keys):

@@ -425,7 +425,8 @@ def test_apikey_router(seeded_store, start_gateway):
     hello = rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
                                "clientInfo": {"name": "t", "version": "1"}})
     refused = requests.post(mcp, json=hello, headers=ACCEPT, timeout=5)
-    assert refused.status_code == 401 and "Bearer" in refused.headers["WWW-Authenticate"]
+    # an API-key router challenges for a key, never Bearer (which sends MCP clients into OAuth discovery)
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("ApiKey ")
     assert requests.post(mcp, json=hello, headers={**ACCEPT, "Authorization": "Bearer wrong"},
                          timeout=5).status_code == 401
 

@@ -25,6 +25,7 @@ from mcpgw_sdk.errors import (
 )
 from mcpgw_sdk.store import Store, open_store
 
+from ..statuses import standard_reasons
 from .auth import ApiState, LoginLimiter, RateLimited, SharedLoginLimiter, TokenService, load_secret
 from .common import check_request_text
 
@@ -122,6 +123,7 @@ def create_app(*, store: Store | None = None, store_url: str | None = None, jwt_
     if store is None:
         store = open_store(store_url)
     app = Flask("mcpgw.api")
+    app.wsgi_app = standard_reasons(app.wsgi_app)  # "401 Unauthorized", not werkzeug's "401 UNAUTHORIZED"
     app.json.sort_keys = False
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

@@ -15,19 +15,10 @@ from ..mcp import jsonrpc
 from ..mcp.sealing import principal_id as owner_of  # who a session belongs to
 from ..origin import cors_headers, host_allowed, origin_allowed
 from ..sessions import Session, SessionsFull
+from ..statuses import status_line
 
 StartResponse = Callable[..., Any]
 JSON = "application/json"
-_REASONS = {200: "200 OK", 202: "202 Accepted", 400: "400 Bad Request", 403: "403 Forbidden",
-            404: "404 Not Found", 405: "405 Method Not Allowed", 406: "406 Not Acceptable",
-            413: "413 Content Too Large", 415: "415 Unsupported Media Type", 421: "421 Misdirected Request",
-            429: "429 Too Many Requests",
-            500: "500 Internal Server Error", 503: "503 Service Unavailable"}
-
-
-def status_line(code: int) -> str:
-    """``"404 Not Found"`` for 404."""
-    return _REASONS.get(code) or f"{code} Status"
 
 
 def respond(start_response: StartResponse, code: int, body: bytes = b"", *, content_type: str | None = JSON,
