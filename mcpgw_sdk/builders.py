@@ -121,12 +121,14 @@ class ToolBuilder(_Part):
 
     def arg(self, name: str, *, position: str = "query", required: bool = False, type: str = "string",
             description: str = "", default: Any = None, items: dict[str, Any] | None = None,
-            enum: Iterable[Any] | None = None) -> ToolBuilder:
+            enum: Iterable[Any] | None = None, raw: bool = False) -> ToolBuilder:
         """Add or replace argument ``name``.
 
         ``position`` is where it goes: header, query, path, body, form-data or file.
         ``type`` is a JSON-schema type; ``default`` is stored as text (arrays and
-        objects as JSON), the way the document format keeps it.
+        objects as JSON), the way the document format keeps it. ``raw=True`` inserts
+        the value into the endpoint as URL text, its ``/`` kept (a file path), instead of
+        one percent-encoded segment (docs/rest-tools.md, "The URL").
 
         >>> DocumentBuilder("d").tool("t").arg("n", type="integer", default=3).data["args"][0]["default"]
         '3'
@@ -143,6 +145,8 @@ class ToolBuilder(_Part):
             arg["items"] = dict(items)
         if enum is not None:
             arg.setdefault("items", {})["enum"] = list(enum)
+        if raw:
+            arg["raw"] = True
         args = self.data.setdefault("args", [])
         existing = _find(args, name)
         if existing is not None:
@@ -513,14 +517,18 @@ class DocumentBuilder:
 
     # -- checking and saving -------------------------------------------------
     def problems(self) -> list[str]:
-        """Every validation problem of the document (empty when it is valid)."""
+        """Every validation problem of the document (empty when it is valid), each ``tenant/name: path: reason``.
+
+        The result's ``warnings`` (a :class:`~mcpgw_sdk.documents.Problems`) list what is valid but fails
+        when used, as ``gw.check()`` and ``mcpgw check`` report them.
+        """
         from . import documents
 
         try:
             documents.validate(self.content)
         except ConfigError as exc:
-            return list(exc.errors)
-        return []
+            return documents.Problems(exc.errors, warnings=documents.warnings(self.content))
+        return documents.Problems(warnings=documents.warnings(self.content))
 
     def validate(self) -> DocumentBuilder:
         """Raise ConfigError listing every problem; return the builder when valid."""

@@ -41,13 +41,13 @@ import yaml
 
 from .errors import ConfigError
 from .names import account_problem, name_problem, shown, text_errors
-from .templates import check_template
+from .templates import argument_refs, check_template, forbidden_env
 
 __all__ = [
-    "AUTH_MODES", "POSITIONS", "PREFIX_MAX", "TOOL_NAME_RE", "auth_errors", "canonical_json", "check_prefix",
+    "AUTH_MODES", "POSITIONS", "PREFIX_MAX", "TOOL_NAME_RE", "Problems", "auth_errors", "canonical_json", "check_prefix",
     "content_hash", "disabled_prefixes", "iter_templates", "key", "parse_text", "prefix_problem", "prefixes",
     "tenant_prefix_conflicts", "to_yaml", "tool_input_schema", "tool_prefix", "validate", "validate_set",
-    "visible_tools",
+    "visible_tools", "warnings",
 ]
 
 POSITIONS = ("header", "query", "path", "body", "form-data", "file")
@@ -101,7 +101,8 @@ _ITEMS: dict[str, _F] = {"type": _F("str", choices=ARG_TYPES), "enum": _F("list"
 _ITEMS["items"] = _F("obj", sub=_ITEMS)
 _ARG = {"name": _F("str", required=True), "position": _F("str", choices=POSITIONS),
         "required": _F("bool", default=False), "type": _F("str", choices=ARG_TYPES, default="string"),
-        "description": _F("str"), "default": _F("default"), "enum": _F("list"), "items": _F("obj", sub=_ITEMS)}
+        "description": _F("str"), "default": _F("default"), "enum": _F("list"), "items": _F("obj", sub=_ITEMS),
+        "raw": _F("bool")}
 #: *ours*: a question to the user before the call (docs/rest-tools.md, "Asking first").
 _ELICIT = {"message": _F("str", required=True, template=True), "requestedSchema": _F("object", required=True),
            "fill": _F("strmap")}
@@ -502,6 +503,40 @@ def validate(content: dict) -> dict:
     return doc
 
 
+class Problems(list):
+    """What a check found: a list of problems (``tenant/name: path: reason``), each making a document invalid,
+    and :attr:`warnings`: what is valid but fails when used until the operator acts (``env()`` names the
+    ``template_env`` setting does not allow). ``mcpgw check`` prints the warnings and the same problems.
+
+    >>> found = Problems(["default/a: tools[0].endpoint: ..."], warnings=[])
+    >>> len(found), found.warnings
+    (1, [])
+    """
+
+    def __init__(self, problems: Any = (), *, warnings: list[str] | None = None):
+        super().__init__(problems)
+        self.warnings: list[str] = list(warnings or [])
+
+    def __repr__(self) -> str:
+        shown_list = list.__repr__(self)
+        return f"Problems({shown_list}, warnings={self.warnings!r})" if self.warnings else shown_list
+
+
+def warnings(content: dict) -> list[str]:
+    """Warnings of one document, each ``tenant/name: path: reason``: what validates but fails when used.
+
+    Today: template fields that read an ``env()`` name the ``template_env`` setting (``MCPGW_TEMPLATE_ENV``)
+    does not allow. They depend on this process's settings, so they are not problems of the document.
+    """
+    tenant, name = key(content) if isinstance(content, dict) else ("default", "?")
+    lines = []
+    for path, container, k in iter_templates(content if isinstance(content, dict) else {}):
+        reason = forbidden_env(str(container[k]), field=path)
+        if reason:
+            lines.append(f"{tenant}/{name}: {reason} (what reads it fails until then)")
+    return lines
+
+
 def _check_identity(doc: dict, checker: _Checker) -> None:
     """The name rule (:mod:`mcpgw_sdk.names`) on what is stored under a name: the document, its tenant, servers."""
     if isinstance(doc.get("name"), str):
@@ -533,6 +568,63 @@ def _check_tools(doc: dict, checker: _Checker) -> None:
             _reorder(arg, _ARG)
         if isinstance(tool.get("elicit"), dict):
             _check_elicit(tool, f"tools[{i}].elicit", checker)
+        _check_endpoint(doc, tool, f"tools[{i}]", checker)
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def _declared(tool: dict) -> set[str]:
+    """The tool's argument names: ``args[]`` and the properties of its ``inputSchema``."""
+    names = {a.get("name") for a in tool.get("args") or [] if isinstance(a, dict)}
+    extra = tool.get("inputSchema")
+    if isinstance(extra, dict):
+        names |= set(extra.get("properties") if isinstance(extra.get("properties"), dict) else extra)
+    return names
+
+
+def _check_endpoint(doc: dict, tool: dict, path: str, checker: _Checker) -> None:
+    """The endpoint's ``{name}`` placeholders and ``args.NAME`` reads name the tool's arguments, every path
+    argument is placed somewhere, and no ``{`` or ``}`` is left unpaired (docs/rest-tools.md, "The URL")."""
+    endpoint = tool.get("endpoint")
+    refs = argument_refs(endpoint) if isinstance(endpoint, str) else None
+    if refs is None:
+        return  # missing, or a template that does not parse: reported already
+    literals, names, dynamic = refs
+    where = f"{path}.endpoint"
+    declared = _declared(tool)
+    positions = {a.get("name"): a.get("position") for a in tool.get("args") or [] if isinstance(a, dict)}
+    placeholders: list[str] = []
+    for text in literals:
+        rest = _PLACEHOLDER.sub("", text)
+        if "{" in rest or "}" in rest:
+            checker.err(where, f"unbalanced '{{' or '}}' in {text!r}; a path argument is placed with {{name}}")
+        placeholders += _PLACEHOLDER.findall(text)
+    for name in dict.fromkeys(placeholders):
+        if name not in declared:
+            checker.err(where, f"placeholder {{{name}}} names no argument of the tool"
+                               f" (arguments: {', '.join(sorted(map(str, declared))) or 'none'})")
+        elif positions.get(name) != "path":
+            checker.err(where, f"placeholder {{{name}}} is filled only by a path argument; {name!r} has position "
+                               f"{positions.get(name) or 'none (inputSchema)'}")
+    for name in names:
+        if name not in declared:
+            checker.err(where, f"args.{name} is not an argument of the tool"
+                               f" (arguments: {', '.join(sorted(map(str, declared))) or 'none'})")
+    if dynamic:
+        return  # args read by computed names: any argument may be used
+    # servers[].config values render per call with args, and {name} in what they render is filled too.
+    used = set(placeholders) | set(names)
+    for server in doc.get("servers") or []:
+        for value in (server.get("config") or {}).values() if isinstance(server, dict) else ():
+            refs = argument_refs(str(value))
+            if refs is None or refs[2]:
+                return
+            used |= set(refs[1]) | {n for text in refs[0] for n in _PLACEHOLDER.findall(text)}
+    for j, arg in enumerate(tool.get("args") or []):
+        if isinstance(arg, dict) and arg.get("position") == "path" and arg.get("name") not in used:
+            checker.err(where, f"path argument {arg.get('name')!r} (args[{j}]) is not placed: write "
+                               f"{{{arg.get('name')}}} or {{{{ args.{arg.get('name')} }}}} in the endpoint")
 
 
 def _check_elicit(tool: dict, path: str, checker: _Checker) -> None:
@@ -560,10 +652,7 @@ def _check_elicit(tool: dict, path: str, checker: _Checker) -> None:
             for name in required:
                 if name not in props:
                     checker.err(f"{where}.required", f"{name!r} is not in properties")
-    arguments = {a.get("name") for a in tool.get("args") or []}
-    extra = tool.get("inputSchema")
-    if isinstance(extra, dict):
-        arguments |= set(extra.get("properties") if isinstance(extra.get("properties"), dict) else extra)
+    arguments = _declared(tool)
     for field, arg in (tool["elicit"].get("fill") or {}).items():
         if field not in props:
             checker.err(f"{path}.fill.{field}", "is not a field of requestedSchema.properties")

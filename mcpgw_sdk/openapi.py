@@ -7,7 +7,8 @@
 Each operation becomes a tool named from its ``operationId`` (sanitized to
 ``[A-Za-z0-9_.-]{1,64}``), else from the method and path; clashes get ``_2``, ``_3``…
 in spec order. The endpoint is the server URL plus the path, with path parameters
-as ``{{ args.x }}``. Path, query and header parameters become arguments of those
+as ``{{ args.x }}`` (each one percent-encoded path segment, ``style: simple``; ``allowReserved: true``
+makes it ``raw``; a ``{x}`` the spec does not declare becomes a required string argument). Path, query and header parameters become arguments of those
 positions; JSON body properties become ``body`` arguments (the gateway builds the
 JSON body from them); ``multipart/form-data`` properties become ``form-data``
 (binary ones ``file``). Local ``$ref``s are resolved, cycles cut.
@@ -245,6 +246,19 @@ def _unique(name: str, used: set[str]) -> str:
         n += 1
 
 
+def _path_args(path: str, args: list[dict]) -> list[dict]:
+    """``args`` with a path argument for each ``{name}`` of ``path`` the spec forgot to declare (a required
+    string), and without declared path parameters ``path`` does not use (they could never be sent).
+
+    Each becomes ``{{ args.name }}`` in the endpoint, one percent-encoded path segment (``style: simple``).
+    """
+    used = re.findall(r"\{([^}]+)\}", path)
+    declared = {a["name"] for a in args}
+    kept = [a for a in args if a["position"] != "path" or a["name"] in used]
+    return kept + [{"name": name, "position": "path", "required": True, "type": "string"}
+                   for name in dict.fromkeys(used) if name not in declared]
+
+
 def _arg_ref(name: str) -> str:
     if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
         return f"{{{{ args.{name} }}}}"
@@ -359,13 +373,17 @@ def from_openapi(spec: dict | str, *, name: str, tenant: str = "default", prefix
                 {k: v for k, v in p.items() if k in ("type", "format", "enum", "default", "items")}
             if swagger and "items" in schema:
                 schema["items"] = resolver.schema(schema["items"])
-            args.append(_arg(pname, position, schema, required=bool(p.get("required")) or where_in == "path",
-                             description=p.get("description")))
+            arg = _arg(pname, position, schema, required=bool(p.get("required")) or where_in == "path",
+                       description=p.get("description"))
+            if position == "path" and p.get("allowReserved") is True:
+                arg["raw"] = True  # the spec lets its value hold '/' and other reserved characters
+            args.append(arg)
         if not swagger:
             body_args, request_body = _body_args(op, resolver)
             args += body_args
         seen_args: set[str] = set()
         args = [a for a in args if not (a["name"] in seen_args or seen_args.add(a["name"]))]
+        args = _path_args(path, args)
         endpoint = base + re.sub(r"\{([^}]+)\}", lambda m: _arg_ref(m.group(1)), path)
         tool: dict[str, Any] = {"name": tool_name}
         description = "\n\n".join(str(t).strip() for t in (op.get("summary"), op.get("description")) if t)

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sized
 from functools import update_wrapper
 from types import BuiltinFunctionType
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, nodes, pass_context
 from jinja2.exceptions import FilterArgumentError
@@ -40,7 +41,8 @@ from jinja2.visitor import NodeTransformer
 from . import settings
 from .errors import TemplateError
 
-__all__ = ["Headers", "Template", "check_template", "compile_template", "configure", "env_names", "forbidden_env", "render",
+__all__ = ["Headers", "Template", "UrlTemplate", "argument_refs", "check_template", "compile_template",
+           "compile_url_template", "configure", "env_names", "forbidden_env", "quote_segment", "quote_url_text", "render",
            "render_deadline", "request_context"]
 
 _CACHE_LIMIT = 4096
@@ -173,7 +175,7 @@ def _current_limits() -> tuple[float, int]:
 class _Render:
     """One render's limits and counters (kept in the Jinja context, so greenlets never share it)."""
 
-    __slots__ = ("deadline", "limit", "budget", "spent", "timeout", "paused")
+    __slots__ = ("deadline", "limit", "budget", "spent", "timeout", "paused", "marks")
 
     def __init__(self, deadline: float, limit: int, timeout: float, now: float):
         self.deadline = deadline
@@ -182,6 +184,8 @@ class _Render:
         self.spent = 0
         self.timeout = timeout
         self.paused = now
+        # A URL template's values set aside until the URL around them is known (see UrlTemplate).
+        self.marks: list[tuple[str, bool]] | None = None
 
     def tick(self) -> None:
         """Check the deadline (every step: a monotonic clock read is cheap) and yield every few milliseconds."""
@@ -703,6 +707,199 @@ def _finalize_checked(context: Any, value: Any) -> Any:
     return out
 
 
+# -- URLs: every value a template puts into an endpoint is percent-encoded for where it lands ---------
+# The filter below wraps each {{ }} of an endpoint that is not built from config/env() alone (see
+# _mark_urls). It cannot encode the value itself, as where the value lands (host, path, query) depends on
+# the text rendered before it, config values included; so it sets the value aside and leaves a marker,
+# and UrlTemplate.render encodes each value once the URL before it is known. The filter's name is not an
+# identifier, so no template can write it.
+_URL_FILTER = "mcpgw url"
+_MARK = re.compile("\x00(\\d+)\x01")
+#: What a value may keep when it is inserted as URL text (scheme, host, a ``raw`` argument): RFC 3986's
+#: reserved characters and ``%``; spaces, controls, non-ASCII, quotes, ``<>{}|\\^`` are percent-encoded.
+_URL_TEXT_SAFE = "!#$&'()*+,/:;=?@[]~%"
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+_PATH_STARTED = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*/")
+
+
+def quote_segment(text: str) -> str:
+    """``text`` percent-encoded as one path segment or query value: ``/``, ``?``, ``#``, ``%``, ``&``... included.
+
+    A whole ``.`` or ``..`` is encoded too, so a value can never climb the path.
+
+    >>> quote_segment("../../admin?all=1#")
+    '..%2F..%2Fadmin%3Fall%3D1%23'
+    >>> quote_segment("..")
+    '%2E%2E'
+    """
+    if text in (".", ".."):
+        return "%2E" * len(text)
+    return quote(text, safe="")
+
+
+def quote_url_text(text: str) -> str:
+    """``text`` as URL text: reserved characters (``/ ? # & = : @ %``...) kept, what a URL cannot hold encoded.
+
+    >>> quote_url_text("docs/a b/é.md")
+    'docs/a%20b/%C3%A9.md'
+    """
+    return quote(text, safe=_URL_TEXT_SAFE)
+
+
+@pass_context
+def _url_value(context: Any, value: Any, raw: bool = False) -> str:
+    state = _state(context)
+    text = _finalize(value, state.limit)
+    text = text if isinstance(text, str) else str(text)
+    state.size(len(text), "a URL value")
+    if _UNRESERVED.fullmatch(text) and text not in (".", ".."):
+        return text  # the same wherever it lands (ids, numbers): nothing to set aside
+    marks = state.marks
+    if marks is None:  # not a URL template's render (only reached through compile_url_template's trees)
+        return quote_segment(text)
+    marks.append((text, raw))
+    return f"\x00{len(marks) - 1}\x01"
+
+
+def _place(text: str, marks: list[tuple[str, bool]], limit: int) -> str:
+    """Replace the markers of ``text`` by their values, each encoded for where it lands."""
+    out = ""
+    pos = 0
+    for match in _MARK.finditer(text):
+        index = int(match.group(1))
+        if index >= len(marks):
+            continue
+        out += text[pos:match.start()]
+        value, raw = marks[index]
+        if raw:
+            out += quote_url_text(value)
+        elif "?" in out or "#" in out or _PATH_STARTED.match(out):  # the path, the query or the fragment
+            out += quote_segment(value)
+        else:  # scheme and authority (or the whole URL): the guard judges the authority it ends up with
+            out += quote_url_text(value)
+        pos = match.end()
+        if len(out) > limit:
+            break
+    out += text[pos:]
+    if len(out) > limit:
+        raise TemplateError(f"the URL is longer than render_max_bytes ({limit} characters) once percent-encoded")
+    return out
+
+
+_OPAQUE = (nodes.ContextReference, nodes.DerivedContextReference, nodes.InternalName, nodes.ImportedName,
+           nodes.ExtensionAttribute)
+
+
+def _all_nodes(expr: nodes.Node) -> Iterator[nodes.Node]:
+    yield expr
+    yield from expr.find_all(nodes.Node)
+
+
+def _from_trusted(expr: nodes.Node, trusted: set[str]) -> bool:
+    """Whether ``expr`` only reads names in ``trusted`` (and constants)."""
+    for node in _all_nodes(expr):
+        if isinstance(node, nodes.Name) and node.ctx == "load" and node.name not in trusted:
+            return False
+        if isinstance(node, _OPAQUE):
+            return False
+    return True
+
+
+def _trusted_names(tree: nodes.Template) -> set[str]:
+    """``config``, ``env`` and the variables set from them only (``{% set base = config.baseUrl %}``).
+
+    Anything else a template can name — ``args``, ``request``, loop variables, macro parameters, a
+    variable set from an argument, a ``config`` it shadows — is the caller's text.
+    """
+    sources: dict[str, list[nodes.Node | None]] = {}
+    explained: set[int] = set()
+    for node in tree.find_all((nodes.Assign, nodes.For, nodes.With)):
+        if isinstance(node, nodes.Assign):
+            pairs = [(node.target, node.node)]
+        elif isinstance(node, nodes.For):
+            pairs = [(node.target, node.iter)]
+        else:
+            pairs = list(zip(node.targets, node.values, strict=False))
+        for target, value in pairs:
+            for name in _all_nodes(target):
+                if isinstance(name, nodes.Name):
+                    sources.setdefault(name.name, []).append(value)
+                    explained.add(id(name))
+    for name in tree.find_all(nodes.Name):
+        if name.ctx in ("store", "param") and id(name) not in explained:
+            sources.setdefault(name.name, []).append(None)
+    trusted = {"config", "env"} | set(sources)
+    changed = True
+    while changed:
+        changed = False
+        for name, values in sources.items():
+            if name in trusted and any(v is None or not _from_trusted(v, trusted) for v in values):
+                trusted.discard(name)
+                changed = True
+    return trusted
+
+
+def _static_refs(expr: nodes.Node) -> tuple[list[str], int]:
+    """The names read as ``args.NAME``/``args["NAME"]`` in ``expr``, and how many times ``args`` is read in all."""
+    names: list[str] = []
+    uses = 0
+    for node in _all_nodes(expr):
+        if isinstance(node, nodes.Name) and node.name == "args" and node.ctx == "load":
+            uses += 1
+        elif isinstance(node, (nodes.Getattr, nodes.Getitem)) and isinstance(node.node, nodes.Name) \
+                and node.node.name == "args" and node.node.ctx == "load":
+            key = node.attr if isinstance(node, nodes.Getattr) else \
+                node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else None
+            if key is not None:
+                names.append(key)
+    return names, uses
+
+
+def _mark_urls(tree: nodes.Template, raw: frozenset[str]) -> nodes.Template:
+    """Wrap every ``{{ }}`` of ``tree`` that is not built from config/env() alone in the URL filter.
+
+    An expression that reads only ``raw`` arguments (``{{ args.path }}`` with ``raw: true``) is
+    marked raw: it keeps its ``/``, ``?`` and ``#``.
+    """
+    trusted = _trusted_names(tree)
+    for output in tree.find_all(nodes.Output):
+        wrapped = []
+        for node in output.nodes:
+            if isinstance(node, nodes.TemplateData) or _from_trusted(node, trusted):
+                wrapped.append(node)
+                continue
+            names, uses = _static_refs(node)
+            is_raw = bool(raw) and bool(names) and len(names) == uses and all(n in raw for n in names) \
+                and _from_trusted(node, trusted | {"args"}) and "args" not in trusted
+            wrapped.append(nodes.Filter(node, _URL_FILTER, [nodes.Const(is_raw)], [], None, None,
+                                        lineno=node.lineno))
+        output.nodes = wrapped
+    return tree
+
+
+def argument_refs(text: str) -> tuple[list[str], list[str], bool] | None:
+    """What a template reads of the arguments, for checking documents: ``(literal texts, names, dynamic)``.
+
+    ``names`` are read as ``args.NAME`` or ``args["NAME"]`` (in order, once each); ``dynamic`` is true when
+    ``args`` is also read another way (``args[config.key]``, ``args.items()``), so the names may be
+    incomplete. ``None`` when ``text`` does not parse.
+
+    >>> argument_refs("{{ config.base }}/users/{id}?q={{ args.q }}")
+    (['/users/{id}?q='], ['q'], False)
+    """
+    if not _has_markup(text):
+        return [text], [], False
+    try:
+        tree = _ENV.parse(text)
+    except TemplateSyntaxError:
+        return None
+    literals = [node.data for node in tree.find_all(nodes.TemplateData)]
+    names, uses = _static_refs(tree)
+    shadowed = "args" in _trusted_names(tree) or any(
+        isinstance(n, nodes.Name) and n.name == "args" and n.ctx != "load" for n in tree.find_all(nodes.Name))
+    return literals, list(dict.fromkeys(names)), shadowed or uses > len(names)
+
+
 def _make_env() -> SandboxedEnvironment:
     env = _Sandbox(
         autoescape=False,
@@ -717,7 +914,7 @@ def _make_env() -> SandboxedEnvironment:
         env.tests[name] = _counted(name, func, False)
     env.filters.update({"tojson": _tojson, "format": _format, "center": _center, "indent": _indent,
                         "wordwrap": _wordwrap, "join": _join, "replace": _replace, "sum": _sum, "batch": _batch,
-                        "slice": _slice, "mcpgw_loop": _loop, "mcpgw_built": _built})
+                        "slice": _slice, "mcpgw_loop": _loop, "mcpgw_built": _built, _URL_FILTER: _url_value})
     env.globals.pop("lipsum", None)  # lipsum(10**9) would write gigabytes
     env.globals["dict"] = _dict
     env.globals["env"] = _env
@@ -755,6 +952,8 @@ class Template:
     """A compiled template; :meth:`render` raises :class:`TemplateError` with the reason on failure."""
 
     __slots__ = ("text", "field", "_compiled")
+    #: Whether renders set values aside for :func:`_place` (``UrlTemplate``).
+    _url = False
 
     def __init__(self, text: str, *, field: str = ""):
         self.text = text
@@ -782,7 +981,7 @@ class Template:
             if not _has_markup(self.text):
                 return self.text
             try:
-                compiled = self._compiled = _ENV.from_string(self.text)
+                compiled = self._compiled = self._build()
             except TemplateSyntaxError as exc:
                 raise TemplateError(_where(self.field) + _syntax_reason(exc)) from None
         timeout, limit = _limits or _current_limits()
@@ -795,6 +994,8 @@ class Template:
             if other is not None and other < end:
                 end, timeout = other, max(other - now, 0.0)
         state = _Render(end, limit, timeout, now)
+        if self._url:
+            state.marks = []
         try:
             # root_render_func over a shared context is what Template.generate does, minus two dict copies;
             # every step inside ticks (loops, calls, operators, filters, {{ }}), so chunks need not.
@@ -805,14 +1006,45 @@ class Template:
                 if size > limit:
                     raise TemplateError(f"the output is longer than render_max_bytes ({limit} characters)")
                 chunks.append(chunk)
+            if state.marks:
+                return _place("".join(chunks), state.marks, limit)
             return "".join(chunks)
         except TemplateError as exc:
             raise TemplateError(_where(self.field) + str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - any failure inside a user's template is a TemplateError
             raise TemplateError(f"{_where(self.field)}{type(exc).__name__}: {exc}") from None
 
+    def _build(self) -> Any:
+        return _ENV.from_string(self.text)
+
     def __repr__(self) -> str:
-        return f"Template({self.text!r})"
+        return f"{type(self).__name__}({self.text!r})"
+
+
+class UrlTemplate(Template):
+    """An endpoint template: every value it inserts is percent-encoded for where it lands in the URL.
+
+    A ``{{ }}`` built from ``config`` and ``env()`` alone is inserted as it is. Any other — an argument,
+    the client's request, a loop variable — is encoded once the URL before it is rendered: in the path,
+    the query or the fragment as one segment or value (:func:`quote_segment`: ``/ ? # % &`` included); in
+    the scheme or host, or as the whole URL, as URL text (:func:`quote_url_text`; the outbound guard judges
+    the authority). An expression that reads only arguments named in ``raw`` is always URL text, so it
+    may hold slashes.
+
+    >>> UrlTemplate("{{ config.base }}/users/{{ args.id }}").render(
+    ...     {"config": {"base": "http://h/v2"}, "args": {"id": "../admin?x#"}})
+    'http://h/v2/users/..%2Fadmin%3Fx%23'
+    """
+
+    __slots__ = ("raw",)
+    _url = True
+
+    def __init__(self, text: str, *, field: str = "", raw: frozenset[str] = frozenset()):
+        super().__init__(text, field=field)
+        self.raw = raw
+
+    def _build(self) -> Any:
+        return _ENV.from_string(_mark_urls(_ENV.parse(self.text), self.raw))
 
 
 _ambient: Any = None  # a threading.local made at first use, so it is gevent's when the gateway patched threading
@@ -876,6 +1108,24 @@ def compile_template(text: str, *, field: str = "") -> Template:
         clone.text, clone.field, clone._compiled = text, field, template._compiled
         return clone
     return template
+
+
+def compile_url_template(text: str, *, field: str = "", raw: Any = ()) -> UrlTemplate:
+    """Compile an endpoint (cached by text and ``raw``, the argument names kept as URL text); see :class:`UrlTemplate`."""
+    raw = frozenset(raw)
+    cache_key = ("url", text, raw)
+    template = _cache.get(cache_key)  # type: ignore[call-overload]
+    if template is None:
+        template = UrlTemplate(text, field=field, raw=raw)
+        with _lock:
+            if len(_cache) >= _CACHE_LIMIT:
+                _cache.clear()
+            _cache[cache_key] = template  # type: ignore[index]
+    if template.field != field:
+        clone = UrlTemplate.__new__(UrlTemplate)
+        clone.text, clone.field, clone._compiled, clone.raw = text, field, template._compiled, raw
+        return clone
+    return template  # type: ignore[return-value]
 
 
 def check_template(text: str) -> str | None:

@@ -22,6 +22,7 @@ from typing import Any
 from . import records as r
 from .builders import DocumentBuilder
 from .display import Diff, ServerInfo, Table, ToolInfo, VersionTable
+from .documents import Problems
 from .errors import ConfigError, NotFound
 from .local import LocalGateway
 from .store import Store, open_store
@@ -187,24 +188,29 @@ class Workspace:
             builder.enable()
         return doc.save()
 
-    def check(self) -> list[str]:
+    def check(self) -> Problems:
         """Validate every stored document; return one line per problem (empty when all are valid).
 
         Besides each document's own rules it checks what spans documents: router
-        prefixes are unique, inside their tenant's prefix, and tenants exist.
+        prefixes are unique, inside their tenant's prefix, and tenants exist. The
+        result's ``warnings`` list what is valid but fails when used (an ``env()`` name
+        ``MCPGW_TEMPLATE_ENV`` does not allow), as ``mcpgw check`` prints them.
 
         >>> gw.check()  # doctest: +SKIP
         []
+        >>> gw.check().warnings  # doctest: +SKIP
+        ["default/mix: mcpServers[0].env.TOKEN: env('X') is not allowed; add it to MCPGW_TEMPLATE_ENV (...)"]
         """
         from . import documents
 
-        problems: list[str] = []
+        problems = documents.Problems()
         records = self.store.list_documents()
         for record in records:
             try:
                 documents.validate(record.content)
             except ConfigError as exc:
                 problems.extend(exc.errors)
+            problems.warnings.extend(documents.warnings(record.content))
         tenants = {t.name: t.prefix for t in self.store.list_tenants()}
         across = documents.validate_set([d.content for d in records], tenants)
         for ident in sorted(across):

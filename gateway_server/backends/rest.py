@@ -21,11 +21,11 @@ import re
 import time
 import uuid
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from mcpgw_sdk import settings
 from mcpgw_sdk.errors import McpgwError
-from mcpgw_sdk.templates import render_deadline
+from mcpgw_sdk.templates import quote_segment, quote_url_text, render_deadline
 
 from . import CallContext, InputRefused
 from .content import error_result, http_error_result, parse_json, response_result
@@ -63,15 +63,18 @@ class _Plain:
         return self.text
 
 
-def _template(text: Any, field: str):
-    """A compiled template, or the TemplateError to report when the tool is called."""
-    from mcpgw_sdk.templates import compile_template
+def _template(text: Any, field: str, *, url: bool = False, raw: frozenset[str] = frozenset()):
+    """A compiled template, or the TemplateError to report when the tool is called.
+
+    ``url``: an endpoint, whose non-config values are percent-encoded (``raw`` names the arguments kept as URL text).
+    """
+    from mcpgw_sdk.templates import compile_template, compile_url_template
 
     text = str(text)
     if "{{" not in text and "{%" not in text and "{#" not in text:
         return _Plain(text)
     try:
-        return compile_template(text, field=field)
+        return compile_url_template(text, field=field, raw=raw) if url else compile_template(text, field=field)
     except McpgwError as exc:
         return exc
 
@@ -109,13 +112,23 @@ def _render(template, context: dict[str, Any], field: str) -> str:
 
 
 def _coerce(value: Any, kind: str | None) -> Any:
-    """Convert string forms (defaults are strings) to the declared JSON type for rendering."""
+    """Convert string forms (defaults are strings) to the declared JSON type for rendering.
+
+    An integer argument given as a whole float (``5.0``, which JSON Schema counts as an integer) is the
+    ``int`` 5, so it is sent as ``5``, never ``5.0``.
+    """
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
     if not isinstance(value, str) or not kind or kind == "string":
         return value
     text = value.strip()
     try:
         if kind == "integer":
-            return int(text)
+            try:
+                return int(text)
+            except ValueError:  # "5.0" is the integer 5 (sent as 5); "5.5" stays as it is
+                number = float(text)
+                return int(number) if number.is_integer() else value
         if kind == "number":
             number = float(text)
             return int(number) if number.is_integer() and "." not in text else number
@@ -203,7 +216,9 @@ class _Tool:
         self.method = str(tool.get("method") or "GET").upper()
         where = f"tools[{name}]"
         endpoint = str(tool.get("endpoint") or "")
-        self.endpoint = _template(endpoint, f"{where}.endpoint")
+        # Arguments whose value is inserted into the URL as URL text (``raw: true``): they may hold slashes.
+        self.raw = frozenset(arg["name"] for arg in tool.get("args") or [] if arg.get("raw") is True)
+        self.endpoint = _template(endpoint, f"{where}.endpoint", url=True, raw=self.raw)
         self.headers = {key: _template(value, f"{where}.headers.{key}")
                         for key, value in (tool.get("headers") or {}).items()}
         body = tool.get("requestBody")
@@ -473,8 +488,9 @@ class RestServer:
     def _url(self, tool: _Tool, args: dict[str, Any], context: dict[str, Any]) -> str:
         url = _render(tool.endpoint, context, f"tools[{tool.name}].endpoint").strip()
         for arg_name, *_ in tool.by_position["path"]:
-            if args.get(arg_name) is not None:
-                url = url.replace("{" + arg_name + "}", quote(_as_text(args[arg_name]), safe=""))
+            if args.get(arg_name) is not None:  # {name}: one segment, or URL text for a raw argument
+                encode = quote_url_text if arg_name in tool.raw else quote_segment
+                url = url.replace("{" + arg_name + "}", encode(_as_text(args[arg_name])))
         pairs: list[tuple[str, str]] = []
         for arg_name, *_ in tool.by_position["query"]:
             value = args.get(arg_name)
