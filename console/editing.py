@@ -7,6 +7,7 @@ helpers here convert its lists to the rows ``st.data_editor`` shows and back.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -351,6 +352,58 @@ def rows_to_mcp(rows: list[dict[str, Any]], *, original: list[dict[str, Any]] | 
             item["args"] = str(row["args"]).split()
         servers.append(item)
     return servers
+
+
+SHAPE_COLUMNS = ("tool", "name", "title", "description", "hidden", "arguments", "annotations")
+
+
+def shapes_to_rows(shapes: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A router's tool shaping (``routers[].tools``) as rows; ``arguments``/``annotations`` as JSON text."""
+    rows = []
+    for tool, shape in (shapes or {}).items():
+        shape = shape if isinstance(shape, dict) else {}
+        rows.append({"tool": tool, "name": shape.get("name", ""), "title": shape.get("title", ""),
+                     "description": shape.get("description", ""), "hidden": bool(shape.get("hidden")),
+                     "arguments": json.dumps(shape["arguments"], ensure_ascii=False) if shape.get("arguments") else "",
+                     "annotations": json.dumps(shape["annotations"], ensure_ascii=False)
+                     if shape.get("annotations") else ""})
+    return rows
+
+
+def rows_to_shapes(rows: list[dict[str, Any]], path: str) -> tuple[dict[str, Any], list[FieldError]]:
+    """Rows back to ``routers[].tools`` (rows without a tool dropped), and the JSON cells that do not parse.
+
+    >>> rows_to_shapes([{"tool": "t", "name": "u", "arguments": '{"org": {"fixed": "acme"}}'}], "routers[0]")
+    ({'t': {'name': 'u', 'arguments': {'org': {'fixed': 'acme'}}}}, [])
+    """
+    shapes: dict[str, Any] = {}
+    problems: list[FieldError] = []
+    for row in rows:
+        if blank(row.get("tool")):
+            continue
+        tool = str(row["tool"]).strip()
+        shape: dict[str, Any] = {}
+        for key in ("name", "title", "description"):
+            if not blank(row.get(key)):
+                shape[key] = str(row[key]).strip() if key == "name" else str(row[key])
+        if row.get("hidden") is True:
+            shape["hidden"] = True
+        for key in ("arguments", "annotations"):
+            if blank(row.get(key)):
+                continue
+            try:
+                value = json.loads(str(row[key]))
+            except ValueError as exc:
+                problems.append(FieldError(f"{path}.tools.{tool}.{key}", f"not JSON: {exc}"))
+                continue
+            if not isinstance(value, dict):
+                problems.append(FieldError(f"{path}.tools.{tool}.{key}", 'expected a JSON object, e.g. '
+                                           '{"org": {"fixed": "acme"}}' if key == "arguments" else
+                                           'expected a JSON object, e.g. {"readOnlyHint": true}'))
+                continue
+            shape[key] = value
+        shapes[tool] = shape
+    return shapes, problems
 
 
 def put(item: dict[str, Any], key: str, value: Any, *, keep_empty: bool = False) -> None:

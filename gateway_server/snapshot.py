@@ -29,17 +29,24 @@ from mcpgw_sdk.documents import TOOL_NAME_RE, disabled_prefixes, tool_prefix, va
 from mcpgw_sdk.errors import ConfigError
 
 from .backends import make_backend
+from .shaping import shape
 
 log = logging.getLogger("mcpgw.gateway")
 
 
 class ToolEntry:
-    """A tool as a route exposes it: visible name, descriptor, backend and backend-side name."""
+    """A tool as a route exposes it: visible name, descriptor, backend and backend-side name.
 
-    __slots__ = ("name", "descriptor", "backend", "backend_name", "server", "_validator", "_defaults", "_fast")
+    ``fixed``: arguments a router's tool shaping fixed (hidden from the client, always sent).
+    """
 
-    def __init__(self, name: str, descriptor: dict[str, Any], backend: Any, backend_name: str, server: str):
+    __slots__ = ("name", "descriptor", "backend", "backend_name", "server", "fixed", "_validator", "_defaults",
+                 "_fast")
+
+    def __init__(self, name: str, descriptor: dict[str, Any], backend: Any, backend_name: str, server: str,
+                 fixed: dict[str, Any] | None = None):
         self.name = name
+        self.fixed = fixed or {}
         self.descriptor = descriptor
         self.backend = backend
         self.backend_name = backend_name
@@ -339,10 +346,25 @@ def _routes(key: str, content: dict[str, Any], by_name: dict[str, Any]) -> dict[
         tools: dict[str, ToolEntry] = {}
         tool_list: list[dict[str, Any]] = []
         hidden: list[str] = []
+        shapes: dict[str, Any] = router.get("tools") or {}
+        shaped: set[str] = set()
         for name in names:
             backend = by_name[name]
             for tool in backend.list_tools():
                 visible = _tool_name(server_dicts.get(name), tool, len(names) > 1)
+                backend_name = tool["name"]  # what the backend is called with, whatever the client sees
+                fixed: dict[str, Any] = {}
+                change = shapes.get(visible)
+                if change is not None:
+                    shaped.add(visible)
+                    if change.get("hidden"):
+                        continue
+                    result = shape(tool if visible == tool["name"] else {**tool, "name": visible}, change)
+                    for problem in result.problems:
+                        problem = f"routers[{prefix}].tools.{visible}.{problem}"
+                        log.warning("%s: %s", key, problem)
+                        hidden.append(problem)
+                    tool, visible, fixed = result.descriptor, result.descriptor["name"], result.fixed
                 if not TOOL_NAME_RE.match(visible):
                     # Upstream names are only known now; clients reject names outside the spec's rule.
                     problem = (f"tool {visible!r} of server {name!r} is not 1-64 characters of A-Z a-z 0-9 _ . -; "
@@ -359,8 +381,12 @@ def _routes(key: str, content: dict[str, Any], by_name: dict[str, Any]) -> dict[
                     hidden.append(problem)
                     continue
                 descriptor = tool if visible == tool["name"] else {**tool, "name": visible}
-                tools[visible] = ToolEntry(visible, descriptor, backend, tool["name"], name)
+                tools[visible] = ToolEntry(visible, descriptor, backend, backend_name, name, fixed)
                 tool_list.append(descriptor)
+        for unknown in sorted(set(shapes) - shaped):  # names only upstreams could have had (checked at save)
+            problem = f"routers[{prefix}].tools.{unknown}: no tool of this name is offered; not applied"
+            log.warning("%s: %s", key, problem)
+            hidden.append(problem)
         routes[prefix] = Route(
             prefix=prefix, tenant=content.get("tenant") or "default", document=key, servers=tuple(names),
             backends=tuple(by_name[n] for n in names), tools=tools, tool_list=tuple(tool_list),

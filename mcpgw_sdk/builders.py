@@ -310,6 +310,37 @@ class RouterBuilder(_Part):
         """Whether the router is marked ``disabled: true``."""
         return self.data.get("disabled") is True
 
+    def shape(self, tool: str, *, name: str | None = None, title: str | None = None,
+              description: str | None = None, hidden: bool | None = None,
+              arguments: dict[str, dict[str, Any]] | None = None, **annotations: Any) -> RouterBuilder:
+        """Reshape one tool this router exposes (``routers[].tools``; docs/tool-shaping.md).
+
+        ``tool`` is the name the router would expose (after ``toolPrefix``). ``arguments`` maps an
+        argument to ``description``, ``default`` or ``fixed`` (hidden from clients, always sent);
+        keyword annotations (``readOnlyHint=True`` …) are added or overridden. Calling it again for
+        the same tool updates what it names.
+
+        >>> r = DocumentBuilder("d").router("/default/d", server="gh")
+        >>> r.shape("search_issues", name="find_issues", arguments={"org": {"fixed": "acme"}},
+        ...         readOnlyHint=True).data["tools"]["search_issues"]["annotations"]
+        {'readOnlyHint': True}
+        """
+        shape = self.data.setdefault("tools", {}).setdefault(tool, {})
+        for key, value in (("name", name), ("title", title), ("description", description), ("hidden", hidden)):
+            if value is not None:
+                shape[key] = value
+        if arguments:
+            shape.setdefault("arguments", {}).update(copy.deepcopy(arguments))
+        if annotations:
+            shape.setdefault("annotations", {}).update(annotations)
+        return self
+
+    def hide(self, *tools: str) -> RouterBuilder:
+        """Hide these tools from this router's clients (``routers[].tools.<name>.hidden``)."""
+        for tool in tools:
+            self.shape(tool, hidden=True)
+        return self
+
 
 class PromptBuilder(_Part):
     """A prompt: arguments and messages (``{name}`` in a text is replaced by the argument)."""
@@ -421,14 +452,21 @@ class DocumentBuilder:
             data["description"] = description
         return ToolBuilder(self, data)
 
-    def router(self, prefix: str, *, server: str, cors: dict[str, Any] | None = None,
+    def router(self, prefix: str, *, server: str | None = None, cors: dict[str, Any] | None = None,
                auth: dict[str, Any] | str | None = None, sse_prefix: str | None = None) -> RouterBuilder:
-        """Serve ``server`` at ``prefix`` (``/tenant/...``); ``auth`` may be a mode string such as ``"apikey"``."""
+        """Serve ``server`` at ``prefix`` (``/tenant/...``); ``auth`` may be a mode string such as ``"apikey"``.
+
+        Without ``server``, the existing router at ``prefix`` (to shape its tools, say); a new one needs it.
+        """
         data = _find(self._list("routers"), prefix, key="prefix")
         if data is None:
+            if server is None:
+                raise ConfigError(f"{self.tenant}/{self.name}: no router {prefix!r} yet; pass server= to add one")
             data = {"server": server, "prefix": prefix}
             self.content["routers"].append(data)
-        data["server"] = server
+        if server is not None:
+            data.pop("servers", None)
+            data["server"] = server
         if cors is not None:
             data["cors"] = dict(cors)
         if auth is not None:

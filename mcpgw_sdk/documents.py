@@ -89,7 +89,7 @@ _AUTH = {"mode": _F("str", choices=AUTH_MODES), "issuer": _F("url"), "jwksUri": 
 _CACHE = {"ttlMs": _F("count"), "readTtlMs": _F("count")}  # modern-era cache hints (docs/eras.md)
 _ROUTER = {"server": _F("str"), "servers": _STRLIST, "prefix": _F("str", required=True),
            "ssePrefix": _F("str"), "cors": _F("obj", sub=_CORS), "auth": _F("obj", sub=_AUTH),
-           "disabled": _F("bool"), "cache": _F("obj", sub=_CACHE)}
+           "disabled": _F("bool"), "cache": _F("obj", sub=_CACHE)}  # "tools" (shaping) is added below
 _SERVER = {"name": _F("str", required=True), "description": _F("str"), "namespace": _F("str"),
            "allowedTools": _STRLIST, "deniedTools": _STRLIST, "toolPrefix": _F("str"),
            "config": _F("strmap", template=True)}
@@ -115,6 +115,12 @@ _TOOL = {"name": _F("str", required=True), "description": _F("str"),
          "inputSchema": _F("object"), "outputSchema": _F("object"), "annotations": _F("obj", sub=_ANNOTATIONS),
          "meta": _F("object"), "timeout": _F("posnum"), "retries": _F("count"), "maxResponseBytes": _F("posint"),
          "elicit": _F("obj", sub=_ELICIT)}
+#: *ours*: tool shaping per router (docs/tool-shaping.md): ``routers[].tools.<name>`` reshapes the tool the
+#: router would expose as ``<name>``; ``arguments.<arg>`` rewrites one argument of its ``inputSchema``.
+_SHAPE_ARG = {"description": _F("str"), "default": _F("value"), "fixed": _F("value")}
+_SHAPE = {"name": _F("str"), "title": _F("str"), "description": _F("str"), "hidden": _F("bool"),
+          "arguments": _F("objmap", sub=_SHAPE_ARG), "annotations": _F("obj", sub=_ANNOTATIONS)}
+_ROUTER["tools"] = _F("objmap", sub=_SHAPE)
 _PROMPT_ARG = {"name": _F("str", required=True), "description": _F("str"), "required": _F("bool")}
 _PROMPT_CONTENT = {"type": _F("str"), "text": _F("str")}
 _PROMPT_RESPONSE = {"role": _F("str", choices=("user", "assistant")), "content": _F("obj", sub=_PROMPT_CONTENT)}
@@ -131,7 +137,7 @@ _DOC = {"name": _F("str", required=True), "tenant": _F("str", default="default")
         "tools": _F("list", sub=_TOOL, default=[]), "prompts": _F("list", sub=_PROMPT, default=[]),
         "mcpServers": _F("list", sub=_MCP, default=[])}
 
-_TYPE_NAMES = {"str": "a string", "bool": "true or false", "int": "an integer", "posnum": "a number > 0",
+_TYPE_NAMES = {"objmap": "a mapping of names to mappings", "value": "a JSON value", "str": "a string", "bool": "true or false", "int": "an integer", "posnum": "a number > 0",
                "posint": "an integer > 0", "count": "an integer >= 0", "strlist": "a list of strings",
                "strmap": "a mapping of names to strings", "object": "a mapping", "obj": "a mapping",
                "list": "a list", "url": "an http(s) URL", "strs": "a string or a list of strings"}
@@ -243,6 +249,13 @@ class _Checker:
                 return copy.deepcopy(value)
             else:
                 return [self.obj(item, spec.sub, f"{path}[{i}]") for i, item in enumerate(value)]
+        elif kind == "value":
+            return copy.deepcopy(value)
+        elif kind == "objmap":
+            if not isinstance(value, dict):
+                ok = False
+            else:
+                return {str(k): self.obj(v, spec.sub, f"{path}.{k}") for k, v in value.items()}
         elif kind == "default":
             text = _scalar_text(value)
             if text is None:
@@ -771,6 +784,46 @@ def _check_routers(doc: dict, checker: _Checker) -> None:
                 missing = True
         if not missing:
             _check_visible(doc, router, path, checker, mcp)
+            _check_shaping(doc, router, path, checker, mcp)
+
+
+def _check_shaping(doc: dict, router: dict, path: str, checker: _Checker, mcp: set) -> None:
+    """``routers[].tools``: each name a tool of the router, each argument one of its own, names unique.
+
+    REST tools are known now and checked fully; a name no REST tool has is left to the router's upstream
+    MCP servers (their tools are known only at run time: the gateway reports what does not match in
+    ``/readyz``), and refused when the router has none.
+    """
+    shapes = router.get("tools")
+    if not shapes:
+        return
+    rest = {visible: tool for visible, _backend, tool in visible_tools(doc, router)}
+    upstreams = [n for n in _backends(router) if n in mcp]
+    tools = {t.get("name"): t for t in doc.get("tools") or [] if isinstance(t, dict)}
+    final: dict[str, list[str]] = {}  # the name the client sees -> the tools that would have it
+    for visible in rest:
+        shape = shapes.get(visible) or {}
+        if not shape.get("hidden"):
+            final.setdefault(shape.get("name") or visible, []).append(visible)
+    for name, shape in shapes.items():
+        where = f"{path}.tools.{name}"
+        if name not in rest:
+            if not upstreams:
+                checker.err(where, f"this router exposes no tool {name!r} (its tools: {', '.join(rest) or 'none'})")
+            continue
+        new = shape.get("name")
+        if new is not None and not TOOL_NAME_RE.match(new):
+            checker.err(f"{where}.name", f"{new!r} must be 1-64 characters of A-Z a-z 0-9 _ . -")
+        elif new is not None and not shape.get("hidden") and len(final.get(new, ())) > 1:
+            other = next(v for v in final[new] if v != name)
+            checker.err(f"{where}.name", f"{new!r} is already the name of tool {other!r} on this router")
+        properties = tool_input_schema(tools[rest[name]]).get("properties") or {}
+        for arg, change in (shape.get("arguments") or {}).items():
+            if arg not in properties:
+                checker.err(f"{where}.arguments.{arg}", f"tool {name!r} has no argument {arg!r} "
+                                                        f"(its arguments: {', '.join(properties) or 'none'})")
+            elif "fixed" in change and "default" in change:
+                checker.err(f"{where}.arguments.{arg}", "set fixed (hidden, always this value) or default, not both")
 
 
 def tool_prefix(backend: dict, aggregated: bool) -> str:

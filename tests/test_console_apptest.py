@@ -602,3 +602,51 @@ def test_form_mode_round_trip_changes_nothing(store):
     assert store.get_document("acme", "users").version == 1  # an unchanged save writes no version
     assert texts(at.success) == ["No changes: the stored version is the same."]
     assert at.session_state["ed_draft"] == store.get_document("acme", "users").content
+
+
+def test_editor_form_shows_and_keeps_a_routers_tool_shaping(store):
+    doc = users_doc()
+    doc["routers"][0]["tools"] = {"get_user": {"name": "find_user", "description": "Find one user",
+                                               "arguments": {"email": {"description": "Their address"}},
+                                               "annotations": {"readOnlyHint": True}}}
+    store.save_document(doc, author="admin")
+    at = open_in_editor(app_as(store, "admin", "editor"), "acme/users")
+    box = next(e for e in at.expander if e.label.startswith("Tool shaping — /acme/users"))
+    assert not box.error
+    at.text_input(key="ed_w_tool0_desc").input("Get one user by address").run()
+    at.button(key="ed_save").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    saved = store.get_document("acme", "users").content
+    assert saved["tools"][0]["description"] == "Get one user by address"
+    assert saved["routers"][0]["tools"] == doc["routers"][0]["tools"]  # the table round-trips the shaping
+    # A document without shaping shows an empty table, and saving adds no empty tools block.
+    at = open_in_editor(app_as(store, "admin", "editor"), "beta/secret")
+    assert any(e.label.startswith("Tool shaping — /beta/secret") for e in at.expander)
+    at.text_input(key="ed_w_tool0_desc").input("Get one secret user").run()
+    at.button(key="ed_save").click().run()
+    saved = store.get_document("beta", "secret").content
+    assert saved["tools"][0]["description"] == "Get one secret user" and "tools" not in saved["routers"][0]
+
+
+def test_shaping_rows_round_trip_and_name_bad_json():
+    shapes = {"t": {"name": "u", "hidden": True, "arguments": {"org": {"fixed": "acme"}},
+                    "annotations": {"readOnlyHint": True}}}
+    assert editing.rows_to_shapes(editing.shapes_to_rows(shapes), "routers[0]") == (shapes, [])
+    _, problems = editing.rows_to_shapes([{"tool": "t", "arguments": "{org: 1"}, {"tool": "v", "annotations": "[1]"}],
+                                         "routers[2]")
+    assert [p.path for p in problems] == ["routers[2].tools.t.arguments", "routers[2].tools.v.annotations"]
+    assert problems[0].reason.startswith("not JSON") and "JSON object" in problems[1].reason
+
+
+def test_tool_runner_shows_and_calls_a_shaped_tool(store, gateway):
+    doc = store.get_document("acme", "users")
+    content = json.loads(json.dumps(doc.content))
+    content["routers"][0]["tools"] = {"get_user": {"name": "find_user", "title": "Find a user"}}
+    saved = store.save_document(content, author="admin", base_version=doc.version)
+    wait_for(lambda: servers.fetch_readyz(gateway).get("revision", -1) >= store.revision(), what="the reload")
+    at = app_as(store, "bob", "tools")
+    assert at.selectbox(key="tr_tool").options == ["find_user"], saved.version
+    at.text_input(key="tr_arg_/acme/users_find_user_email").input("ada@example.com")
+    at.button[-1].click().run()
+    assert not at.exception
+    assert any("Ada Lovelace" in c.value for c in at.code)

@@ -87,6 +87,8 @@ def form_mode(draft, errors):
     routers = table("routers", lambda: editing.routers_to_rows(draft.get("routers")), editing.ROUTER_COLUMNS)
     draft["routers"] = editing.rows_to_routers(routers, original=draft.get("routers"))
     ui.field_errors(errors, "routers")
+    for i, router in enumerate(draft["routers"]):
+        shaping_form(i, router, errors)
 
     st.subheader("REST servers")
     for i, server in enumerate(draft.get("servers") or []):
@@ -141,6 +143,25 @@ def form_mode(draft, errors):
         if prompts or "prompts" in draft:
             draft["prompts"] = prompts or []
     ui.field_errors(errors, "prompts")
+
+
+def shaping_form(i, router, errors):
+    """A router's tool shaping (``routers[i].tools``): one row per reshaped tool (docs/tool-shaping.md)."""
+    path = f"routers[{i}]"
+    with st.expander(f"Tool shaping — {router.get('prefix') or i}",
+                     expanded=bool(editing.errors_at(errors, f"{path}.tools"))):
+        st.caption("Rename, describe or hide the tools this router exposes. Tool: the name the router would "
+                   'expose. Arguments (JSON): {"org": {"fixed": "acme"}, "q": {"description": "…", '
+                   '"default": 20}}; fixed arguments are hidden from clients and always sent.')
+        edited = table(f"shape{i}", lambda r=router: editing.shapes_to_rows(r.get("tools")), editing.SHAPE_COLUMNS,
+                       column_config={"hidden": st.column_config.CheckboxColumn()})
+        shapes, problems = editing.rows_to_shapes(edited, path)
+        for problem in problems:
+            st.error(str(problem))
+        if problems:
+            return  # keep the last good shaping until the cells parse
+        editing.put(router, "tools", shapes, keep_empty=True)
+        ui.field_errors(errors, f"{path}.tools")
 
 
 def tool_form(i, tool, errors):

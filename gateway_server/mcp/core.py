@@ -142,6 +142,8 @@ def call_tool(route: Any, session: Any, params: dict[str, Any], ctx: CallContext
         if observer:
             observer(route, entry, name, "invalid", 0.0, ctx, problem)
         return error_result(problem)
+    if entry.fixed:  # shaped: the router fixed these (the client neither sees nor sets them)
+        arguments = {**arguments, **entry.fixed}
     meta = params.get("_meta")
     if isinstance(meta, dict) and "progressToken" in meta:
         ctx.progress_token = meta["progressToken"]
