@@ -612,15 +612,19 @@ class GatewayApp:
         self._flask_wsgi = self.flask.wsgi_app
         self._lazy = lazy
         self._started = False
+        self._ready = False  # the first load has finished: requests that came during it waited for it
         self._start_lock = threading.Lock()
         self._http_counters: dict[tuple[str, str], Any] = {}
 
     def start(self) -> GatewayApp:
         """Load the config and start the reloader and the audit writer (once)."""
-        with self._start_lock:
+        with self._start_lock:  # a request arriving while another one loads waits here, not on an empty snapshot
             if not self._started:
                 self._started = True
-                self.gateway.start()
+                try:
+                    self.gateway.start()
+                finally:
+                    self._ready = True
         return self
 
     def stop(self) -> None:
@@ -628,7 +632,7 @@ class GatewayApp:
         self.gateway.stop()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if self._lazy and not self._started:
+        if self._lazy and not self._ready:
             self.start()
         if environ["REQUEST_METHOD"] != "OPTIONS":
             route, suffix = _route_of(self.gateway.snapshot, environ.get("PATH_INFO") or "/")

@@ -27,3 +27,43 @@ def test_e2e_under_gunicorn_gevent(seeded_store, start_gateway):
                 assert bad.is_error
 
     asyncio.run(main())
+
+
+def test_requests_during_a_workers_first_load_wait_for_it(tmp_path):
+    """gunicorn workers load on their first request; one that arrives meanwhile must not see an empty gateway."""
+    import threading
+
+    from werkzeug.test import Client
+
+    from gateway_server.app import create_app
+    from tests.fixtures_gateway import DEMO_PREFIX, demo_document, migrated_store
+
+    url = f"sqlite:///{tmp_path / 'gw.db'}"
+    store = migrated_store(url)
+    store.save_document(demo_document("http://127.0.0.1:9"))
+    app = create_app(store=store, lazy=True, audit=False, reload_interval=60)
+    loading, release = threading.Event(), threading.Event()
+    real_start = app.gateway.start
+
+    def slow_start():
+        loading.set()
+        assert release.wait(10)
+        real_start()
+
+    app.gateway.start = slow_start
+    first = threading.Thread(target=lambda: Client(app).get("/healthz"))
+    first.start()
+    try:
+        assert loading.wait(10)
+        answers: list[int] = []
+        second = threading.Thread(target=lambda: answers.append(Client(app).get(f"{DEMO_PREFIX}/mcp").status_code))
+        second.start()
+        second.join(0.5)
+        assert second.is_alive() and not answers, f"answered {answers} before the first load finished"
+        release.set()
+        second.join(10)
+        assert answers and answers[0] != 404, answers  # a GET without a session: not "nothing is served"
+    finally:
+        release.set()
+        first.join(10)
+        app.stop()
