@@ -28,7 +28,7 @@ from mcpgw_sdk.records import AuditRecord
 from mcpgw_sdk.redact import redact_json
 
 from .audit import AuditWriter
-from .backends import held
+from .backends import credentials, held
 from .mcp import jsonrpc, sealing
 from .metrics import CONTENT_TYPE, Metrics
 from .origin import cors_headers, host_allowed, is_local_bind, origin_allowed, own_origins
@@ -388,6 +388,9 @@ class Gateway:
     def start(self) -> None:
         """Load the config once (synchronously), then poll in the background."""
         sealing.install_from(self.store)  # the MRTR requestState key, shared by every worker and replica
+        if self.store is not None and hasattr(self.store, "sealed_secrets"):
+            # templates' {{ secrets.NAME }}: read at call time (cached briefly), never from the snapshot
+            credentials.configure(hub_safe(self.store, self.store.sealed_secrets))
         if self.reloader is not None:
             self.reloader.poll()
             self.reloader.start()

@@ -19,7 +19,7 @@ import json
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -51,6 +51,8 @@ class Principal:
     tools: frozenset[str] | None = None
     servers: frozenset[str] | None = None
     scopes: frozenset[str] = frozenset()
+    #: The verified OAuth bearer token itself (``None`` for API keys): backends with ``tokenExchange`` trade it.
+    token: str | None = field(default=None, repr=False, compare=False)
 
     def allows(self, server: str, tool: str) -> bool:
         """True when this caller may see and call ``tool`` of ``server``."""
@@ -301,7 +303,7 @@ def _authenticate_oauth(auth: dict[str, Any], headers: dict[str, str], *, tenant
                           www_authenticate=_challenge(metadata_url=metadata_url, error="insufficient_scope",
                                                       scope=scope))
     return Principal(user=str(claims.get("sub")) if claims.get("sub") is not None else None, key_id=None,
-                     tenant=tenant, scopes=granted)
+                     tenant=tenant, scopes=granted, token=token)
 
 
 #: Request headers that carry a client's credential for the gateway itself.

@@ -17,6 +17,7 @@ from .errors import (
     MigrationRequired,
     NotFound,
     ReadOnlyError,
+    SecretError,
     StorageError,
     TemplateError,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "NewKey",
     "NotFound",
     "ReadOnlyError",
+    "SecretError",
     "StorageError",
     "Store",
     "TemplateError",

@@ -90,9 +90,13 @@ _CACHE = {"ttlMs": _F("count"), "readTtlMs": _F("count")}  # modern-era cache hi
 _ROUTER = {"server": _F("str"), "servers": _STRLIST, "prefix": _F("str", required=True),
            "ssePrefix": _F("str"), "cors": _F("obj", sub=_CORS), "auth": _F("obj", sub=_AUTH),
            "disabled": _F("bool"), "cache": _F("obj", sub=_CACHE)}  # "tools" (shaping) is added below
+#: *ours*: RFC 8693 token exchange of the caller's OAuth token for the backend (docs/token-exchange.md).
+_TOKEN_EXCHANGE = {"tokenEndpoint": _F("url", required=True), "clientId": _F("str"),
+                   "clientSecret": _F("str", template=True), "audience": _F("strs"), "resource": _F("strs"),
+                   "scope": _F("strs"), "header": _F("str"), "scheme": _F("str"), "timeout": _F("posnum")}
 _SERVER = {"name": _F("str", required=True), "description": _F("str"), "namespace": _F("str"),
            "allowedTools": _STRLIST, "deniedTools": _STRLIST, "toolPrefix": _F("str"),
-           "config": _F("strmap", template=True)}
+           "config": _F("strmap", template=True), "tokenExchange": _F("obj", sub=_TOKEN_EXCHANGE)}
 _PROXY = {"host": _F("str"), "port": _F("int"), "type": _F("str", choices=("http", "https", "socks5"))}
 _ANNOTATIONS = {"title": _F("str"), "readOnlyHint": _F("bool"), "destructiveHint": _F("bool"),
                 "idempotentHint": _F("bool"), "openWorldHint": _F("bool")}
@@ -102,7 +106,7 @@ _ITEMS["items"] = _F("obj", sub=_ITEMS)
 _ARG = {"name": _F("str", required=True), "position": _F("str", choices=POSITIONS),
         "required": _F("bool", default=False), "type": _F("str", choices=ARG_TYPES, default="string"),
         "description": _F("str"), "default": _F("default"), "enum": _F("list"), "items": _F("obj", sub=_ITEMS),
-        "raw": _F("bool")}
+        "raw": _F("bool"), "field": _F("str")}
 #: *ours*: a question to the user before the call (docs/rest-tools.md, "Asking first").
 _ELICIT = {"message": _F("str", required=True, template=True), "requestedSchema": _F("object", required=True),
            "fill": _F("strmap")}
@@ -131,7 +135,8 @@ _MCP = {"type": _F("str", required=True, choices=MCP_TYPES), "name": _F("str", r
         "url": _F("str", template=True), "headers": _F("strmap", template=True),
         "policy": _F("str", choices=POLICIES, default="onDemand"), "preinstalled": _F("bool"),
         "allowAuthorizationPassThrough": _F("bool"), "allowedTools": _STRLIST, "deniedTools": _STRLIST,
-        "toolPrefix": _F("str"), "timeout": _F("posnum"), "era": _F("str", choices=MCP_ERAS)}
+        "toolPrefix": _F("str"), "timeout": _F("posnum"), "era": _F("str", choices=MCP_ERAS),
+        "tokenExchange": _F("obj", sub=_TOKEN_EXCHANGE)}
 _DOC = {"name": _F("str", required=True), "tenant": _F("str", default="default"),
         "routers": _F("list", sub=_ROUTER, default=[]), "servers": _F("list", sub=_SERVER, default=[]),
         "tools": _F("list", sub=_TOOL, default=[]), "prompts": _F("list", sub=_PROMPT, default=[]),
@@ -511,6 +516,7 @@ def validate(content: dict) -> dict:
     _check_tools(doc, checker)
     _check_names(doc, checker)
     _check_routers(doc, checker)
+    _check_token_exchange(doc, checker)
     if checker.errors:
         raise ConfigError(checker.errors[0], checker.errors)
     return doc
@@ -787,6 +793,91 @@ def _check_routers(doc: dict, checker: _Checker) -> None:
             _check_shaping(doc, router, path, checker, mcp)
 
 
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+#: Headers the HTTP client sets itself: a token exchange may not put its token there.
+_RESERVED_HEADERS = ("host", "content-length", "content-type", "transfer-encoding", "connection", "cookie")
+#: A template that reads the caller's credential headers (``request.headers.authorization``, ``['x-api-key']``).
+_READS_CREDENTIAL = re.compile(r"(?is)(\{\{|\{%)[^}%]*\brequest\b[^}%]*(authorization|x-api-key)")
+#: A template reading anything but ``env()`` (a client secret is the operator's, never the caller's).
+_READS_CALL = re.compile(r"(\{\{|\{%)[^}%]*\b(request|args|config|response)\b")
+
+
+def _exchange_templates(doc: dict, kind: str, index: int, server: dict) -> Iterator[tuple[str, str]]:
+    """``(path, text)`` of the templates that build one server's requests (its tools' too, for a REST server)."""
+    if kind == "mcpServers":
+        if isinstance(server.get("url"), str):
+            yield f"mcpServers[{index}].url", server["url"]
+        for field in ("headers", "env"):
+            for k, v in (server.get(field) or {}).items():
+                yield f"mcpServers[{index}].{field}.{k}", str(v)
+        return
+    for k, v in (server.get("config") or {}).items():
+        yield f"servers[{index}].config.{k}", str(v)
+    allowed = server.get("allowedTools")
+    for i, tool in enumerate(doc.get("tools") or []):
+        if allowed is not None and tool.get("name") not in allowed:
+            continue
+        for k in ("endpoint", "requestBody", "responseBody"):
+            if isinstance(tool.get(k), str):
+                yield f"tools[{i}].{k}", tool[k]
+        for k, v in (tool.get("headers") or {}).items():
+            yield f"tools[{i}].headers.{k}", str(v)
+
+
+def _check_token_exchange(doc: dict, checker: _Checker) -> None:
+    """``tokenExchange`` rules across fields: the caller's token may reach the exchange only, never the backend.
+
+    Its routers must all check OAuth tokens (``auth.mode: oauth2``: there is no token to exchange
+    otherwise); no template of the server may read the caller's ``Authorization``/``X-API-Key``;
+    an upstream must speak HTTP and may not set ``allowAuthorizationPassThrough``; the client secret
+    is a template reading ``env()``, never a secret written in the document.
+    """
+    routers = [(i, r) for i, r in enumerate(doc.get("routers") or []) if isinstance(r, dict)]
+    for kind in ("servers", "mcpServers"):
+        for index, server in enumerate(doc.get(kind) or []):
+            block = server.get("tokenExchange")
+            if not isinstance(block, dict):
+                continue
+            path = f"{kind}[{index}].tokenExchange"
+            name = server.get("name")
+            secret = block.get("clientSecret")
+            if isinstance(secret, str) and secret:
+                if "{{" not in secret:
+                    checker.err(f"{path}.clientSecret", "a secret must not be written in the document: give a "
+                                                        "template such as {{ env('AS_CLIENT_SECRET') }}")
+                elif _READS_CALL.search(secret):
+                    checker.err(f"{path}.clientSecret", "may only read env() (the operator's), not the call's "
+                                                        "request, args, config or response")
+                if not block.get("clientId"):
+                    checker.err(f"{path}.clientId", "required with clientSecret (sent as HTTP Basic)")
+            header = block.get("header")
+            if isinstance(header, str) and (not _HEADER_NAME.match(header) or header.lower() in _RESERVED_HEADERS):
+                checker.err(f"{path}.header", f"{header!r} is not a header name the token may go in")
+            scheme = block.get("scheme")
+            if isinstance(scheme, str) and scheme and not _HEADER_NAME.match(scheme):
+                checker.err(f"{path}.scheme", f"{scheme!r} is not an auth scheme such as Bearer ('' sends the token "
+                                              "alone)")
+            if kind == "mcpServers":
+                if server.get("type") == "stdio":
+                    checker.err(path, "only sse and streamable-http upstreams take tokenExchange (a stdio process "
+                                      "gets no HTTP request to carry the token)")
+                if server.get("allowAuthorizationPassThrough") is True:
+                    checker.err(f"{kind}[{index}].allowAuthorizationPassThrough",
+                                "cannot be true with tokenExchange: the caller's token must not reach the upstream")
+            for where, text in _exchange_templates(doc, kind, index, server):
+                if _READS_CREDENTIAL.search(text):
+                    checker.err(where, f"reads the caller's credential header, which server {name!r} replaces by "
+                                       "the exchanged token (tokenExchange): the caller's token must not reach "
+                                       "it; remove it")
+            for i, router in routers:
+                served = router.get("servers") if "servers" in router else [router.get("server")]
+                mode = (router.get("auth") or {}).get("mode") if isinstance(router.get("auth"), dict) else None
+                if name in (served or []) and mode != "oauth2":
+                    checker.err(f"routers[{i}].auth.mode", f"server {name!r} uses tokenExchange, which needs the "
+                                                           f"caller's OAuth token: set mode oauth2 (now "
+                                                           f"{mode or 'none'})")
+
+
 def _check_shaping(doc: dict, router: dict, path: str, checker: _Checker, mcp: set) -> None:
     """``routers[].tools``: each name a tool of the router, each argument one of its own, names unique.
 
@@ -956,7 +1047,8 @@ def iter_templates(content: dict) -> Iterator[tuple[str, dict, str]]:
 
     The fields: ``tools[].endpoint``, ``tools[].headers.*``, ``tools[].requestBody``,
     ``tools[].responseBody``, ``tools[].elicit.message``, ``servers[].config.*``, ``mcpServers[].env.*``,
-    ``mcpServers[].headers.*`` and ``mcpServers[].url``. Parts of the wrong shape are skipped (:func:`validate` reports them).
+    ``mcpServers[].headers.*``, ``mcpServers[].url`` and ``servers[]``/``mcpServers[]``
+    ``.tokenExchange.clientSecret``. Parts of the wrong shape are skipped (:func:`validate` reports them).
     """
     def items(key: str) -> Iterator[tuple[int, dict]]:
         value = content.get(key)
@@ -985,6 +1077,11 @@ def iter_templates(content: dict) -> Iterator[tuple[str, dict, str]]:
             yield f"mcpServers[{i}].url", mcp, "url"
         for field in ("env", "headers"):
             yield from strings(f"mcpServers[{i}].{field}", mcp.get(field))
+    for kind in ("servers", "mcpServers"):
+        for i, server in items(kind):
+            block = server.get("tokenExchange")
+            if isinstance(block, dict) and isinstance(block.get("clientSecret"), str):
+                yield f"{kind}[{i}].tokenExchange.clientSecret", block, "clientSecret"
 
 
 # -- several documents ---------------------------------------------------

@@ -61,6 +61,10 @@ class ReadOnlyError(McpgwError, PermissionError):
     """Raised when writing to a read-only store (``yaml:///dir``)."""
 
 
+class SecretError(McpgwError, ValueError):
+    """Raised when a per-user secret cannot be set (no ``secrets_key``) or opened (another key, altered data)."""
+
+
 class StorageError(McpgwError, ConnectionError):
     """Raised when the database cannot be reached or fails; the message masks passwords."""
 

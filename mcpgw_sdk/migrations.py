@@ -2,7 +2,7 @@
 
 ``mcpgw db upgrade`` (and :meth:`SqlStore.upgrade`) applies the pending ones, each
 in its own transaction, and records it in ``schema_migration``. A fresh, empty
-database counts as behind: it needs ``0001_initial``.
+database counts as behind: it needs every migration, from ``0001_initial`` on.
 
 To change the schema, append a function here (never edit an applied one) and
 register it in :data:`MIGRATIONS`.
@@ -18,14 +18,20 @@ import peewee as pw
 
 
 def _initial(db: pw.Database, m: SimpleNamespace) -> None:
-    """Create every table and the revision row."""
-    db.create_tables(m.ALL, safe=True)
+    """Create the first tables and the revision row."""
+    db.create_tables(m.INITIAL, safe=True)
     m.ConfigRevision.insert(id=1, value=1).on_conflict_ignore().execute()
+
+
+def _secrets(db: pw.Database, m: SimpleNamespace) -> None:
+    """Create ``secret``: per-user, per-key and per-tenant secrets, sealed (docs/credentials.md)."""
+    db.create_tables([m.Secret], safe=True)
 
 
 #: Every migration, in the order they apply.
 MIGRATIONS: list[tuple[str, Callable[[pw.Database, SimpleNamespace], None]]] = [
     ("0001_initial", _initial),
+    ("0002_secrets", _secrets),
 ]
 
 

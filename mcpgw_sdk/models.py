@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import peewee as pw
 
 TABLES = ("tenant", "user", "membership", "api_key", "document", "document_version", "router_prefix",
-          "config_revision", "chat_session", "chat_message", "audit", "meta", "schema_migration")
+          "config_revision", "chat_session", "chat_message", "audit", "meta", "schema_migration", "secret")
 
 
 def define(db: pw.Database) -> SimpleNamespace:
@@ -143,11 +143,30 @@ def define(db: pw.Database) -> SimpleNamespace:
         name = pw.CharField(max_length=100, primary_key=True)
         applied_at = pw.DateTimeField()
 
+    class Secret(Base):
+        """A per-user (or per-key, per-tenant) secret, sealed with the ``secrets_key`` (mcpgw_sdk.secrets).
+
+        ``owner_kind`` is user, key or tenant and ``owner_id`` that row's id: not a foreign key, as
+        it points into one of three tables; the store deletes a secret with its owner.
+        """
+
+        owner_kind = pw.CharField(max_length=8)
+        owner_id = pw.IntegerField()
+        name = pw.CharField(max_length=100)
+        sealed = pw.TextField()
+        updated_at = pw.DateTimeField()
+        updated_by = pw.CharField(max_length=100, null=True)
+
+        class Meta:
+            indexes = ((("owner_kind", "owner_id", "name"), True),)
+
     ns = SimpleNamespace(Tenant=Tenant, User=User, Membership=Membership, ApiKey=ApiKey, Document=Document,
                          DocumentVersion=DocumentVersion, RouterPrefix=RouterPrefix, ConfigRevision=ConfigRevision,
                          ChatSession=ChatSession, ChatMessage=ChatMessage, Audit=Audit, StoredValue=StoredValue,
-                         SchemaMigration=SchemaMigration)
-    ns.ALL = [getattr(ns, name) for name in ("Tenant", "User", "Membership", "ApiKey", "Document", "DocumentVersion",
-                                              "RouterPrefix", "ConfigRevision", "ChatSession", "ChatMessage", "Audit",
-                                              "StoredValue", "SchemaMigration")]
+                         SchemaMigration=SchemaMigration, Secret=Secret)
+    #: The tables of ``0001_initial`` (later migrations create theirs: see mcpgw_sdk.migrations).
+    ns.INITIAL = [getattr(ns, name) for name in ("Tenant", "User", "Membership", "ApiKey", "Document",
+                                                  "DocumentVersion", "RouterPrefix", "ConfigRevision", "ChatSession",
+                                                  "ChatMessage", "Audit", "StoredValue", "SchemaMigration")]
+    ns.ALL = [*ns.INITIAL, Secret]
     return ns

@@ -138,3 +138,17 @@ class AuditRecord:
     session_id: str | None = None
     error: str | None = None
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """A stored secret as it may be shown: its owner and name, when it changed and by whom — never its value.
+
+    ``owner_kind`` is ``user``, ``key`` or ``tenant``; ``owner`` the user name, key id (as text) or tenant name.
+    """
+
+    owner_kind: str
+    owner: str
+    name: str
+    updated_at: datetime | None = None
+    updated_by: str | None = None

@@ -13,7 +13,9 @@ scheme (``urllib3`` quotes paths that way).
 >>> redact_json({"url": "http://u:p@h/", "n": [1, "x?token=t"]})
 {'url': 'http://***@h/', 'n': [1, 'x?token=***']}
 
-Tokens embedded in a URL's path (``/bot<token>/``) are not recognised as secrets.
+Tokens embedded in a URL's path (``/bot<token>/``) are not recognised as secrets, except the
+per-user secrets this process decrypted (:func:`remember_secret`): those are masked wherever
+:func:`redact_text` runs (logs, error texts, status pages).
 """
 
 from __future__ import annotations
@@ -22,13 +24,28 @@ import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["redact_json", "redact_text", "redact_url"]
+__all__ = ["redact_json", "redact_text", "redact_url", "remember_secret"]
 
 MASK = "***"
 _URL = re.compile(r"""(?i)\b[a-z][a-z0-9+.-]*://[^\s'"<>`]+""")
 _USERINFO = re.compile(r"//[^/\s@'\"<>]*@")
 _QUERY_PAIR = re.compile(r"""([?&;][^=&\s'"<>#]*=)[^&\s'"<>#)]*""")
 _MAX_DEPTH = 64
+#: Secret values this process decrypted (per-user secrets), masked by every redact_text; newest last.
+_known: dict[str, None] = {}
+_KNOWN_MAX = 1024
+
+
+def remember_secret(value: str) -> None:
+    """Mask ``value`` (4 characters or more) in every later :func:`redact_text` of this process."""
+    if not isinstance(value, str) or len(value) < 4 or value in _known:
+        return
+    _known[value] = None
+    while len(_known) > _KNOWN_MAX:
+        try:
+            _known.pop(next(iter(_known)))
+        except (StopIteration, KeyError, RuntimeError):  # another thread trimmed it first
+            break
 
 
 def redact_url(url: str) -> str:
@@ -57,6 +74,9 @@ def redact_text(text: str, secrets: tuple[str, ...] | list[str] = ()) -> str:
         text = _QUERY_PAIR.sub(r"\1" + MASK, text)
     for secret in secrets:
         if secret and len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    if _known:
+        for secret in sorted([s for s in list(_known) if s in text], key=len, reverse=True):
             text = text.replace(secret, MASK)
     return text
 

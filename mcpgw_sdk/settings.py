@@ -135,3 +135,7 @@ register("stdio_commands", [], "Programs members may run as stdio upstreams: abs
          "matched exactly (comma list; allow-listing an interpreter allows any code).", _list)
 register("stdio_user", "", "OS user stdio upstreams run as (the gateway must be root); empty runs them as the "
          "gateway's own user.")
+register("secrets_key", "", "Key that encrypts per-user secrets at rest (at least 32 characters, e.g. "
+         "`openssl rand -base64 32`); keep it out of the database. Without it, secrets cannot be set or used.")
+register("secrets_cache_ttl", 5.0, "Seconds a gateway process reuses a caller's sealed secrets before reading "
+         "them again (a changed or deleted secret takes effect within this time).", float)

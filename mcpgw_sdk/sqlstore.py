@@ -1,7 +1,7 @@
 """The SQL store: peewee on SQLite, PostgreSQL and MySQL/MariaDB.
 
 >>> store = SqlStore("sqlite:///:memory:"); store.upgrade()
-['0001_initial']
+['0001_initial', '0002_secrets']
 >>> store.revision()
 1
 
@@ -419,6 +419,9 @@ class SqlStore(Store):
             live = [n for (n,) in D.select(D.name).where(D.tenant == row.id, D.deleted == False).tuples()]  # noqa: E712
             if live:
                 raise ConflictError(f"tenant {name!r} still has {len(live)} live document(s): {', '.join(sorted(live))}")
+            K = self.m.ApiKey
+            self._drop_secrets("tenant", [row.id])
+            self._drop_secrets("key", [k for (k,) in K.select(K.id).where(K.tenant == row.id).tuples()])
             row.delete_instance()
 
         self._write(delete)
@@ -551,6 +554,9 @@ class SqlStore(Store):
             sessions = m.ChatSession.select(m.ChatSession.id).where(m.ChatSession.user == row.id)
             m.ChatMessage.delete().where(m.ChatMessage.session.in_(sessions)).execute()
             m.ChatSession.delete().where(m.ChatSession.user == row.id).execute()
+            keys = [k for (k,) in m.ApiKey.select(m.ApiKey.id).where(m.ApiKey.user == row.id).tuples()]
+            self._drop_secrets("user", [row.id])
+            self._drop_secrets("key", keys)
             m.ApiKey.delete().where(m.ApiKey.user == row.id).execute()
             m.Membership.delete().where(m.Membership.user == row.id).execute()
             row.delete_instance()
@@ -641,11 +647,12 @@ class SqlStore(Store):
         return self._read(get)
 
     def revoke_key(self, key_id: int) -> None:
-        """Revoke a key; the revision is bumped so gateways drop it within one poll."""
+        """Revoke a key (its secrets are deleted); the revision is bumped so gateways drop it within one poll."""
         def revoke():
             K = self.m.ApiKey
             if not K.update(revoked=True).where(K.id == key_id).execute():
                 raise NotFound(f"API key {key_id} does not exist")
+            self._drop_secrets("key", [key_id])
 
         self._write(revoke)
 
@@ -682,6 +689,95 @@ class SqlStore(Store):
                     K.id == key_id, (K.last_used_at.is_null()) | (K.last_used_at < when)).execute()
 
         self._write(touch, bump=False)
+
+    # -- secrets (sealed with the secrets_key: mcpgw_sdk/secrets.py) -------------
+    def _drop_secrets(self, kind: str, ids: list[int]) -> None:
+        """Delete the secrets of these owners (inside the caller's transaction)."""
+        if ids:
+            S = self.m.Secret
+            S.delete().where(S.owner_kind == kind, S.owner_id.in_(ids)).execute()
+
+    def _secret_owner(self, user: str | None, key_id: int | None, tenant: str | None) -> tuple[str, int, str]:
+        """(kind, row id, shown owner) of exactly one of ``user``, ``key_id``, ``tenant``; NotFound when absent."""
+        given = [(kind, value) for kind, value in (("user", user), ("key", key_id), ("tenant", tenant))
+                 if value is not None]
+        if len(given) != 1:
+            raise ConfigError("owner: give exactly one of user, key_id, tenant")
+        kind, value = given[0]
+        if kind == "user":
+            return kind, self._user_row(value).id, value
+        if kind == "tenant":
+            return kind, self._tenant_row(value).id, value
+        K = self.m.ApiKey
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"key_id: must be an integer, got {type(value).__name__}")
+        row = K.get_or_none(K.id == value) if -2**63 <= value < 2**63 else None
+        if row is None or row.revoked:
+            raise NotFound(f"API key {value} does not exist")
+        return kind, row.id, str(value)
+
+    def set_secret(self, name: str, value: str, *, user: str | None = None, key_id: int | None = None,
+                   tenant: str | None = None, author: str | None = None) -> r.SecretInfo:
+        """Seal and store a secret of one owner (replacing one of that name); see :meth:`Store.set_secret`."""
+        from . import secrets
+
+        secrets.check_secret(name, value)
+        secrets.require_key()  # no secrets_key: fail before touching the database
+
+        def put():
+            kind, owner_id, shown = self._secret_owner(user, key_id, tenant)
+            sealed = secrets.seal(f"{kind}:{owner_id}", name, value)
+            S, now = self.m.Secret, _now()
+            changed = S.update(sealed=sealed, updated_at=now, updated_by=author).where(
+                S.owner_kind == kind, S.owner_id == owner_id, S.name == name).execute()
+            if not changed:
+                S.create(owner_kind=kind, owner_id=owner_id, name=name, sealed=sealed, updated_at=now,
+                         updated_by=author)
+            return r.SecretInfo(owner_kind=kind, owner=shown, name=name, updated_at=_aware(now), updated_by=author)
+
+        return self._write(put, bump=False)
+
+    def list_secrets(self, *, user: str | None = None, key_id: int | None = None,
+                     tenant: str | None = None) -> list[r.SecretInfo]:
+        """The names of one owner's secrets (never the values), by name."""
+        def names_of():
+            kind, owner_id, shown = self._secret_owner(user, key_id, tenant)
+            S = self.m.Secret
+            rows = S.select(S.name, S.updated_at, S.updated_by).where(
+                S.owner_kind == kind, S.owner_id == owner_id).order_by(S.name)
+            return [r.SecretInfo(owner_kind=kind, owner=shown, name=row.name, updated_at=_aware(row.updated_at),
+                                 updated_by=row.updated_by) for row in rows]
+
+        return self._read(names_of)
+
+    def delete_secret(self, name: str, *, user: str | None = None, key_id: int | None = None,
+                      tenant: str | None = None) -> None:
+        """Delete one secret of one owner (NotFound when there is none of that name)."""
+        names.check_name("name", name)
+
+        def delete():
+            kind, owner_id, _ = self._secret_owner(user, key_id, tenant)
+            S = self.m.Secret
+            if not S.delete().where(S.owner_kind == kind, S.owner_id == owner_id, S.name == name).execute():
+                raise NotFound(f"secret {name!r} is not set")
+
+        self._write(delete, bump=False)
+
+    def sealed_secrets(self, *, user: str | None = None, key_id: int | None = None,
+                       tenant: str | None = None) -> dict[str, Any]:
+        """One owner's secrets, still sealed (:class:`mcpgw_sdk.secrets.Sealed` by name); empty when none or no owner."""
+        from .secrets import Sealed
+
+        def read():
+            try:
+                kind, owner_id, _ = self._secret_owner(user, key_id, tenant)
+            except NotFound:
+                return {}
+            S = self.m.Secret
+            rows = S.select(S.name, S.sealed).where(S.owner_kind == kind, S.owner_id == owner_id).tuples()
+            return {name: Sealed(f"{kind}:{owner_id}", name, sealed) for name, sealed in rows}
+
+        return self._read(read)
 
     # -- config documents -------------------------------------------------------
     @staticmethod

@@ -134,6 +134,30 @@ class Store(abc.ABC):
     def touch_keys(self, used: dict[int, datetime]) -> None:
         """Record last use of keys (batched by the gateway; does not bump the revision)."""
 
+    # -- secrets (docs/credentials.md) -------------------------------------
+    # Exactly one owner per call: ``user`` (a user name), ``key_id`` (an API key: service accounts) or
+    # ``tenant`` (the fallback for that tenant's documents). Values are sealed with the ``secrets_key``
+    # setting (mcpgw_sdk.secrets) and never returned in clear; writes do not bump the config revision.
+    @abc.abstractmethod
+    def set_secret(self, name: str, value: str, *, user: str | None = None, key_id: int | None = None,
+                   tenant: str | None = None, author: str | None = None) -> r.SecretInfo:
+        """Seal and store (or replace) a secret; SecretError without a ``secrets_key``, ConfigError for a bad name/value."""
+
+    @abc.abstractmethod
+    def list_secrets(self, *, user: str | None = None, key_id: int | None = None,
+                     tenant: str | None = None) -> list[r.SecretInfo]:
+        """The names of one owner's secrets, by name (never the values)."""
+
+    @abc.abstractmethod
+    def delete_secret(self, name: str, *, user: str | None = None, key_id: int | None = None,
+                      tenant: str | None = None) -> None:
+        """Delete one secret; NotFound when that owner has none of that name."""
+
+    @abc.abstractmethod
+    def sealed_secrets(self, *, user: str | None = None, key_id: int | None = None,
+                       tenant: str | None = None) -> dict[str, Any]:
+        """One owner's secrets still sealed (``name`` → :class:`mcpgw_sdk.secrets.Sealed`), for the gateway."""
+
     # -- config documents and versions -------------------------------------
     @abc.abstractmethod
     def list_documents(self, *, tenant: str | None = None, include_deleted: bool = False) -> list[r.Document]:

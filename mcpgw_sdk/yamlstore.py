@@ -276,6 +276,28 @@ class YamlStore(Store):
     def touch_keys(self, used: dict[int, datetime]) -> None:
         """Dropped: there are no keys to touch."""
 
+    # -- secrets (none: a directory of files has nowhere to keep them sealed) -----------
+    def set_secret(self, name: str, value: str, *, user: str | None = None, key_id: int | None = None,
+                   tenant: str | None = None, author: str | None = None) -> r.SecretInfo:
+        """Read-only: raises ReadOnlyError (per-user secrets need a SQL store)."""
+        raise ReadOnlyError(f"{self.url} is a read-only directory store: it cannot keep per-user secrets; "
+                            "use a SQL store (sqlite://, postgresql://, mysql://)")
+
+    def list_secrets(self, *, user: str | None = None, key_id: int | None = None,
+                     tenant: str | None = None) -> list[r.SecretInfo]:
+        """There are no secrets."""
+        return []
+
+    def delete_secret(self, name: str, *, user: str | None = None, key_id: int | None = None,
+                      tenant: str | None = None) -> None:
+        """There are no secrets: NotFound."""
+        raise NotFound(f"secret {name!r} is not set")
+
+    def sealed_secrets(self, *, user: str | None = None, key_id: int | None = None,
+                       tenant: str | None = None) -> dict:
+        """There are no secrets."""
+        return {}
+
     # -- documents -------------------------------------------------------------------
     def list_documents(self, *, tenant: str | None = None, include_deleted: bool = False) -> list[r.Document]:
         """Documents ordered by tenant, name (none is ever deleted)."""

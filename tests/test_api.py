@@ -60,11 +60,16 @@ def seed(url: str):
     return store
 
 
+#: The secrets_key of the API processes tests start (per-user secrets: docs/credentials.md).
+SECRETS_KEY = "test-secrets-key-0123456789-abcdefghij"
+
+
 def start_api(url: str, log_dir, *, env: dict | None = None) -> tuple[str, Proc]:
     """Start ``python -m gateway_server.api`` on a free port; return its /api/v1/ base URL and the process."""
     port = free_port()
     proc = Proc([python(), "-m", "gateway_server.api", "--db", url, "--host", "127.0.0.1", "--port", str(port)],
-                env={"MCPGW_JWT_SECRET": "", **(env or {})}, log=log_dir / f"api-{port}.log")
+                env={"MCPGW_JWT_SECRET": "", "MCPGW_SECRETS_KEY": SECRETS_KEY, **(env or {})},
+                log=log_dir / f"api-{port}.log")
     base = f"http://127.0.0.1:{port}/api/v1/"
     try:
         wait_http(base + "openapi.json", status=200, timeout=30)

@@ -52,7 +52,7 @@ def test_concurrent_upgrades_apply_once(db_url):
     for t in threads:
         t.join(60)
     assert not errors, errors
-    assert sorted(applied, key=len) == [[], [], ["0001_initial"]]
+    assert sorted(applied, key=len) == [[], [], [name for name, _ in MIGRATIONS]]
     for s in stores:
         s.close()
 
@@ -68,7 +68,8 @@ def test_migration_required_masks_the_password(db_url):
     message = str(info.value)
     assert "s3cr3t" not in message
     masked = url.replace(":s3cr3t@", ":***@")
-    assert f"database at {masked} needs migrations 0001_initial; run: mcpgw db upgrade --db {masked}" == message
+    assert f"database at {masked} needs migrations 0001_initial, 0002_secrets; run: mcpgw db upgrade --db {masked}" \
+        == message
     store = SqlStore("postgresql://u:secret@127.0.0.1:1/x")
     assert store.url == "postgresql://u:***@127.0.0.1:1/x"
     store.close()

@@ -21,6 +21,7 @@ from mcpgw_sdk.errors import (
     MigrationRequired,
     NotFound,
     ReadOnlyError,
+    SecretError,
     StorageError,
 )
 from mcpgw_sdk.store import Store, open_store
@@ -38,6 +39,7 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 
 #: (exception class, HTTP status, error code) — the first match wins, so subclasses come first.
 ERROR_MAP: list[tuple[type[Exception], int, str]] = [
+    (SecretError, 503, "secrets_unavailable"),  # no secrets_key on this server, or a sealed value it cannot open
     (ConfigError, 422, "invalid"),
     (NotFound, 404, "not_found"),
     (ConflictError, 409, "conflict"),
@@ -134,10 +136,19 @@ def create_app(*, store: Store | None = None, store_url: str | None = None, jwt_
         # counted in the database when there is one, so every worker and replica shares the limit
         "limiter": SharedLoginLimiter(state, limit=login_limit) if state is not None else LoginLimiter(limit=login_limit),
     }
-    from . import routes_activity, routes_admin, routes_auth, routes_documents, routes_keys, routes_transfer
+    from . import (
+        routes_activity,
+        routes_admin,
+        routes_auth,
+        routes_documents,
+        routes_keys,
+        routes_secrets,
+        routes_transfer,
+    )
     from .openapi import bp as meta_bp
 
-    for module in (routes_auth, routes_admin, routes_keys, routes_documents, routes_transfer, routes_activity):
+    for module in (routes_auth, routes_admin, routes_keys, routes_secrets, routes_documents, routes_transfer,
+                   routes_activity):
         app.register_blueprint(module.bp, url_prefix=PREFIX)
     app.register_blueprint(meta_bp, url_prefix=PREFIX)
     app.before_request(check_request_text)

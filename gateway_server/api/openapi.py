@@ -57,6 +57,9 @@ INPUTS: dict[str, dict[str, Any]] = {
                        "name": {"type": "string", "maxLength": 100}, "user": NAME, "servers": STRINGS,
                        "tools": STRINGS, "expires_at": {"type": "string", "format": "date-time"}}, ("tenant",)),
     "Rollback": _obj({"version": {"type": "integer", "minimum": 1, "maximum": INT64_MAX}}, ("version",)),
+    "SecretValue": _obj({"value": {"type": "string", "minLength": 1, "maxLength": 8192,
+                                   "description": "the secret (at most 8 KiB of UTF-8); never shown back",
+                                   "writeOnly": True}}, ("value",)),
     "OpenApiImport": _obj({
         "spec": {"type": ["object", "string"], "description": "the OpenAPI/Swagger document (object, YAML or JSON text)"},
         "url": {"type": "string", "description": "where to fetch the spec (admins only)"},
@@ -64,6 +67,10 @@ INPUTS: dict[str, dict[str, Any]] = {
         "tenant": {"type": "string", "minLength": 1, "maxLength": 64},
         "prefix": PREFIX,
         "base_url": {"type": "string", "pattern": "^https?://"},
+        "headers": {"type": "object", "additionalProperties": {"type": "string"},
+                    "description": "headers every tool sends (name → template, kept in the server's config)"},
+        "config": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "server config values to set or replace (name → template), e.g. credentials"},
         "dry_run": {"type": "boolean"},
     }, ("name",)),
     "ChatCreate": _obj({"title": {"type": "string", "maxLength": 200}, "prefix": {"type": "string", "maxLength": 200},
@@ -116,6 +123,9 @@ OUTPUTS: dict[str, dict[str, Any]] = {
                          "user": {"type": ["string", "null"]}, "key_id": {"type": ["integer", "null"]},
                          "session_id": {"type": ["string", "null"]}, "error": {"type": ["string", "null"]}},
                         ("ts", "tenant", "tool", "outcome")),
+    "SecretInfo": _obj({"owner_kind": {"type": "string", "enum": ["user", "key", "tenant"]},
+                        "owner": {"type": "string"}, "name": {"type": "string"}, "updated_at": WHEN,
+                        "updated_by": {"type": ["string", "null"]}}, ("owner_kind", "owner", "name")),
     "Status": _obj({"revision": {"type": "integer"}, "documents": {"type": "integer"}, "tenants": {"type": "integer"},
                     "version": {"type": "string"}, "read_only": {"type": "boolean"}},
                    ("revision", "documents", "tenants")),
@@ -160,7 +170,7 @@ _ERRORS = {
     415: "Unsupported Content-Type",
     422: "Invalid input; details lists each field and why",
     429: "Too many failed logins; see Retry-After",
-    503: "The database is unavailable",
+    503: "The database is unavailable (or, for secrets, the server has no usable secrets_key)",
 }
 
 
@@ -193,7 +203,8 @@ def _q(name: str, schema: dict[str, Any], description: str, *, required: bool = 
 
 def _path(*names: str) -> list[dict[str, Any]]:
     specs = {"version": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
-             "key_id": {"type": "integer", "minimum": 1, "maximum": INT64_MAX}}
+             "key_id": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+             "secret": {"type": "string", "minLength": 1, "maxLength": 100}}
     return [_q(n, specs.get(n, {"type": "string"}), n.replace("_", " "), required=True, where="path") for n in names]
 
 
@@ -301,6 +312,38 @@ PATHS: dict[str, dict[str, Any]] = {
         "parameters": _path("key_id"),
         "post": _op("revokeKey", "Revoke an API key", "keys", ok={200: ("Revoked", _json(_ref("ApiKey")))},
                     errors=(409,)),
+    },
+    "/me/secrets": {
+        "get": _op("listMySecrets", "The names of the caller's secrets (never the values)", "secrets",
+                   ok={200: ("Secrets", _list("SecretInfo"))}),
+    },
+    "/me/secrets/{secret}": {
+        "parameters": _path("secret"),
+        "put": _op("putMySecret", "Set or replace one of the caller's secrets (write-only)", "secrets",
+                   body="SecretValue", ok=NO_CONTENT),
+        "delete": _op("deleteMySecret", "Delete one of the caller's secrets", "secrets", ok=NO_CONTENT),
+    },
+    "/keys/{key_id}/secrets": {
+        "parameters": _path("key_id"),
+        "get": _op("listKeySecrets", "The names of a key's secrets (own keys; admins any)", "secrets",
+                   ok={200: ("Secrets", _list("SecretInfo"))}),
+    },
+    "/keys/{key_id}/secrets/{secret}": {
+        "parameters": _path("key_id", "secret"),
+        "put": _op("putKeySecret", "Set or replace a secret of a key (write-only)", "secrets", body="SecretValue",
+                   ok=NO_CONTENT),
+        "delete": _op("deleteKeySecret", "Delete a secret of a key", "secrets", ok=NO_CONTENT),
+    },
+    "/tenants/{name}/secrets": {
+        "parameters": _path("name"),
+        "get": _op("listTenantSecrets", "The names of a tenant's fallback secrets (admins; the tenant's members)",
+                   "secrets", ok={200: ("Secrets", _list("SecretInfo"))}),
+    },
+    "/tenants/{name}/secrets/{secret}": {
+        "parameters": _path("name", "secret"),
+        "put": _op("putTenantSecret", "Set or replace a tenant's fallback secret (admins; write-only)", "secrets",
+                   body="SecretValue", ok=NO_CONTENT),
+        "delete": _op("deleteTenantSecret", "Delete a tenant's fallback secret (admins)", "secrets", ok=NO_CONTENT),
     },
     "/documents": {
         "get": _op("listDocuments", "Config documents (without content)", "documents",

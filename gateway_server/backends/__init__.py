@@ -48,6 +48,12 @@ class CallContext:
     state_upstream: str | None = None
     # Set by the upstream that answered ``input_required``: the core seals its name into the client's state.
     input_upstream: str | None = None
+    # The ``secrets`` of this call's templates (backends.credentials.view makes it; the core scrubs error
+    # texts of the values it decrypted).
+    secrets: Any = field(default=None, repr=False)
+    # The bearer token the caller presented to an ``auth.mode: oauth2`` router (already verified), for
+    # backends that exchange it (``tokenExchange``); never a template value, never sent on as it is.
+    subject_token: str | None = field(default=None, repr=False)
 
 
 class InputRefused(Exception):

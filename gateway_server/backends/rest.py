@@ -20,6 +20,7 @@ import json
 import re
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -27,7 +28,8 @@ from mcpgw_sdk import settings
 from mcpgw_sdk.errors import McpgwError
 from mcpgw_sdk.templates import quote_segment, quote_url_text, render_deadline
 
-from . import CallContext, InputRefused
+from ..token_exchange import ExchangeFailed, TokenExchange, without_credentials
+from . import CallContext, InputRefused, credentials
 from .content import error_result, http_error_result, parse_json, response_result
 from .guard import Authority, Refused, authorities, document_texts, url_authority
 from .http import HttpClient, HttpError, default_client
@@ -107,6 +109,9 @@ def _render(template, context: dict[str, Any], field: str) -> str:
     try:
         return template.render(context)
     except Exception as exc:  # noqa: BLE001 - Jinja raises many kinds; report them all the same way
+        missing = credentials.missing_text(context.get("secrets"))
+        if missing:  # the caller has not set a secret the template reads: say which, and where to set it
+            raise _Failed(missing) from None
         reason = str(exc) if isinstance(exc, McpgwError) else f"{type(exc).__name__}: {exc}"
         raise _Failed(f"cannot render {reason}" if reason.startswith(field) else f"cannot render {field}: {reason}") from None
 
@@ -239,6 +244,8 @@ class _Tool:
         for arg in tool.get("args") or []:
             self.args.append((arg["name"], arg.get("position") or "body", arg.get("type"), arg.get("default")))
         self.by_position = {position: [a for a in self.args if a[1] == position] for position in POSITIONS}
+        # ``field``: the name an argument is sent under (query key, header, form field, JSON property).
+        self.wire = {arg["name"]: arg["field"] for arg in tool.get("args") or [] if arg.get("field")}
         # Authorities (scheme, host, port) written in the document; RestServer sets it once for all its tools.
         self.literal_hosts: frozenset[Authority] = frozenset()
         # Templates can only reach the client's request by naming it; without that, skip building it.
@@ -279,6 +286,7 @@ class RestServer:
                 continue
             self.tools[tool["name"]] = _Tool(tool, self._descriptor(tool, tool_input_schema(tool)))
         self.prompts = {p["name"]: p for p in content.get("prompts") or [] if isinstance(p, dict) and "name" in p}
+        self.tenant = content.get("tenant") or "default"  # whose fallback secrets its templates may read
         # A config of plain values (the common case) is the same for every call: build it once.
         self.plain_config = ({key: tpl.text for key, tpl in self.config.items()}
                              if all(isinstance(tpl, _Plain) for tpl in self.config.values()) else None)
@@ -292,6 +300,9 @@ class RestServer:
         self.forward_headers = tuple(h.strip().lower() for h in settings.get("forward_headers") if h.strip())
         self.default_timeout = float(settings.get("tool_timeout"))
         self.default_max_bytes = int(settings.get("max_response_bytes"))
+        # tokenExchange (RFC 8693): the caller's OAuth token is traded for one meant for this server.
+        spec = server.get("tokenExchange")
+        self.exchange = TokenExchange(spec, server=name) if isinstance(spec, dict) else None
 
     @staticmethod
     def _descriptor(tool: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -340,6 +351,8 @@ class RestServer:
             return error_result(str(exc))
         except HttpError as exc:
             return error_result(str(exc))
+        except ExchangeFailed as exc:
+            return error_result(f"tool {name!r}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a call never raises into the core
             return error_result(f"tool {name!r} failed: {type(exc).__name__}: {exc}")
 
@@ -450,13 +463,16 @@ class RestServer:
                 args[arg_name] = default
             if arg_name in args:
                 args[arg_name] = _coerce(args[arg_name], kind)
+        secrets = credentials.view(ctx, self.tenant)  # on the caller's ctx: the core masks what it decrypts
+        if self.exchange is not None:  # the caller's own credential reaches no template and no forwarded header
+            ctx = replace(ctx, headers=without_credentials(ctx.headers))
         if tool.uses_request or self.config_uses_request:
             request = request_context(ctx.headers, ctx.query, ctx.cookies)
             if isinstance(request, dict) and "request" in request and "headers" not in request:
                 request = request["request"]
         else:
             request = request_context(None, None, None)
-        context: dict[str, Any] = {"args": args, "request": request}
+        context: dict[str, Any] = {"args": args, "request": request, "secrets": secrets}
         if self.plain_config is not None:
             context["config"] = dict(self.plain_config)  # a copy: a template may not change the next call's
         else:
@@ -468,6 +484,12 @@ class RestServer:
         timeout = tool.timeout if tool.timeout is not None else self.default_timeout
         if ctx.deadline is not None:
             timeout = max(min(timeout, ctx.deadline - time.monotonic()), 0.001)
+        if self.exchange is not None:  # the backend token replaces whatever the templates put in its header
+            end = time.monotonic() + timeout
+            name, value = self.exchange.header(ctx.subject_token, deadline=end)
+            headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
+            headers[name] = value
+            timeout = max(end - time.monotonic(), 0.001)
         # Trust is decided on the rendered authority alone: however the URL was built (arguments, client
         # headers, filters), it may reach a loopback/private address only when it names an authority the
         # document wrote (or the operator allow-lists, which the guard checks).
@@ -496,10 +518,11 @@ class RestServer:
             value = args.get(arg_name)
             if value is None:
                 continue
+            key = tool.wire.get(arg_name, arg_name)
             if isinstance(value, (list, tuple)):
-                pairs.extend((arg_name, _as_text(item)) for item in value)
+                pairs.extend((key, _as_text(item)) for item in value)
             else:
-                pairs.append((arg_name, _as_text(value)))
+                pairs.append((key, _as_text(value)))
         if pairs:
             url += ("&" if "?" in url else "?") + urlencode(pairs)
         if not url.lower().startswith(("http://", "https://")):
@@ -514,7 +537,7 @@ class RestServer:
                 headers[key] = value
         for arg_name, *_ in tool.by_position["header"]:
             if args.get(arg_name) is not None:
-                headers[arg_name] = _as_text(args[arg_name]).replace("\r", " ").replace("\n", " ")
+                headers[tool.wire.get(arg_name, arg_name)] = _as_text(args[arg_name]).replace("\r", " ").replace("\n", " ")
         if self.forward_headers:
             present = {k.lower() for k in headers}
             for name in self.forward_headers:
@@ -525,31 +548,41 @@ class RestServer:
 
     def _body(self, tool: _Tool, args: dict[str, Any], context: dict[str, Any], headers: dict[str, str]) -> bytes | None:
         has_type = any(k.lower() == "content-type" for k in headers)
+        # A Content-Type header chooses the form's encoding: multipart/form-data even with no file; any other
+        # type (application/octet-stream, image/png) with a file argument sends that file alone as the body.
+        media = next((v for k, v in headers.items() if k.lower() == "content-type"), "").split(";")[0].strip().lower()
+        wire = tool.wire
         files = [(arg_name, args[arg_name]) for arg_name, *_ in tool.by_position["file"]
                  if args.get(arg_name) is not None]
-        form = [(arg_name, args[arg_name]) for arg_name, *_ in tool.by_position["form-data"]
+        form = [(wire.get(arg_name, arg_name), args[arg_name]) for arg_name, *_ in tool.by_position["form-data"]
                 if args.get(arg_name) is not None]
         if tool.request_body is not None:
             text = _render(tool.request_body, context, f"tools[{tool.name}].requestBody")
             if not has_type:
                 headers["Content-Type"] = "application/json"
             return text.encode("utf-8")
-        if files:
+        if files and has_type and media not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            value = files[0][1]
+            return _file_part(files[0][0], value[0] if isinstance(value, list) and value else value)[1]
+        if files or media == "multipart/form-data":
             parts = []
             for arg_name, value in files:
                 for item in value if isinstance(value, list) else [value]:
-                    parts.append((arg_name, *_file_part(arg_name, item)))
+                    parts.append((wire.get(arg_name, arg_name), *_file_part(arg_name, item)))
             fields = [(k, _as_text(v)) for k, v in form]
-            fields += [(arg_name, _as_text(args[arg_name])) for arg_name, *_ in tool.by_position["body"]
-                       if args.get(arg_name) is not None]
+            fields += [(wire.get(arg_name, arg_name), _as_text(args[arg_name]))
+                       for arg_name, *_ in tool.by_position["body"] if args.get(arg_name) is not None]
             body, kind = _multipart(fields, parts)
+            for key in [k for k in headers if k.lower() == "content-type"]:
+                del headers[key]
             headers["Content-Type"] = kind
             return body
         if form:
             if not has_type:
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
             return urlencode([(k, _as_text(v)) for k, v in form]).encode("ascii")
-        body_args = {arg_name: args[arg_name] for arg_name, *_ in tool.by_position["body"] if arg_name in args}
+        body_args = {wire.get(arg_name, arg_name): args[arg_name] for arg_name, *_ in tool.by_position["body"]
+                     if arg_name in args}
         if body_args:
             if not has_type:
                 headers["Content-Type"] = "application/json"

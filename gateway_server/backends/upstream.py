@@ -48,7 +48,8 @@ from mcpgw_sdk.mcp_transports import RESERVED_META_PREFIX
 from mcpgw_sdk.redact import redact_text
 from mcpgw_sdk.templates import compile_template, forbidden_env, request_context
 
-from . import CallContext, InputRefused, held
+from ..token_exchange import TokenExchange, without_credentials
+from . import CallContext, InputRefused, credentials, held
 from .guard import Authority, Guard, authorities, default_guard, document_texts, url_authority
 
 log = logging.getLogger("mcpgw.upstream")
@@ -77,6 +78,7 @@ MAX_INPUT_ROUNDS = 8
 _HOP_FIELDS = ("resultType", "ttlMs", "cacheScope")
 Listener = Callable[[dict[str, Any]], None]
 _USES_REQUEST = re.compile(r"(\{\{|\{%)[^}%]*\brequest\b")
+_USES_SECRETS = re.compile(r"(\{\{|\{%)[^}%]*\bsecrets\b")  # the caller's own secrets: per-request too
 
 
 def _error_result(text: str) -> dict[str, Any]:
@@ -240,8 +242,15 @@ class UpstreamServer:
         self._url = compile_template(str(spec.get("url") or ""), field=f"{where}.url")
         texts = [str(v) for v in (spec.get("env") or {}).values()] + \
             [str(v) for v in (spec.get("headers") or {}).values()] + [str(spec.get("url") or "")]
-        # Credentials taken from the client's request cannot ride a session other clients share.
-        self.per_request = any(_USES_REQUEST.search(text) for text in texts)
+        # tokenExchange (RFC 8693): each caller's OAuth token is traded for one meant for this upstream.
+        exchange = spec.get("tokenExchange")
+        self.exchange = TokenExchange(exchange, server=name) \
+            if isinstance(exchange, dict) and self.type != "stdio" else None
+        # Credentials taken from the client's request (or exchanged for it) cannot ride a session other
+        # clients share.
+        self.per_request = self.exchange is not None or any(
+            _USES_REQUEST.search(text) or _USES_SECRETS.search(text) for text in texts)
+        self.tenant = (self.document.get("tenant") if isinstance(self.document, dict) else None) or "default"
         default_era = "auto" if self.type == "streamable-http" else "legacy"
         self.era_mode = str(spec.get("era") or default_era)
         if self.era_mode not in ERAS or (self.type == "sse" and self.era_mode == MODERN_VERSION):
@@ -428,11 +437,20 @@ class UpstreamServer:
         return frozenset(found)
 
     def _render(self, ctx: CallContext | None) -> tuple[str, dict[str, str], dict[str, str]]:
+        seen = ctx.headers if ctx else {}
+        if self.exchange is not None:  # the caller's own credential reaches no template of this upstream
+            seen = without_credentials(seen)
         context = {"config": self.config,
-                   "request": request_context(ctx.headers if ctx else {}, ctx.query if ctx else {},
-                                              ctx.cookies if ctx else {})}
+                   "request": request_context(seen, ctx.query if ctx else {}, ctx.cookies if ctx else {}),
+                   "secrets": credentials.view(ctx, self.tenant)}
         env = {k: t.render(context) for k, t in self._templates["env"].items()}
         headers = {k: t.render(context) for k, t in self._templates["headers"].items()}
+        if self.exchange is not None and ctx is not None:
+            # A caller's connection carries the exchanged token (ExchangeFailed says why not); the shared
+            # one (ctx None, used to list tools) carries none.
+            name, value = self.exchange.header(ctx.subject_token, deadline=ctx.deadline)
+            headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
+            headers[name] = value
         return self._url.render(context), env, headers
 
     def _open(self, ctx: CallContext | None, *, key: Any, capabilities: dict[str, Any], mode: str | None = None,
@@ -1005,7 +1023,7 @@ class UpstreamServer:
         except McpError as exc:
             return _error_result(f"upstream {self.name} is unavailable: {exc.message}")
         except McpgwError as exc:
-            return _error_result(f"upstream {self.name}: {exc}")
+            return _error_result(credentials.missing_text(ctx) or f"upstream {self.name}: {exc}")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return _error_result(f"upstream {self.name}: no time left for {name} (deadline passed)")

@@ -17,7 +17,7 @@ from typing import Any
 
 from mcpgw_sdk.client import McpError
 
-from ..backends import CallContext, InputRefused, may_notify, static_capabilities
+from ..backends import CallContext, InputRefused, credentials, may_notify, static_capabilities
 from . import jsonrpc, modern, mrtr, versions
 from .jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError
 
@@ -156,6 +156,8 @@ def call_tool(route: Any, session: Any, params: dict[str, Any], ctx: CallContext
         raise JsonRpcError(exc.code, exc.message, exc.data) from None
     except Exception as exc:  # noqa: BLE001 - a backend bug is the call's failure, not the session's
         result = error_result(f"tool {name} failed: {type(exc).__name__}: {exc}")
+    if getattr(ctx, "secrets", None) is not None:  # an error text may quote a URL or header holding the caller's secret
+        result = credentials.scrub(result, ctx)
     elapsed = time.perf_counter() - started
     if observer:
         failed = bool(result.get("isError"))
@@ -318,6 +320,11 @@ LEGACY: dict[str, Handler] = {
 }
 
 
+def _bind_token(ctx: CallContext, principal: Any) -> None:
+    """Hand backends this request's verified OAuth token (``tokenExchange`` trades it; nothing else reads it)."""
+    ctx.subject_token = getattr(principal, "token", None)
+
+
 def handle_request(route: Any, session: Any, method: str, params: dict[str, Any], ctx: CallContext,
                    observer: Observer | None = None, principal: Any = None) -> dict[str, Any]:
     """The result of one legacy-session request; raises JsonRpcError for protocol errors.
@@ -327,6 +334,7 @@ def handle_request(route: Any, session: Any, method: str, params: dict[str, Any]
     handler = LEGACY.get(method)
     if handler is None:
         raise JsonRpcError(METHOD_NOT_FOUND, f"method not found: {method}")
+    _bind_token(ctx, principal)
     return handler(Call(route, session, params, ctx, session.protocol_version or versions.LATEST, observer,
                         principal))
 
@@ -515,6 +523,7 @@ def handle_modern(route: Any, envelope: modern.Envelope, method: str, params: di
                            + (" (removed in 2026-07-28)" if method in modern.REMOVED_METHODS else ""))
     missing: dict[str, Any] = {}
     _input_requests(ctx, envelope.client_capabilities, missing)
+    _bind_token(ctx, principal)
     call = Call(route, None, modern.without_envelope(params), ctx, envelope.protocol_version, observer, principal)
     if method in mrtr.METHODS:  # a retry's inputResponses and sealed requestState (docs/eras.md, MRTR)
         mrtr.take_retry(route, principal, method, call.params, ctx)
