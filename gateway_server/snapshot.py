@@ -104,7 +104,8 @@ def _fast_check(schema: dict[str, Any]) -> Any:
     for name, prop in (schema.get("properties") or {}).items():
         if not isinstance(prop, dict) or set(prop) - _INERT - {"type", "enum"}:
             return None
-        kinds = _SIMPLE_TYPES.get(prop.get("type"))  # type: ignore[arg-type]
+        kind = prop.get("type")
+        kinds = _SIMPLE_TYPES.get(kind) if isinstance(kind, str) else None  # ["string", "null"]: the full validator
         if kinds is None:
             return None
         props[name] = kinds

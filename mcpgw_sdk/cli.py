@@ -201,8 +201,16 @@ def import_(files, fmt, author, db):
 
     A document whose tenant and name exist is replaced as a new version.
     """
+    from .unla import wrong_format_error
+
     gw = _workspace(db, author=author)
-    saved = gw.import_files(files, format=fmt)
+    try:
+        saved = gw.import_files(files, format=fmt)
+    except ConfigError as exc:
+        spots = getattr(exc, "unla_spots", None)
+        if spots:  # say it with this command's option
+            raise wrong_format_error(spots, "--format unla") from None
+        raise
     click.echo(f"Imported {len(saved)} document(s):")
     for doc in saved:
         click.echo(f"  {doc.tenant}/{doc.name} (version {doc.version})")
@@ -334,15 +342,23 @@ def openapi():
 @click.option("--tenant", default="default", show_default=True, help="Tenant the document belongs to.")
 @click.option("--prefix", default=None, help="Router prefix clients connect to (default /TENANT/NAME).")
 @click.option("--base-url", default=None, help="Base URL of the API (default: the spec's first server URL).")
+@click.option("--header", "headers", multiple=True, metavar="NAME=VALUE",
+              help="A header every tool sends; VALUE is a template kept in the server's config "
+                   "(e.g. 'X-Tenant={{ env(\"TENANT\") }}'). Repeatable.")
+@click.option("--config", "config", multiple=True, metavar="NAME=VALUE",
+              help="Set or replace a server config value, e.g. the credential of a security scheme: "
+                   "'api_key={{ secrets.PETS_KEY }}'. Repeatable.")
 @click.option("--dry-run", is_flag=True, help="Print the tools it would create and write nothing.")
 @click.option("--author", default=None, help="Name recorded as the author of the new version.")
 @db_option
-def openapi_import(spec, name, tenant, prefix, base_url, dry_run, author, db):
+def openapi_import(spec, name, tenant, prefix, base_url, headers, config, dry_run, author, db):
     """Create or replace document NAME with one tool per operation of SPEC (a file or URL)."""
+    extra = {"headers": _pairs(headers, "--header"), "config": _pairs(config, "--config")}
     if dry_run:
         from . import openapi as oa
 
-        content = oa.from_openapi(oa.load_spec(spec), name=name, tenant=tenant, prefix=prefix, base_url=base_url)
+        content = oa.from_openapi(oa.load_spec(spec), name=name, tenant=tenant, prefix=prefix, base_url=base_url,
+                                  **extra)
         tools = content.get("tools", []) or []
         for tool in tools:
             args = ", ".join(a.get("name", "") for a in tool.get("args", []) or [])
@@ -353,9 +369,32 @@ def openapi_import(spec, name, tenant, prefix, base_url, dry_run, author, db):
         click.echo(f"Dry run: {len(tools)} tool(s) for {tenant}/{name} at {prefixes}; nothing written.", err=True)
         return
     doc = _workspace(db, author=author).import_openapi(spec, name=name, tenant=tenant, prefix=prefix,
-                                                        base_url=base_url)
+                                                        base_url=base_url, **extra)
     tools = doc.content.get("tools", []) or []
     click.echo(f"Saved {doc.tenant}/{doc.name} version {doc.version} with {len(tools)} tool(s).")
+    _credentials_hint(doc.content)
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    """``NAME=VALUE`` option values as a map; a value without ``=`` is a usage error naming the option."""
+    out = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{value!r} is not NAME=VALUE", param_hint=option)
+        out[key.strip()] = text
+    return out
+
+
+def _credentials_hint(content: dict) -> None:
+    """Say which environment variables the imported credentials read (they must be in MCPGW_TEMPLATE_ENV)."""
+    from .templates import env_names
+
+    config = ((content.get("servers") or [{}])[0].get("config") or {})
+    names = sorted({n for value in config.values() for n in env_names(str(value))})
+    if names:
+        click.echo(f"Credentials are read from {', '.join(names)}: set them and list them in MCPGW_TEMPLATE_ENV, "
+                   "or replace servers[0].config values (e.g. with {{ secrets.NAME }}).", err=True)
 
 
 # -- users -----------------------------------------------------------------------

@@ -91,6 +91,23 @@ def _tojson(context: Any, value: Any) -> str:
     return text
 
 
+@pass_context
+def _fromjson(context: Any, value: Any) -> Any:
+    """Parse JSON text, as Unla's ``fromJSON`` does; a list or mapping is already parsed and returned as it is.
+
+    Text that is not JSON (and a missing value) gives an empty list, as in Unla.
+    """
+    if isinstance(value, (list, tuple, Mapping)):
+        return value
+    if not isinstance(value, str):
+        return []
+    _state(context).size(len(value), "fromjson")
+    try:
+        return json.loads(value)
+    except (ValueError, RecursionError):
+        return []
+
+
 def _env(name: str) -> str:
     allowed = settings.get("template_env")
     if name not in allowed:
@@ -912,7 +929,7 @@ def _make_env() -> SandboxedEnvironment:
         env.filters[name] = _counted(name, func, name in _HEAVY_FILTERS)
     for name, func in list(env.tests.items()):
         env.tests[name] = _counted(name, func, False)
-    env.filters.update({"tojson": _tojson, "format": _format, "center": _center, "indent": _indent,
+    env.filters.update({"tojson": _tojson, "fromjson": _fromjson, "format": _format, "center": _center, "indent": _indent,
                         "wordwrap": _wordwrap, "join": _join, "replace": _replace, "sum": _sum, "batch": _batch,
                         "slice": _slice, "mcpgw_loop": _loop, "mcpgw_built": _built, _URL_FILTER: _url_value})
     env.globals.pop("lipsum", None)  # lipsum(10**9) would write gigabytes

@@ -248,6 +248,9 @@ class Workspace:
     def tools(self, tenant: str | None = None) -> Table:
         """Every REST tool: tenant, document, server, name, method, endpoint and argument names.
 
+        More than ``Table.PAGE`` tools show as a summary: counts per document and per server, the first
+        rows, and in notebooks a paged HTML table (``.page(n)``, ``.to_dataframe()`` for all).
+
         >>> gw.tools()[0]  # a single tool shows its arguments table  # doctest: +SKIP
         """
         rows = []
@@ -263,7 +266,7 @@ class Workspace:
                                      tool.get("endpoint", ""),
                                      tuple(a.get("name", "") for a in tool.get("args", []) or []), tool=tool))
         return Table(rows, columns=["tenant", "document", "server", "name", "method", "endpoint", "args",
-                                    "description"], title="Tools")
+                                    "description"], title="Tools", group_by=["tenant/document", "server"])
 
     def prompts(self, tenant: str | None = None) -> Table:
         """Every prompt: tenant, document, name, description and argument names."""
@@ -329,11 +332,44 @@ class Workspace:
         """Revoke an API key; gateways drop it within one poll."""
         self.store.revoke_key(key_id)
 
+    # -- per-user secrets (docs/credentials.md) --------------------------------
+    def _secret_owner(self, user: str | None, key: int | None, tenant: str | None) -> dict[str, Any]:
+        given = {k: v for k, v in (("user", user), ("key_id", key), ("tenant", tenant)) if v is not None}
+        if not given and self.author:
+            given = {"user": self.author}
+        if len(given) != 1:
+            raise ConfigError("say whose secret this is: exactly one of user=, key= or tenant= "
+                              "(or connect(..., author=USER) to mean that user)")
+        return given
+
+    def set_secret(self, name: str, value: str, *, user: str | None = None, key: int | None = None,
+                   tenant: str | None = None) -> r.SecretInfo:
+        """Set or replace a secret that templates read as ``{{ secrets.NAME }}`` (sealed with ``MCPGW_SECRETS_KEY``).
+
+        The owner is ``user`` (default: this workspace's ``author``), an API key's id (``key``: service
+        accounts; used before the key owner's own) or a ``tenant`` (the fallback for that tenant's
+        documents when the caller has none). The value is never shown back.
+
+        >>> gw.set_secret("GITHUB_TOKEN", getpass(), user="alice")  # doctest: +SKIP
+        """
+        return self.store.set_secret(name, value, author=self.author, **self._secret_owner(user, key, tenant))
+
+    def secrets(self, *, user: str | None = None, key: int | None = None, tenant: str | None = None) -> Table:
+        """The names of one owner's secrets and when they changed (never the values)."""
+        return Table(self.store.list_secrets(**self._secret_owner(user, key, tenant)),
+                     columns=["name", "owner_kind", "owner", "updated_at", "updated_by"], title="Secrets")
+
+    def delete_secret(self, name: str, *, user: str | None = None, key: int | None = None,
+                      tenant: str | None = None) -> None:
+        """Delete one secret (NotFound when that owner has none of that name)."""
+        self.store.delete_secret(name, **self._secret_owner(user, key, tenant))
+
     # -- import and export ---------------------------------------------------
     def parse(self, text: str, *, source: str = "<text>", format: str | None = None) -> list[dict[str, Any]]:
         """Parse YAML/JSON text (one or more documents) into our document format, translating Unla's.
 
-        ``format`` is ``mcpgw``, ``unla`` or ``None`` (detect Unla documents).
+        ``format`` is ``mcpgw``, ``unla`` or ``None`` (detect Unla documents); see
+        :func:`mcpgw_sdk.unla.import_document` for what an import of each checks.
         """
         from . import documents, unla
 
@@ -342,12 +378,8 @@ class Workspace:
         parsed = documents.parse_text(text, source=source)
         items = parsed if isinstance(parsed, list) else [parsed]
         contents = []
-        for item in items:
-            if format == "unla" or (format is None and unla.is_unla(item)):
-                converted = unla.from_unla(item)
-                contents.extend(converted if isinstance(converted, list) else [converted])
-            else:
-                contents.append(item)
+        for item in items:  # Unla's documents translated, env() names checked; Go templates as ours refused
+            contents.append(unla.import_document(item, format=format, option='format="unla"'))
         return contents
 
     def import_files(self, paths: Iterable[str | Path], *, format: str | None = None) -> list[r.Document]:
@@ -375,27 +407,33 @@ class Workspace:
         return self.import_files([path], format=format)
 
     def openapi(self, spec: Any, *, name: str, tenant: str = "default", prefix: str | None = None,
-                base_url: str | None = None) -> DocumentBuilder:
+                base_url: str | None = None, headers: dict[str, str] | None = None,
+                config: dict[str, str] | None = None) -> DocumentBuilder:
         """Convert an OpenAPI/Swagger spec (dict, file path or URL) into an unsaved document.
 
-        Inspect or edit it, then ``save()``; :meth:`import_openapi` does both.
+        Inspect or edit it, then ``save()``; :meth:`import_openapi` does both. ``headers`` (sent by every
+        tool) and ``config`` (server config values, e.g. credentials) are as in
+        :func:`mcpgw_sdk.openapi.from_openapi`.
         """
         from . import openapi
 
         if not isinstance(spec, dict):
             spec = openapi.load_spec(str(spec))
-        content = openapi.from_openapi(spec, name=name, tenant=tenant, prefix=prefix, base_url=base_url)
+        content = openapi.from_openapi(spec, name=name, tenant=tenant, prefix=prefix, base_url=base_url,
+                                       headers=headers, config=config)
         doc = self.document(name, tenant=tenant)
         doc.content = content
         return doc
 
     def import_openapi(self, spec: Any, *, name: str, tenant: str = "default", prefix: str | None = None,
-                       base_url: str | None = None) -> DocumentBuilder:
+                       base_url: str | None = None, headers: dict[str, str] | None = None,
+                       config: dict[str, str] | None = None) -> DocumentBuilder:
         """Convert an OpenAPI spec into a document and save it (replacing ``tenant/name`` as a new version).
 
         >>> gw.import_openapi("petstore.json", name="pets", prefix="/default/pets")  # doctest: +SKIP
         """
-        doc = self.openapi(spec, name=name, tenant=tenant, prefix=prefix, base_url=base_url)
+        doc = self.openapi(spec, name=name, tenant=tenant, prefix=prefix, base_url=base_url, headers=headers,
+                           config=config)
         record = self.store.save_document(doc.content, author=self.author)
         return DocumentBuilder.from_record(record, store=self.store, author=self.author)
 

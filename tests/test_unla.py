@@ -66,12 +66,13 @@ def test_translated_templates_render_like_go(go, expected):
 
 
 @pytest.mark.parametrize(("go", "reason"), [
-    ("{{range .Args.items}}{{.}}{{end}}", "'range' is not supported"),
-    ("{{with .Args.x}}{{.}}{{end}}", "'with' is not supported"),
-    ("{{ $x := .Args.a }}", "variable assignments are not supported"),
-    ("{{ $.Args.a }}", "variables ($) are not supported"),
-    ("{{ upper .Args.a }}", "function 'upper' is not supported"),
-    ("{{ fromJSON .Response.Data.rows }}", "function 'fromJSON' is not supported"),
+    # range, with, variables, $, upper and fromJSON translate now (tests/test_unla_fidelity.py)
+    ('{{define "x"}}a{{end}}', "'define' does not translate"),
+    ("{{range .Args.items}}{{break}}{{end}}", "'break' does not translate"),
+    ("{{ $x = .Args.a }}", "variable $x is not declared"),
+    ("{{ $ }}", "'$' alone (the whole context) does not translate"),
+    ("{{ quote .Args.a }}", "function 'quote' does not translate; write the Jinja that does the same instead"),
+    ("{{ sha256sum .Response.Data.rows }}", "function 'sha256sum' has no equivalent"),
     ("{{ .Request.Body }}", ".Request needs one of"),
     ("{{ .Secret }}", "field .Secret is not known"),
     ("{{if .Args.a}}open", "'if' without 'end'"),
@@ -92,13 +93,13 @@ def test_jinja_lookalike_text_stays_text():
 
 
 def test_refusal_gives_the_line():
-    with pytest.raises(TemplateError, match="line 3: 'range' is not supported"):
-        translate('{\n  "a": 1,\n  {{range .Args.x}}{{end}}\n}')
+    with pytest.raises(TemplateError, match="line 3: {{ break }}: 'break' does not translate"):
+        translate('{\n  "a": 1,\n  {{range .Args.x}}{{break}}{{end}}\n}')
 
 
 def test_from_unla_refuses_with_every_field():
     doc = unla_doc()
-    doc["tools"][0]["requestBody"] = "{{range .Args.x}}{{end}}"
+    doc["tools"][0]["requestBody"] = "{{range .Args.x}}{{continue}}{{end}}"
     doc["servers"][0]["config"]["Cookie"] = "{{ sha256sum .Args.x }}"
     with pytest.raises(TemplateError) as info:
         from_unla(doc)

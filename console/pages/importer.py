@@ -42,23 +42,44 @@ if text is None:
     st.stop()
 
 try:
-    kind = importing.detect(importing.load(text, source=label))
+    data = importing.load(text, source=label)
+    kind = importing.detect(data)
 except ConfigError as exc:
     st.error(f"Cannot read {label}: {exc}")
     st.stop()
+# A new file, URL or text brings its own name (the spec's title, the document's name or the file's name);
+# set before the field exists, and only then, so what the user types afterwards stays.
+origin = (label, hash(text))
+if state.get("im_origin") != origin:
+    state["im_origin"] = origin
+    state["im_name"] = importing.suggest_name(data, label)
 st.caption(f"Recognised as: **{ {'openapi': 'an OpenAPI spec', 'unla': 'an Unla document', 'mcpgw': 'an mcpgw document'}[kind] }**")
 
 cols = st.columns(4)
 tenant = cols[0].selectbox("Tenant", tenants, key="im_tenant")
 name = cols[1].text_input("Document name", key="im_name",
-                          help="Required for OpenAPI specs; replaces the document's own name otherwise.")
+                          help="Proposed from the spec's title, the document's own name or the file's name; "
+                               "change it to save under another name.")
 prefix = cols[2].text_input("Router prefix", key="im_prefix", disabled=kind != "openapi",
                             placeholder=f"/{tenant}/{name or 'name'}")
 base_url = cols[3].text_input("Base URL of the API", key="im_base", disabled=kind != "openapi",
                               help="Overrides the spec's first server URL.")
+if kind == "openapi" and not name.strip():
+    st.info("Give the document a name to see the tools it will serve.")
+    st.stop()
+headers, config = "", ""
+if kind == "openapi":
+    with st.expander("Credentials and headers"):
+        cols = st.columns(2)
+        headers = cols[0].text_area("Headers every tool sends", key="im_headers", placeholder="X-Tenant=acme",
+                                    help="NAME=VALUE per line; each value is a template kept in the server's config.")
+        config = cols[1].text_area("Config values", key="im_config",
+                                   placeholder="api_key={{ secrets.PETS_KEY }}",
+                                   help="NAME=VALUE per line: set or replace server config values, such as the "
+                                        "credentials the spec's security schemes read (default: env()).")
 try:
     preview = importing.convert(text, source=label, tenant=tenant, name=name.strip(), prefix=prefix.strip(),
-                                base_url=base_url.strip())
+                                base_url=base_url.strip(), headers=headers, config=config)
 except ConfigError as exc:
     st.error(f"Cannot import {label}: {exc}")
     st.stop()

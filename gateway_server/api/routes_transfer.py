@@ -59,8 +59,7 @@ def import_documents():
     for index, item in enumerate(parsed):
         if not isinstance(item, dict):
             raise ConfigError(f"documents[{index}]: expected a mapping")
-        if fmt == "unla" or (fmt == "auto" and _guarded(f"documents[{index}]", unla.is_unla, item)):
-            item = _guarded(f"documents[{index}]", unla.from_unla, item)
+        item = _guarded(f"documents[{index}]", unla.import_document, item, format=fmt, option="format=unla")
         check_tenant(tenant_of(item))
         validated(item)
         contents.append(item)
@@ -114,7 +113,7 @@ def import_openapi():
     check_tenant(tenant)
     spec = _load(data)
     content = _guarded("spec", from_openapi, spec, name=data["name"], tenant=tenant, prefix=data.get("prefix"),
-                       base_url=data.get("base_url"))
+                       base_url=data.get("base_url"), headers=data.get("headers"), config=data.get("config"))
     normalized = validated(content)
     tools = [t.get("name") for t in normalized.get("tools", [])]
     if data.get("dry_run"):
