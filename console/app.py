@@ -45,15 +45,29 @@ def pages_for(user) -> dict[str, list]:
         "Try": [page("chat.py", "Chat lab", ":material/chat:"),
                 page("tools.py", "Tool runner", ":material/build:")],
         "Operate": [page("usage.py", "Usage", ":material/monitoring:"),
-                    page("users.py", "Users & keys" if access.is_admin(user) else "API keys", ":material/key:")],
+                    page("users.py", "Users & keys" if access.is_admin(user) else "API keys", ":material/key:"),
+                    page("credentials.py", "My credentials", ":material/password:")],
     }
     return sections
+
+
+def database_page() -> None:
+    """The only page while the database cannot be used: what is wrong and the one command that fixes it."""
+    problem, command = ui.database_problem() or ("The database is ready: reload this page.", "")
+    st.title("mcpgw console")
+    st.error(problem)
+    if command:
+        st.markdown("Run this, then reload this page:")
+        st.code(command, language="sh")
 
 
 def main() -> None:
     """Render the app: the login page, or the pages the signed-in user may use."""
     st.set_page_config(page_title="mcpgw console", page_icon=FAVICON, layout="wide")
-    ui.store()
+    if ui.database_problem():
+        # A navigation of its own, hidden: without one Streamlit would list the files of pages/ instead.
+        st.navigation([st.Page(database_page, title="Database", url_path="database")], position="hidden").run()
+        return
     user = ui.user()
     if user is None:
         st.navigation([st.Page(login_page, title="Sign in", url_path="login")], position="hidden").run()

@@ -417,3 +417,117 @@ def put(item: dict[str, Any], key: str, value: Any, *, keep_empty: bool = False)
         item[key] = value
     else:
         item.pop(key, None)
+
+
+# -- which document a form belongs to ----------------------------------------------
+def form_key(ident: str | None, base: int | None) -> str:
+    """The identity of one editing session of one document version: ``"acme/users@3"`` (``"new@0"``).
+
+    Widget keys carry it, so a value typed for one document (or version) can never reach another's form.
+    """
+    return f"{ident or 'new'}@{base or 0}"
+
+
+def foreign_errors(content: dict[str, Any], *, ident: str | None, form: str | None,
+                   base: int | None) -> list[FieldError]:
+    """Why ``content`` may not be saved as the loaded document ``ident`` (version ``base``); empty when it may.
+
+    The form must be the one made for this document and version, and the content must still name it:
+    a renamed document is a new one (start it from *+ New document*).
+    """
+    if form != form_key(ident, base):
+        return [FieldError("", f"this form was made for {form}, not {form_key(ident, base)}: reload the document")]
+    if ident is None:
+        return []
+    named = f"{content.get('tenant')}/{content.get('name')}"
+    if named != ident:
+        field = "tenant" if str(content.get("tenant")) != ident.split("/", 1)[0] else "name"
+        return [FieldError(field, f"this editor holds {ident}, the content names {named}: to make another "
+                                  "document, start it from + New document")]
+    return []
+
+
+# -- many tools at once -----------------------------------------------------------------
+def tool_errors(errors: list[FieldError]) -> dict[int, list[FieldError]]:
+    """Errors by tool index (``tools[3].endpoint`` → 3)."""
+    found: dict[int, list[FieldError]] = {}
+    for error in errors:
+        if error.path.startswith("tools[") and "]" in error.path:
+            index = error.path[len("tools["):error.path.index("]")]
+            if index.isdigit():
+                found.setdefault(int(index), []).append(error)
+    return found
+
+
+def matching_tools(content: dict[str, Any], query: str = "") -> list[int]:
+    """Indices of the tools whose name contains ``query`` (case-insensitive; all for an empty query)."""
+    needle = query.strip().lower()
+    return [i for i, tool in enumerate(content.get("tools") or [])
+            if isinstance(tool, dict) and needle in str(tool.get("name", "")).lower()]
+
+
+def server_tools(content: dict[str, Any], server: str) -> list[int]:
+    """Indices of the tools the REST server ``server`` exposes (its ``allowedTools``; all when absent)."""
+    spec = next((s for s in content.get("servers") or [] if s.get("name") == server), None)
+    if spec is None:
+        return []
+    allowed = spec.get("allowedTools")
+    return [i for i, tool in enumerate(content.get("tools") or [])
+            if isinstance(tool, dict) and (allowed is None or tool.get("name") in allowed)]
+
+
+def set_header(content: dict[str, Any], tools: list[int], name: str, value: str) -> int:
+    """Set header ``name`` to ``value`` (a template) on the tools at ``tools``; an empty value removes it.
+
+    Returns how many tools changed.
+
+    >>> doc = {"tools": [{"name": "a"}, {"name": "b", "headers": {"X": "1"}}]}
+    >>> set_header(doc, [0, 1], "Authorization", "Bearer {{ env('TOKEN') }}"), doc["tools"][0]["headers"]
+    (2, {'Authorization': "Bearer {{ env('TOKEN') }}"})
+    """
+    name = name.strip()
+    changed = 0
+    for i in tools:
+        tool = content["tools"][i]
+        headers = dict(tool.get("headers") or {})
+        before = dict(headers)
+        if value:
+            headers[name] = value
+        else:
+            headers.pop(name, None)
+        if headers != before:
+            changed += 1
+        put(tool, "headers", headers)
+    return changed
+
+
+def set_timeout(content: dict[str, Any], tools: list[int], seconds: float | None) -> int:
+    """Set ``timeout`` (seconds, > 0) on the tools at ``tools``; ``None`` removes it. Returns how many changed."""
+    if seconds is not None and not seconds > 0:
+        raise ConfigError(f"timeout: must be a number of seconds > 0, not {seconds!r}")
+    changed = 0
+    for i in tools:
+        tool = content["tools"][i]
+        if tool.get("timeout") != seconds:
+            changed += 1
+        put(tool, "timeout", seconds)
+    return changed
+
+
+def allow_tools(content: dict[str, Any], server: str, names: list[str], *, allowed: bool) -> int:
+    """Add ``names`` to (or, ``allowed=False``, take them off) the REST server's ``allowedTools``.
+
+    A server without ``allowedTools`` exposes every tool; denying some lists the others explicitly.
+    Returns how many names changed state.
+    """
+    spec = next(s for s in content.get("servers") or [] if s.get("name") == server)
+    every = [str(t.get("name")) for t in content.get("tools") or [] if isinstance(t, dict)]
+    current = list(spec["allowedTools"]) if spec.get("allowedTools") is not None else list(every)
+    present = set(current)
+    if allowed:
+        added = [n for n in names if n not in present]
+        spec["allowedTools"] = current + added
+        return len(added)
+    gone = set(names) & present
+    spec["allowedTools"] = [n for n in current if n not in gone]
+    return len(gone)

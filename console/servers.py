@@ -86,26 +86,47 @@ def server_key(prefix: str) -> str:
     return prefix.strip("/").replace("/", "-") or "mcpgw"
 
 
-def client_configs(gateway_url: str, prefix: str) -> dict[str, tuple[str, str]]:
-    """Ready-to-paste configs per client: name → (language, text)."""
+#: What an ``apikey`` router's snippets hold in place of a key: made with ``mcpgw key create`` or the console.
+KEY_PLACEHOLDER = "<your mcpgw API key>"
+
+
+def client_configs(gateway_url: str, prefix: str, *, auth: str = "none") -> dict[str, tuple[str, str]]:
+    """Ready-to-paste configs per client: name → (language, text).
+
+    Claude Desktop starts local (stdio) servers only, so it reaches the gateway through ``mcp-remote``;
+    Cursor and VS Code speak Streamable HTTP themselves. With ``auth="apikey"`` each snippet sends the key
+    as ``Authorization: Bearer …`` (``oauth2`` routers need nothing: the clients sign in themselves).
+    """
     urls = endpoints(gateway_url, prefix)
     mcp_url, sse_url = urls["Streamable HTTP"], urls["SSE"]
     key = server_key(prefix)
-    claude = {"mcpServers": {key: {"command": "npx", "args": ["-y", "mcp-remote", mcp_url]}}}
-    cursor = {"mcpServers": {key: {"url": mcp_url}}}
-    vscode = {"servers": {key: {"type": "http", "url": mcp_url}}}
-    python = (
-        "import asyncio\n\nimport mcp\n\n\n"
-        "async def main():\n"
-        f"    async with mcp.Client({mcp_url!r}) as client:\n"
-        "        tools = await client.list_tools()\n"
-        "        print([tool.name for tool in tools.tools])\n\n\n"
-        "asyncio.run(main())\n"
-    )
+    bearer = f"Bearer {KEY_PLACEHOLDER}"
+    claude: dict[str, Any] = {"command": "npx", "args": ["-y", "mcp-remote", mcp_url]}
+    cursor: dict[str, Any] = {"url": mcp_url}
+    vscode: dict[str, Any] = {"type": "http", "url": mcp_url}
+    if auth == "apikey":
+        # mcp-remote's documented form: no space inside args (Windows quoting), the value from env.
+        claude["args"] += ["--header", "Authorization:${MCPGW_AUTH}"]
+        claude["env"] = {"MCPGW_AUTH": bearer}
+        cursor["headers"] = vscode["headers"] = {"Authorization": bearer}
+        python = (  # the official client takes no headers; ours does
+            "from mcpgw_sdk.client import McpClient\n\n"
+            f"with McpClient({mcp_url!r}, headers={{'Authorization': {bearer!r}}}) as client:\n"
+            "    print([tool['name'] for tool in client.list_tools()])\n"
+        )
+    else:
+        python = (
+            "import asyncio\n\nimport mcp\n\n\n"
+            "async def main():\n"
+            f"    async with mcp.Client({mcp_url!r}) as client:\n"
+            "        tools = await client.list_tools()\n"
+            "        print([tool.name for tool in tools.tools])\n\n\n"
+            "asyncio.run(main())\n"
+        )
     return {
-        "Claude Desktop (claude_desktop_config.json)": ("json", json.dumps(claude, indent=2)),
-        "Cursor (.cursor/mcp.json)": ("json", json.dumps(cursor, indent=2)),
-        "VS Code (.vscode/mcp.json)": ("json", json.dumps(vscode, indent=2)),
+        "Claude Desktop (claude_desktop_config.json)": ("json", json.dumps({"mcpServers": {key: claude}}, indent=2)),
+        "Cursor (.cursor/mcp.json)": ("json", json.dumps({"mcpServers": {key: cursor}}, indent=2)),
+        "VS Code (.vscode/mcp.json)": ("json", json.dumps({"servers": {key: vscode}}, indent=2)),
         "Python (mcp)": ("python", python),
         "SSE clients": ("text", sse_url),
     }

@@ -6,12 +6,13 @@ Everything else the pages do lives in plain modules (:mod:`console.editing`,
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from mcpgw_sdk import settings
-from mcpgw_sdk.errors import McpgwError, NotFound
+from mcpgw_sdk import dburl, settings
+from mcpgw_sdk.errors import ConfigError, McpgwError, MigrationRequired, NotFound
 from mcpgw_sdk.records import User
 from mcpgw_sdk.store import Store, open_store
 
@@ -33,14 +34,38 @@ def gateway_url() -> str:
     return settings.get("gateway_url").rstrip("/")
 
 
+def database_problem(url: str | None = None) -> tuple[str, str] | None:
+    """Why the console cannot work on the database: (what is wrong, the command that fixes it), or None.
+
+    A SQLite file that does not exist is reported, not created: opening the console must not leave an
+    empty database behind.
+    """
+    url = url or database_url()
+    masked = dburl.mask(url)
+    if url.startswith("sqlite"):
+        try:
+            info = dburl.parse(url)
+        except ConfigError as exc:
+            return str(exc), "mcpgw console --db sqlite:///mcpgw.db"
+        if not info.is_memory and not Path(info.database).exists():
+            return f"There is no database at {Path(info.database).resolve()} yet.", f"mcpgw db upgrade --db {masked}"
+    try:
+        _open(url)
+    except MigrationRequired:
+        return "The database needs an upgrade before the console can use it.", f"mcpgw db upgrade --db {masked}"
+    except McpgwError as exc:
+        return f"Cannot open the database: {exc}", f"mcpgw db status --db {masked}"
+    return None
+
+
 def store() -> Store:
     """The shared store; shows the reason and stops the page when it cannot be opened."""
-    try:
-        return _open(database_url())
-    except McpgwError as exc:
-        st.error(f"Cannot open the database: {exc}")
+    problem = database_problem()
+    if problem:
+        st.error(problem[0])
+        st.code(problem[1], language="sh")
         st.stop()
-        raise  # unreachable: st.stop() raises
+    return _open(database_url())
 
 
 def user() -> User | None:

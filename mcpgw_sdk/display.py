@@ -57,16 +57,35 @@ def table_html(rows: Iterable[Any], columns: list[str], *, title: str | None = N
 class Table(list):
     """A list of rows (records or dicts) that shows as a table and converts to a DataFrame.
 
+    A long table shows a summary instead of every row: how many rows, the counts per ``group_by``
+    column (``"tenant/document"`` joins two columns), the first :attr:`SHOWN` rows as text, and in
+    notebooks an HTML table in pages of :attr:`PAGE` rows (the first open, the others folded).
+    :meth:`page` gives one page, :meth:`to_dataframe` every row.
+
     >>> Table([{"a": 1}], columns=["a"]).to_dataframe()["a"].tolist()  # doctest: +SKIP
     [1]
+    >>> t = Table([{"s": "x" if i % 3 else "y"} for i in range(100)], columns=["s"], group_by=["s"])
+    >>> print(repr(t).splitlines()[1])
+    per s: x 66, y 34
     """
 
-    def __init__(self, rows: Iterable[Any] = (), *, columns: list[str] | None = None, title: str | None = None):
+    #: Rows per page of the HTML table; a table this long or shorter shows whole.
+    PAGE = 50
+    #: Rows a long table prints as text.
+    SHOWN = 20
+    #: Most rows put in the HTML of a long table (the rest: :meth:`page`, :meth:`to_dataframe`).
+    HTML_MAX = 2000
+    #: Groups listed per ``group_by`` column; the rest are counted together.
+    GROUPS = 10
+
+    def __init__(self, rows: Iterable[Any] = (), *, columns: list[str] | None = None, title: str | None = None,
+                 group_by: Iterable[str] = ()):
         super().__init__(rows)
         if columns is None:
             columns = _columns_of(self[0]) if self else []
         self.columns = list(columns)
         self.title = title
+        self.group_by = list(group_by)
 
     def to_dataframe(self):
         """The rows as a pandas DataFrame (every field of each row, not only the shown columns)."""
@@ -75,17 +94,75 @@ class Table(list):
         records = [_as_dict(row) for row in self]
         return pandas.DataFrame.from_records(records, columns=_all_columns(records, self.columns))
 
+    def page(self, number: int) -> Table:
+        """Page ``number`` (from 1) of :attr:`PAGE` rows, as a table of its own."""
+        if number < 1:
+            raise ValueError(f"number: {number} must be 1 or more")
+        start = (number - 1) * self.PAGE
+        title = f"{self.title or 'rows'} {start + 1}–{min(start + self.PAGE, len(self))} of {len(self)}"
+        return Table(self[start:start + self.PAGE], columns=self.columns, title=title)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Rows per value of each ``group_by`` column, most frequent first: ``{"server": {"users": 3}}``."""
+        found: dict[str, dict[str, int]] = {}
+        for group in self.group_by:
+            tally: dict[str, int] = {}
+            for row in self:
+                value = "/".join(_text(_row_value(row, part)) for part in group.split("/"))
+                tally[value] = tally.get(value, 0) + 1
+            found[group] = dict(sorted(tally.items(), key=lambda item: (-item[1], item[0])))
+        return found
+
+    def _count_lines(self) -> list[str]:
+        lines = []
+        for group, tally in self.counts().items():
+            shown = [f"{value} {n}" for value, n in list(tally.items())[:self.GROUPS]]
+            rest = list(tally.values())[self.GROUPS:]
+            if rest:
+                shown.append(f"{len(rest)} more with {sum(rest)}")
+            lines.append(f"per {group}: " + ", ".join(shown))
+        return lines
+
     def _repr_html_(self) -> str:
-        return table_html(self, self.columns, title=self.title)
+        if len(self) <= self.PAGE:
+            return table_html(self, self.columns, title=self.title)
+        head = f"{self.title + ': ' if self.title else ''}{len(self)} rows"
+        parts = [_STYLE, f'<div class="mcpgw"><b>{escape(head)}</b>']
+        parts += [f"<div>{escape(line)}</div>" for line in self._count_lines()]
+        shown = min(len(self), self.HTML_MAX)
+        for start in range(0, shown, self.PAGE):
+            rows = self[start:start + self.PAGE]
+            label = f"rows {start + 1}–{start + len(rows)}"
+            body = table_html(rows, self.columns)
+            parts.append(f"<details{' open' if start == 0 else ''}><summary>{escape(label)}</summary>"
+                         f"{body}</details>")
+        if shown < len(self):
+            parts.append(f'<div class="muted">{len(self) - shown} more rows: .page(n) or .to_dataframe()</div>')
+        parts.append("</div>")
+        return "".join(parts)
 
     def __repr__(self) -> str:
         if not self:
             return f"{self.title + ': ' if self.title else ''}(no rows)"
-        cells = [[_text(_row_value(row, c)) for c in self.columns] for row in self]
-        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(self.columns)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True)).rstrip()]
-        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+        if len(self) <= self.PAGE:
+            return _text_table(self, self.columns)
+        lines = [f"{self.title + ': ' if self.title else ''}{len(self)} rows", *self._count_lines(),
+                 f"first {self.SHOWN}:", _text_table(self[:self.SHOWN], self.columns, width=60),
+                 f"… {len(self) - self.SHOWN} more: .page(n) for {self.PAGE} at a time, .to_dataframe() for all"]
         return "\n".join(lines)
+
+
+def _text_table(rows: list[Any], columns: list[str], width: int | None = None) -> str:
+    # A summary cuts long cells (``width``) so each of its rows stays on a line or two.
+    cells = [[_cut(_text(_row_value(row, c)), width) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _cut(text: str, width: int | None) -> str:
+    return text if width is None or len(text) <= width else text[:width - 1] + "…"
 
 
 def _as_dict(row: Any) -> dict[str, Any]:

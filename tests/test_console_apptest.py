@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import requests
 from streamlit.testing.v1 import AppTest
 
 from console import chat, editing, importing, llm, schema_form, servers, usage
@@ -140,6 +141,11 @@ def test_member_cannot_toggle_another_tenants_endpoint(store):
 
 
 # -- editor -------------------------------------------------------------------------
+def ed_key(at: AppTest, name: str) -> str:
+    """An editor widget's key: it carries the loaded document and version (``editing.form_key``)."""
+    return at.session_state["ed_keys"] + name
+
+
 def open_in_editor(at: AppTest, ident: str, mode: str = "Form") -> AppTest:
     at.selectbox(key="ed_pick").select(ident).run()
     if mode != "Form":
@@ -151,13 +157,13 @@ def open_in_editor(at: AppTest, ident: str, mode: str = "Form") -> AppTest:
 def test_editor_yaml_mode_reports_parse_and_validation_errors_and_saves_nothing(store):
     at = open_in_editor(app_as(store, "admin", "editor"), "acme/users", "YAML")
     before = store.get_document("acme", "users").version
-    at.text_area(key="ed_w_yaml").input("name: users\ntenant: acme\nrouters: [\n").run()
+    at.text_area(key=ed_key(at, "yaml")).input("name: users\ntenant: acme\nrouters: [\n").run()
     assert any("does not parse" in e and "line" in e for e in texts(at.error))
     at.button(key="ed_save").click().run()
     assert any("Not saved: the YAML does not parse" in e for e in texts(at.error))
     bad = users_doc()
     bad["tools"][0]["args"][0]["position"] = "bdy"
-    at.text_area(key="ed_w_yaml").input(editing.to_yaml(bad)).run()
+    at.text_area(key=ed_key(at, "yaml")).input(editing.to_yaml(bad)).run()
     at.button(key="ed_save").click().run()
     errors = texts(at.error)
     assert any("tools[0].args[0].position" in e and "bdy" in e for e in errors), errors
@@ -166,7 +172,7 @@ def test_editor_yaml_mode_reports_parse_and_validation_errors_and_saves_nothing(
 
 def test_editor_form_shows_template_error_inside_its_tool(store):
     at = open_in_editor(app_as(store, "admin", "editor"), "acme/users")
-    at.text_input(key="ed_w_tool0_endpoint").input("{{ config.base }}/users/{{ args.email ").run()
+    at.text_input(key=ed_key(at, "tool0_endpoint")).input("{{ config.base }}/users/{{ args.email ").run()
     at.button(key="ed_save").click().run()
     tool_box = next(e for e in at.expander if e.label.startswith("Tool get_user"))
     assert any("tools[0].endpoint" in e.value and "template" in e.value for e in tool_box.error), \
@@ -177,9 +183,9 @@ def test_editor_form_shows_template_error_inside_its_tool(store):
 
 def test_editor_form_adds_an_argument_and_saves_a_version(store):
     at = open_in_editor(app_as(store, "bob", "editor"), "acme/users")
-    at.text_input(key="ed_arg0_name").input("verbose")
-    at.selectbox(key="ed_arg0_type").select("boolean")
-    at.text_input(key="ed_arg0_desc").input("More detail")
+    at.text_input(key=ed_key(at, "arg0_name")).input("verbose")
+    at.selectbox(key=ed_key(at, "arg0_type")).select("boolean")
+    at.text_input(key=ed_key(at, "arg0_desc")).input("More detail")
     add = next(b for b in at.button if b.label == "Add argument")
     add.click().run()
     assert not at.exception
@@ -197,13 +203,13 @@ def test_editor_concurrent_edit_shows_conflict_and_reloads(store):
     other = users_doc()
     other["tools"][0]["description"] = "changed elsewhere"
     store.save_document(other, author="bob", base_version=1)
-    at.text_input(key="ed_w_tool0_desc").input("my change").run()
+    at.text_input(key=ed_key(at, "tool0_desc")).input("my change").run()
     at.button(key="ed_save").click().run()
     assert any("changed this document" in w for w in texts(at.warning)), texts(at.warning)
     assert store.get_document("acme", "users").content["tools"][0]["description"] == "changed elsewhere"
     at.button(key="ed_reload").click().run()
     assert at.session_state["ed_base"] == 2
-    assert at.text_input(key="ed_w_tool0_desc").value == "changed elsewhere"
+    assert at.text_input(key=ed_key(at, "tool0_desc")).value == "changed elsewhere"
 
 
 def test_editor_refuses_a_prefix_another_document_serves(store):
@@ -230,6 +236,26 @@ def test_import_previews_tools_then_saves(store):
     at.button(key="im_save").click().run()
     assert store.get_document("acme", "people").content["routers"][0]["prefix"] == "/acme/people"
     assert any("Saved acme/people as version 1" in s for s in texts(at.success))
+
+
+def test_import_names_the_document_from_the_spec_and_shows_no_error_before_input(store, tmp_path):
+    at = app_as(store, "admin", "importer")
+    assert not at.error and not at.warning  # nothing chosen yet: nothing to complain about
+    at.radio(key="im_source").set_value("Paste text").run()
+    assert not at.error
+    spec = {"openapi": "3.0.3", "info": {"title": "Swagger Petstore", "version": "1"},
+            "servers": [{"url": "http://127.0.0.1:9"}],
+            "paths": {"/pets": {"get": {"operationId": "listPets"}}}}
+    at.text_area(key="im_text").input(json.dumps(spec)).run()
+    assert at.text_input(key="im_name").value == "swagger-petstore" and not at.error
+    assert list(at.table[0].value["tool"]) == ["listPets"]
+    at.text_input(key="im_name").input("pets").run()  # the user's name stays while the text does not change
+    assert at.text_input(key="im_name").value == "pets"
+    untitled = dict(spec, info={"version": "1"})
+    at.text_area(key="im_text").input(json.dumps(untitled)).run()
+    assert at.text_input(key="im_name").value == "" and not at.error
+    assert any("Give the document a name" in i.value for i in at.info)
+    assert importing.suggest_name(untitled, "upload/people.json") == "people"
 
 
 def test_import_shows_unparseable_text_and_invalid_documents(store):
@@ -270,14 +296,45 @@ def test_versions_diff_and_rollback_of_a_deleted_document(store):
     at.selectbox(key="ve_doc").select("acme/users (deleted)").run()
     at.selectbox(key="ve_a:acme/users").select(1)
     at.selectbox(key="ve_b:acme/users").select(2).run()
-    diff = at.code[2].value
+    diff = at.code[0].value  # the diff comes first, the full versions after it, folded
     assert any(line.startswith("-") and "Get one user" in line for line in diff.splitlines()), diff
     assert any(line.startswith("+") and "Version two" in line for line in diff.splitlines()), diff
-    at.selectbox(key="ve_target:acme/users").select(2)
+    # A deleted document: the version to restore is preselected as its last content, version 2.
+    assert at.selectbox(key="ve_target:acme/users").value == 2
     at.button(key="ve_rollback").click().run()
+    assert store.get_document("acme", "users", include_deleted=True).deleted  # asked first, nothing written
+    at.button(key="ve_yes").click().run()
     doc = store.get_document("acme", "users")
     assert not doc.deleted and doc.content["tools"][0]["description"] == "Version two"
     assert store.list_versions("acme", "users")[0].action == "revert"
+
+
+def test_versions_page_shows_the_diff_first_and_confirms_rollback_and_delete(store):
+    changed = users_doc()
+    changed["tools"][0]["description"] = "Version two"
+    store.save_document(changed, author="admin", base_version=1)
+    at = app_as(store, "admin", "versions")
+    # The diff of the previous and the latest version is the first code block; both in full are folded.
+    assert at.markdown[0].value == "**Changes from version 1 to version 2**"
+    assert "+" in at.code[0].value and "Version two" in at.code[0].value
+    assert [e.label for e in at.expander] == ["Versions 1 and 2 in full"]
+    history = at.dataframe[0].value
+    assert list(history["reverted from"]) == ["", ""] and "None" not in history.to_string()
+    assert at.selectbox(key="ve_target:acme/users").options == ["1"]  # the previous version, preselected
+    # Rollback asks first; Cancel writes nothing.
+    at.button(key="ve_rollback").click().run()
+    assert any("Restore version 1 of acme/users?" in w for w in texts(at.warning)), texts(at.warning)
+    at.button(key="ve_cancel").click().run()
+    assert store.get_document("acme", "users").version == 2 and not at.warning
+    # Delete asks too; Yes deletes and the page shows the deleted document, restorable.
+    at.button(key="ve_delete").click().run()
+    assert store.get_document("acme", "users").version == 2
+    assert any("Delete acme/users?" in w for w in texts(at.warning))
+    at.button(key="ve_yes").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert store.get_document("acme", "users", include_deleted=True).deleted
+    assert any("Deleted acme/users (version 3)" in m for m in texts(at.success)), texts(at.success)
+    assert at.selectbox(key="ve_doc").value == "acme/users (deleted)"
 
 
 # -- keys and users ------------------------------------------------------------------
@@ -296,6 +353,26 @@ def test_member_creates_a_key_whose_secret_is_shown_once_and_revokes_it(store):
     assert secret not in texts(at.code)
     at.button(key="us_revoke").click().run()
     assert store.get_key(keys[0].id).revoked
+
+
+def test_key_restricted_to_servers_and_tools_with_an_expiry(store):
+    at = app_as(store, "bob", "users")
+    assert at.multiselect(key="us_key_servers").options == ["users"]  # the tenant's servers and tools
+    assert at.multiselect(key="us_key_tools").options == ["get_user"]
+    at.text_input(key="us_key_name").input("ci")
+    at.multiselect(key="us_key_servers").select("users")
+    at.multiselect(key="us_key_tools").select("get_user")
+    at.selectbox(key="us_key_expiry").select("30 days")
+    next(b for b in at.button if b.label == "Create key").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    key = store.list_keys(user="bob")[0]
+    assert (key.name, key.servers, key.tools) == ("ci", ("users",), ("get_user",))
+    days = (key.expires_at.replace(tzinfo=None) - datetime.now(timezone.utc).replace(tzinfo=None)).days
+    assert 29 <= days <= 30
+    assert any("servers: users · tools: get_user" in m and "expires" in m for m in texts(at.success))
+    table = at.dataframe[0].value
+    assert table["restricted to"][0] == "servers: users · tools: get_user"
+    assert table["last used"][0] == ""  # an empty cell, not None
 
 
 def test_admin_adds_a_tenant_and_a_member(store):
@@ -448,6 +525,53 @@ def test_gateway_tools_client_lists_calls_and_reports_unknown_tools(store, gatew
         with pytest.raises(McpCallError, match="tools/call"):
             client.call_tool("no_such_tool", {})
     wait_for(lambda: servers.fetch_readyz(gateway)["ready"], what="readyz")
+
+
+def test_client_configs_are_right_for_each_client():
+    plain = servers.client_configs("http://gw:5235", "/acme/users")
+    claude = json.loads(plain["Claude Desktop (claude_desktop_config.json)"][1])
+    assert claude == {"mcpServers": {"acme-users": {"command": "npx", "args": [
+        "-y", "mcp-remote", "http://gw:5235/acme/users/mcp"]}}}  # Claude Desktop starts local servers only
+    keyed = servers.client_configs("http://gw:5235", "/acme/users", auth="apikey")
+    claude = json.loads(keyed["Claude Desktop (claude_desktop_config.json)"][1])["mcpServers"]["acme-users"]
+    assert claude["args"][-2:] == ["--header", "Authorization:${MCPGW_AUTH}"]
+    assert claude["env"] == {"MCPGW_AUTH": f"Bearer {servers.KEY_PLACEHOLDER}"}
+    cursor = json.loads(keyed["Cursor (.cursor/mcp.json)"][1])["mcpServers"]["acme-users"]
+    assert cursor == {"url": "http://gw:5235/acme/users/mcp",
+                      "headers": {"Authorization": f"Bearer {servers.KEY_PLACEHOLDER}"}}
+    compile(keyed["Python (mcp)"][1], "snippet", "exec")
+    compile(plain["Python (mcp)"][1], "snippet", "exec")
+
+
+def test_servers_page_links_only_to_what_answers(store, gateway):
+    at = app_as(store, "admin", "servers")
+    caption = at.caption[0].value
+    assert f"[status]({gateway}/readyz)" in caption and f"`{gateway}`" in caption
+    assert requests.get(f"{gateway}/readyz", timeout=5).status_code == 200
+
+
+def test_console_on_a_missing_database_shows_the_command_and_creates_nothing(tmp_path, monkeypatch):
+    missing = tmp_path / "nothing-here.db"
+    monkeypatch.setenv("MCPGW_DATABASE_URL", f"sqlite:///{missing}")
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("There is no database at" in e for e in texts(at.error)), texts(at.error)
+    assert texts(at.code) == [f"mcpgw db upgrade --db sqlite:///{missing}"]
+    assert not at.text_input and not at.button  # no sign-in form, nothing else to do
+    assert not missing.exists()
+
+
+def test_console_on_a_database_behind_shows_only_the_upgrade_command(tmp_path, monkeypatch):
+    import sqlite3
+
+    old = tmp_path / "old.db"
+    sqlite3.connect(old).execute("CREATE TABLE unrelated (x)").connection.close()
+    monkeypatch.setenv("MCPGW_DATABASE_URL", f"sqlite:///{old}")
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert texts(at.error) == ["The database needs an upgrade before the console can use it."]
+    assert texts(at.code) == [f"mcpgw db upgrade --db sqlite:///{old}"]
+    assert not at.text_input and not at.sidebar.markdown
 
 
 def test_client_configs_and_readyz_state():
@@ -613,7 +737,7 @@ def test_editor_form_shows_and_keeps_a_routers_tool_shaping(store):
     at = open_in_editor(app_as(store, "admin", "editor"), "acme/users")
     box = next(e for e in at.expander if e.label.startswith("Tool shaping — /acme/users"))
     assert not box.error
-    at.text_input(key="ed_w_tool0_desc").input("Get one user by address").run()
+    at.text_input(key=ed_key(at, "tool0_desc")).input("Get one user by address").run()
     at.button(key="ed_save").click().run()
     assert not at.exception, [e.value for e in at.exception]
     saved = store.get_document("acme", "users").content
@@ -622,7 +746,7 @@ def test_editor_form_shows_and_keeps_a_routers_tool_shaping(store):
     # A document without shaping shows an empty table, and saving adds no empty tools block.
     at = open_in_editor(app_as(store, "admin", "editor"), "beta/secret")
     assert any(e.label.startswith("Tool shaping — /beta/secret") for e in at.expander)
-    at.text_input(key="ed_w_tool0_desc").input("Get one secret user").run()
+    at.text_input(key=ed_key(at, "tool0_desc")).input("Get one secret user").run()
     at.button(key="ed_save").click().run()
     saved = store.get_document("beta", "secret").content
     assert saved["tools"][0]["description"] == "Get one secret user" and "tools" not in saved["routers"][0]
@@ -650,3 +774,27 @@ def test_tool_runner_shows_and_calls_a_shaped_tool(store, gateway):
     at.button[-1].click().run()
     assert not at.exception
     assert any("Ada Lovelace" in c.value for c in at.code)
+
+
+# -- my credentials ---------------------------------------------------------------
+def test_my_credentials_sets_replaces_and_deletes_without_showing_values(store, monkeypatch):
+    monkeypatch.setenv("MCPGW_SECRETS_KEY", "console-test-secrets-key-0123456789")
+    key, _ = store.create_key("bob", "acme", name="laptop")
+    eve_key, _ = store.create_key("eve", "beta", name="eve-key")
+    at = app_as(store, "bob", "credentials")
+    assert "My credentials" in texts(at.title)
+    owners = at.selectbox(key="cr_owner").options
+    assert owners[0] == "My account" and any(f"#{key.id}" in o for o in owners)
+    assert not any(f"#{eve_key.id}" in o for o in owners)  # only bob's own keys
+    at.text_input(key="cr_name").input("GITHUB_TOKEN")
+    at.text_input(key="cr_value").input("console-value-1")
+    at.button(key="FormSubmitter:cr_set-Set secret").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [s.name for s in store.list_secrets(user="bob")] == ["GITHUB_TOKEN"]
+    assert store.sealed_secrets(user="bob")["GITHUB_TOKEN"].open() == "console-value-1"
+    shown = [e.value for kind in (at.success, at.error, at.markdown, at.caption, at.code, at.text) for e in kind]
+    assert shown and not any("console-value-1" in str(v) for v in shown), shown
+    assert list(at.dataframe[0].value["name"]) == ["GITHUB_TOKEN"]
+    at.selectbox(key="cr_delete_pick").select("GITHUB_TOKEN")
+    at.button(key="cr_delete").click().run()
+    assert store.list_secrets(user="bob") == []

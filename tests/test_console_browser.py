@@ -219,7 +219,7 @@ def test_admin_journey_import_edit_run_chat_rollback(stack, page):
     # Add an argument in the form editor; the official client sees it.
     goto(page, "Editor")
     choose(page, "Document", "acme/people")
-    page.get_by_text("Tool getUser").click()
+    expect(page.get_by_text("Tool getUser")).to_be_visible()  # the one tool shown, open
     page.get_by_role("textbox", name="New argument").fill("verbose")
     choose(page, "Type", "boolean")
     page.get_by_role("button", name="Add argument").click()
@@ -261,6 +261,8 @@ def test_admin_journey_import_edit_run_chat_rollback(stack, page):
     shot(page, "06-versions")
     choose(page, "Restore version", "1")
     page.get_by_role("button", name="Restore version 1 as a new version").click()
+    expect(page.get_by_text("Restore version 1 of acme/people?")).to_be_visible()  # asked first
+    page.get_by_role("button", name="Yes", exact=True).click()
     expect(page.get_by_text("Restored version 1 of acme/people as version 3.")).to_be_visible()
     wait_for(lambda: "verbose" not in mcp_tools(endpoint)["getUser"].get("properties", {}), timeout=30,
              what="rollback served")
@@ -314,7 +316,7 @@ def test_bad_input_is_shown_and_nothing_is_saved(stack, page):
     choose(page, "Document", "acme/orders")
 
     # A template that does not parse, shown inside its tool.
-    page.get_by_text("Tool list_orders").click()
+    expect(page.get_by_text("Tool list_orders")).to_be_visible()
     fill(page, "Endpoint", "http://127.0.0.1:9/o/{{ args.id ")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("template does not parse").first).to_be_visible()
@@ -352,3 +354,66 @@ def test_console_command_is_headless(stack):
     log = stack["procs"][-1].output()
     assert "mcpgw console on http://127.0.0.1:" in log
     assert "Local URL" in log or "You can now view" in log or requests.get(stack["console"], timeout=5).ok
+
+
+PAGES = ["Servers", "Editor", "Import", "Versions", "Chat lab", "Tool runner", "Usage", "Users & keys",
+         "My credentials"]
+
+
+def test_screenshots_of_every_page_and_the_versions_page_asks_first(stack, page):
+    """One screenshot per console page (``test-artifacts/screenshots/page-*.png``), and on Versions: the
+    diff comes first, the full versions are folded, rollback and delete ask before writing."""
+    from playwright.sync_api import expect
+
+    store = stack["store"]
+    doc = store.get_document("beta", "secret").content
+    doc["servers"][0]["description"] = "Second version"
+    store.save_document(doc, author="admin", base_version=store.get_document("beta", "secret").version)
+    before = store.get_document("beta", "secret").version
+    login(page, stack, "admin")
+    for title in PAGES:
+        goto(page, title)
+        shot(page, "page-" + title.lower().replace(" & ", "-").replace(" ", "-"))
+
+    goto(page, "Versions")
+    choose(page, "Document", "beta/secret")
+    first_code = page.get_by_test_id("stCode").first
+    expect(first_code).to_contain_text("+  description: Second version")
+    full = page.get_by_test_id("stExpander").filter(has_text="in full")
+    expect(full.get_by_text("(deleted)")).to_have_count(0)
+    expect(full.locator("details")).not_to_have_attribute("open", "")  # folded
+    expect(page.get_by_role("combobox", name="Restore version", exact=True)).to_have_value(str(before - 1))
+    page.get_by_role("button", name=f"Restore version {before - 1} as a new version").click()
+    expect(page.get_by_text(f"Restore version {before - 1} of beta/secret?")).to_be_visible()
+    shot(page, "page-versions-confirm")
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.get_by_text(f"Restore version {before - 1} of beta/secret?")).to_have_count(0)
+    page.get_by_role("button", name="Delete beta/secret").click()
+    expect(page.get_by_text("Delete beta/secret?")).to_be_visible()
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    idle(page)
+    assert store.get_document("beta", "secret").version == before  # nothing was written
+
+
+def test_console_on_a_missing_database_shows_only_the_command(stack, browser):
+    from playwright.sync_api import expect
+
+    missing = stack["tmp"] / "not-yet.db"
+    port = free_port()
+    procs = Procs(stack["tmp"])
+    try:
+        procs.start([str(Path(sys.executable).parent / "mcpgw"), "console", "--db", f"sqlite:///{missing}",
+                     "--port", str(port)], name="console-missing")
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=60, status=200)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        pg = context.new_page()
+        pg.goto(f"http://127.0.0.1:{port}")
+        expect(pg.get_by_text(f"mcpgw db upgrade --db sqlite:///{missing}")).to_be_visible(timeout=TIMEOUT)
+        idle(pg)
+        expect(pg.get_by_test_id("stSidebarNav")).to_have_count(0)  # no list of page files
+        expect(pg.get_by_text("versions", exact=True)).to_have_count(0)
+        shot(pg, "page-database-missing")
+        context.close()
+        assert not missing.exists()
+    finally:
+        procs.stop()

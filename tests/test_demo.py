@@ -56,7 +56,9 @@ def test_demo_starts_everything_and_ctrl_c_stops_it(procs, tmp_path):
                    what="mcpgw demo to print its URLs")
     mcp_url = f"http://127.0.0.1:{port}/gateway/demo/mcp"
     assert mcp_url in out and f"http://127.0.0.1:{port}/gateway/demo/sse" in out
-    assert f'"url": "{mcp_url}"' in out
+    assert f'"url": "{mcp_url}"' in out  # Cursor
+    claude = out[out.index("Claude Desktop"):]
+    assert '"mcp-remote"' in claude and f'"{mcp_url}"' in claude  # Claude Desktop starts local servers only
     assert "demo-secret-1" not in out  # a chosen password is never printed
 
     assert requests.get(f"http://127.0.0.1:{backend}/users", timeout=5).json()["count"] == 3
@@ -106,6 +108,59 @@ def test_prepare_stores_the_document_and_generates_a_password_once(tmp_path, mon
     finally:
         store.close()
     assert demo_document("http://h:1/")["servers"][0]["config"]["baseUrl"] == "http://h:1"
+
+
+def test_prepare_never_overwrites_the_users_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("MCPGW_ADMIN_PASSWORD", "x-secret-3")
+    db = f"sqlite:///{tmp_path / 'mine.db'}"
+    prepare(db, "http://127.0.0.1:9999")
+    store = open_store(db)
+    try:
+        mine = store.get_document("default", "demo-users").content
+        mine["tools"][0]["description"] = "My own words"
+        store.save_document(mine, author="admin", base_version=1)
+        notes: list[str] = []
+        prepare(db, "http://127.0.0.1:9998", notes=notes)
+        doc = store.get_document("default", "demo-users")
+        assert (doc.version, doc.updated_by, doc.content["tools"][0]["description"]) == (2, "admin", "My own words")
+        assert notes and notes[0].startswith("Kept your edits of default/demo-users (version 2 by admin).")
+        assert "http://127.0.0.1:9998" in notes[0]
+        store.delete_document("default", "demo-users", author="admin")
+        notes.clear()
+        prepare(db, "http://127.0.0.1:9998", notes=notes)
+        assert store.get_document("default", "demo-users", include_deleted=True).deleted
+        assert "is deleted (version 3)" in notes[0]
+    finally:
+        store.close()
+
+
+def test_demo_restart_keeps_an_edit(procs, tmp_path):
+    db = f"sqlite:///{tmp_path / 'again.db'}"
+
+    def run_demo(name: str) -> str:
+        proc = procs.start([MCPGW, "demo", "--db", db, "--port", str(free_port()), "--backend-port",
+                            str(free_port()), "--no-api", "--no-console"],
+                           env={"MCPGW_ADMIN_PASSWORD": "demo-secret-2"}, name=name)
+        out = wait_for(lambda: "Client config" in proc.output() and proc.output(), timeout=120,
+                       what=f"{name} to print its URLs")
+        proc.popen.send_signal(signal.SIGINT)
+        assert proc.popen.wait(30) == 0
+        return out
+
+    run_demo("demo-1")
+    store = open_store(db)
+    try:
+        content = store.get_document("default", "demo-users").content
+        content["tools"][0]["description"] = "Edited by me"
+        edited = store.save_document(content, author="admin", base_version=1)
+        out = run_demo("demo-2")  # another backend port: the demo's own version would be refreshed
+        doc = store.get_document("default", "demo-users")
+        assert doc.version == edited.version and doc.updated_by == "admin"
+        assert doc.content["tools"][0]["description"] == "Edited by me"
+        assert store.list_versions("default", "demo-users")[0].author == "admin"
+        assert "Kept your edits of default/demo-users" in out
+    finally:
+        store.close()
 
 
 def test_demo_refuses_a_port_in_use_before_touching_the_database(procs, tmp_path):

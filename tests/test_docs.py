@@ -98,3 +98,64 @@ def test_every_workspace_and_builder_method_is_documented():
                 missing.append(f"{cls.__name__}.{name}")
     assert not undocumented, f"no docstring: {undocumented}"
     assert not missing, f"docs/sdk.md does not mention: {missing}"
+
+
+def _code_blocks(text: str) -> list[str]:
+    return re.findall(r"^```[a-z]*\n(.*?)^```", text, re.M | re.S)
+
+
+def _docs_and_readme() -> dict[str, str]:
+    found = {path.name: path.read_text() for path in sorted(DOCS.glob("*.md"))}
+    found["README.md"] = (ROOT / "README.md").read_text()
+    return found
+
+
+def test_docs_state_the_mcp_servers_policy_default_the_config_model_applies():
+    from mcpgw_sdk.documents import validate
+
+    content = validate({"name": "x", "mcpServers": [{"name": "m", "type": "stdio", "command": "true"}]})
+    default = content["mcpServers"][0]["policy"]
+    assert default == "onDemand"
+    texts = _docs_and_readme()
+    assert "`onStart` or `onDemand` (default)" in texts["config-format.md"]
+    assert f"# {default} (default" in texts["upstreams.md"]
+    wrong = [name for name, text in texts.items() if re.search(r"onStart \(default", text)]
+    assert not wrong, f"these say onStart is the default: {wrong}"
+
+
+def test_readme_states_the_demo_tenants_prefix_the_store_gives_it(tmp_path):
+    from gateway_server.demo.run import demo_document
+    from mcpgw_sdk.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'readme.db'}", check=False)
+    try:
+        store.upgrade()
+        demo = demo_document("http://127.0.0.1:9")
+        store.save_document(demo, author="test")
+        prefix = store.get_tenant(demo["tenant"]).prefix
+        # The README's example: a /default/users prefix fits the demo's tenant.
+        store.save_document({"name": "users", "tenant": "default", "routers": [{"prefix": "/default/users",
+                                                                               "server": "u"}],
+                             "servers": [{"name": "u"}]}, author="test")
+    finally:
+        store.close()
+    readme = (ROOT / "README.md").read_text()
+    assert f"The demo's tenant `{demo['tenant']}` is the catch-all tenant\nwith the prefix `{prefix}`" in readme
+    assert demo["routers"][0]["prefix"] + "/mcp" in readme
+
+
+def test_gunicorn_examples_set_what_gunicorn_does_not_pass_on():
+    """``-b`` is gunicorn's alone: a non-loopback bind needs MCPGW_HOST; several workers need Redis."""
+    checked = 0
+    for name, text in _docs_and_readme().items():
+        for block in _code_blocks(text):
+            if "gunicorn" not in block or "gateway_server.wsgi:app" not in block:
+                continue
+            checked += 1
+            bind = re.search(r"-b (\S+):\d+", block)
+            if bind and bind.group(1) not in ("127.0.0.1", "localhost", "[::1]"):
+                assert f"MCPGW_HOST={bind.group(1)}" in block, f"{name}: {block}"
+            workers = re.search(r"-w (\d+)", block)
+            if workers and int(workers.group(1)) > 1:
+                assert "MCPGW_REDIS_URL" in block, f"{name}: {block}"
+    assert checked >= 3

@@ -44,3 +44,25 @@ def test_rest_tools_notebook_runs(tmp_path, monkeypatch):
     assert not (tmp_path / "mcpgw.db").exists()
     html = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
     assert any("get_user" in h and "email" in h for h in html), "the tools did not display as HTML"
+
+
+def test_dev_extra_installs_what_runs_and_converts_notebooks(tmp_path):
+    import configparser
+    import subprocess
+    import sys
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    dev = {line.split(">")[0].split("=")[0].split("[")[0].strip()
+           for line in config["options.extras_require"]["dev"].splitlines() if line.strip()}
+    assert {"nbclient", "ipykernel", "nbconvert", "notebook"} <= dev, dev
+    path = ROOT / "notebooks" / "01_rest_tools.ipynb"
+    done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "script", "--output-dir",
+                           str(tmp_path), str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    # .py, or .txt when the notebook (committed without outputs) names no language
+    [script] = tmp_path.glob("01_rest_tools.*")
+    assert "import mcpgw_sdk" in script.read_text()
+    front = subprocess.run([sys.executable, "-m", "notebook", "--version"], capture_output=True, text=True,
+                           timeout=60)
+    assert front.returncode == 0 and front.stdout.strip()[0].isdigit(), front.stderr

@@ -40,11 +40,13 @@ def show_outcome(item: servers.Served) -> None:
 
 st.title("Servers")
 readyz = servers.fetch_readyz(gateway)
+# Links only to what answers: the gateway's /readyz, never its bare root (which serves nothing).
 if readyz.get("reachable"):
-    st.caption(f"Gateway {gateway} · revision {readyz.get('revision', '?')} · "
+    st.caption(f"Gateway `{gateway}` · [status]({gateway}/readyz) · revision {readyz.get('revision', '?')} · "
                f"{'ready' if readyz.get('ready') else 'not ready'}")
 else:
-    st.warning(f"The gateway does not answer: {readyz.get('error')}. Set MCPGW_GATEWAY_URL to its URL.")
+    st.warning(f"The gateway does not answer at `{gateway}` (`{readyz.get('error')}`). Is it running "
+               "(`mcpgw serve`)? The console looks for it at MCPGW_GATEWAY_URL (`mcpgw console --gateway-url`).")
 
 items = servers.served_prefixes(access.visible_documents(store, user))
 if not items:
@@ -65,7 +67,7 @@ for item in items:
         for label, url in servers.endpoints(gateway, item.prefix).items():
             st.markdown(f"**{label}**")
             st.code(url, language="text")
-        configs = servers.client_configs(gateway, item.prefix)
+        configs = servers.client_configs(gateway, item.prefix, auth=item.auth)
         for tab, (language, text) in zip(st.tabs(list(configs)), configs.values(), strict=True):
             with tab:
                 st.code(text, language=language)

@@ -4,7 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from console import access, ui
+from console import keys as keyforms
 from mcpgw_sdk.errors import ConfigError, ConflictError, Forbidden, NotFound
+from mcpgw_sdk.workspace import Workspace
 
 user = ui.require_user()
 store = ui.store()
@@ -16,6 +18,11 @@ if "us_flash" in state:
     st.success(state.pop("us_flash"))
 
 
+def when(moment) -> str:
+    """A timestamp for a table cell; empty for none (a table would show ``None``)."""
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
 def keys_section():
     st.subheader("API keys")
     secret = state.pop("us_secret", None)
@@ -24,29 +31,48 @@ def keys_section():
         st.code(secret, language="text")
     keys = access.visible_keys(store, user)
     st.dataframe(pd.DataFrame([{"id": k.id, "name": k.name, "starts with": k.prefix, "user": k.user,
-                                "tenant": k.tenant, "expires": k.expires_at, "last used": k.last_used_at,
+                                "tenant": k.tenant, "restricted to": keyforms.scope_text(k.servers, k.tools),
+                                "expires": when(k.expires_at), "last used": when(k.last_used_at),
                                 "revoked": k.revoked} for k in keys],
-                              columns=["id", "name", "starts with", "user", "tenant", "expires", "last used",
-                                       "revoked"]),
+                              columns=["id", "name", "starts with", "user", "tenant", "restricted to", "expires",
+                                       "last used", "revoked"]),
                  hide_index=True, width="stretch")
     tenants = access.visible_tenants(store, user)
+    st.markdown("**Create a key**")
+    # The tenant outside the form: the servers and tools offered below are the chosen tenant's.
+    tenant = st.selectbox("Tenant", tenants, key="us_key_tenant")
+    server_names, tool_names = keyforms.scope_choices(store, tenant)
     with st.form("us_key", clear_on_submit=True):
         cols = st.columns(3)
         name = cols[0].text_input("Key name", key="us_key_name")
-        tenant = cols[1].selectbox("Tenant", tenants, key="us_key_tenant")
-        owner = cols[2].selectbox("For user", [u.name for u in store.list_users()] if admin else [user.name],
+        owner = cols[1].selectbox("For user", [u.name for u in store.list_users()] if admin else [user.name],
                                   key="us_key_user")
+        expiry = cols[2].selectbox("Expires after", list(keyforms.EXPIRY), key="us_key_expiry")
+        cols = st.columns(2)
+        only_servers = cols[0].multiselect(
+            "Only these servers", server_names, key="us_key_servers", accept_new_options=True,
+            placeholder="all of the tenant's servers", help="Empty: every server of the tenant.")
+        only_tools = cols[1].multiselect(
+            "Only these tools", tool_names, key="us_key_tools", accept_new_options=True,
+            placeholder="all tools", help="Empty: every tool. Type a name to add a tool of an upstream MCP server "
+                                          "(the name clients see).")
         if st.form_submit_button("Create key"):
             if not tenant:
                 st.error("Tenant: you are not a member of any tenant")
             else:
                 try:
-                    _, secret = store.create_key(owner, tenant, name=name.strip())
+                    new = Workspace(store, author=user.name).create_key(
+                        owner, tenant, name=name.strip(), servers=only_servers, tools=only_tools,
+                        expires_days=keyforms.EXPIRY[expiry])
                 except (ConfigError, NotFound, ConflictError, Forbidden) as exc:
                     st.error(f"Not created: {exc}")
                 else:
-                    state["us_secret"] = secret
-                    state["us_flash"] = f"Created key {name.strip() or '(unnamed)'} for {owner} on {tenant}."
+                    state["us_secret"] = new.secret
+                    scope = keyforms.scope_text(new.key.servers, new.key.tools)
+                    state["us_flash"] = (f"Created key {name.strip() or '(unnamed)'} for {owner} on {tenant}"
+                                         + (f" ({scope})" if scope else "")
+                                         + (f", expires {when(new.key.expires_at)}" if new.key.expires_at else "")
+                                         + ".")
                     st.rerun()
     live = [k for k in keys if not k.revoked]
     if live:

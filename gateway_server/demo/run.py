@@ -1,10 +1,11 @@
 """``mcpgw demo``: everything at once on one database, with the demo backend and its tools.
 
-Steps: upgrade the database, import (or refresh) the demo document with the
-backend's URL, make sure an ``admin`` user exists, start the demo backend, the
-gateway and — when their commands are installed — the management API and the
-console as subprocesses, print the URLs and a client config snippet, then wait;
-Ctrl-C or SIGTERM stops every child.
+Steps: upgrade the database, import the demo document with the backend's URL (or
+refresh it, unless the user edited it: their version stays the newest), make sure
+an ``admin`` user exists, start the demo backend, the gateway and — when their
+commands are installed — the management API and the console as subprocesses,
+print the URLs and client config snippets, then wait; Ctrl-C or SIGTERM stops
+every child.
 """
 
 from __future__ import annotations
@@ -43,14 +44,54 @@ def demo_document(backend_url: str) -> dict[str, Any]:
     return content
 
 
-def prepare(db: str, backend_url: str) -> str | None:
-    """Upgrade the database, store the demo document, ensure ``admin``; return a generated password or None."""
+#: The author of the versions ``mcpgw demo`` writes; any other author's version is the user's edit.
+DEMO_AUTHOR = "mcpgw demo"
+
+
+def refresh_document(store, backend_url: str) -> str | None:
+    """Store the demo document unless the user changed it since; return a note when it was left alone.
+
+    A missing document is created. One whose current version the demo wrote is brought up to date (a new
+    version only when something changed, such as the backend's URL). One the user edited, rolled back or
+    deleted is never overwritten: their version stays the newest.
+    """
+    wanted = demo_document(backend_url)
+    tenant, name = wanted.get("tenant") or "default", wanted["name"]
+    try:
+        current = store.get_document(tenant, name, include_deleted=True)
+    except NotFound:
+        store.save_document(wanted, author=DEMO_AUTHOR)
+        return None
+    ident = f"{tenant}/{name}"
+    if current.deleted:
+        return (f"Note: the demo document {ident} is deleted (version {current.version}), so its endpoint is not "
+                "served; restore it from the console's Versions page.")
+    if current.updated_by == DEMO_AUTHOR:
+        store.save_document(wanted, author=DEMO_AUTHOR, base_version=current.version)
+        return None
+    by = f" by {current.updated_by}" if current.updated_by else ""
+    note = f"Kept your edits of {ident} (version {current.version}{by})."
+    base_urls = [(srv.get("config") or {}).get("baseUrl") for srv in current.content.get("servers") or []]
+    if base_urls and backend_url.rstrip("/") not in base_urls:
+        note += (f" Its baseUrl ({', '.join(str(u) for u in base_urls)}) is not the demo backend's "
+                 f"{backend_url.rstrip('/')}: change it in the console's Editor if the tools should use it.")
+    return note
+
+
+def prepare(db: str, backend_url: str, *, notes: list[str] | None = None) -> str | None:
+    """Upgrade the database, store the demo document, ensure ``admin``; return a generated password or None.
+
+    The demo document is refreshed only while it is the demo's own (:func:`refresh_document`); what was
+    left alone is said in ``notes``.
+    """
     from mcpgw_sdk.store import open_store
 
     store = open_store(db, check=False)
     try:
         store.upgrade()
-        store.save_document(demo_document(backend_url), author="mcpgw demo")
+        note = refresh_document(store, backend_url)
+        if note and notes is not None:
+            notes.append(note)
         password = settings.get("admin_password")
         try:
             store.get_user("admin")
@@ -170,7 +211,8 @@ def run_demo(*, cli, db: str | None, host: str, port: int, backend_port: int, ap
     except McpgwError as exc:
         echo(f"Error: {exc}")
         return 1
-    generated = prepare(db, backend_url)
+    notes: list[str] = []
+    generated = prepare(db, backend_url, notes=notes)
     logs = Path(tempfile.mkdtemp(prefix="mcpgw-demo-"))
     gateway_url = f"http://{host}:{port}"
     env = dict(os.environ, MCPGW_DATABASE_URL=db, MCPGW_GATEWAY_URL=gateway_url, PYTHONUNBUFFERED="1")
@@ -203,7 +245,8 @@ def run_demo(*, cli, db: str | None, host: str, port: int, backend_port: int, ap
             _wait_ready(child, url, timeout, stop)
         if not stop.is_set():
             _announce(echo, host=host, gateway_url=gateway_url, backend_url=backend_url, children=children,
-                      api_port=api_port, console_port=console_port, generated=generated, db=db, logs=logs)
+                      api_port=api_port, console_port=console_port, generated=generated, db=db, logs=logs,
+                      notes=notes)
         while not stop.is_set():
             for child in children:
                 if child.popen.poll() is not None:
@@ -226,7 +269,8 @@ def run_demo(*, cli, db: str | None, host: str, port: int, backend_port: int, ap
             shutil.rmtree(logs, ignore_errors=True)  # kept only when something went wrong
 
 
-def _announce(echo, *, host, gateway_url, backend_url, children, api_port, console_port, generated, db, logs):
+def _announce(echo, *, host, gateway_url, backend_url, children, api_port, console_port, generated, db, logs,
+              notes=()):
     prefix = "/gateway/demo"
     names = {c.name for c in children}
     lines = [
@@ -245,6 +289,14 @@ def _announce(echo, *, host, gateway_url, backend_url, children, api_port, conso
     else:
         lines.append("  Admin login:           admin (password from MCPGW_ADMIN_PASSWORD, or unchanged)")
     lines.append(f"  Logs:                  {logs} (removed on a clean stop)")
-    snippet = {"mcpServers": {"mcpgw-demo": {"url": f"{gateway_url}{prefix}/mcp"}}}
-    lines += ["", "Client config (Claude Desktop, Cursor):", json.dumps(snippet, indent=2)]
+    mcp_url = f"{gateway_url}{prefix}/mcp"
+    # Cursor speaks Streamable HTTP itself; Claude Desktop starts local servers only, hence mcp-remote
+    # (the console's Servers page gives the same snippets: console/servers.py client_configs).
+    cursor = {"mcpServers": {"mcpgw-demo": {"url": mcp_url}}}
+    claude = {"mcpServers": {"mcpgw-demo": {"command": "npx", "args": ["-y", "mcp-remote", mcp_url]}}}
+    lines += ["", "Client config for Cursor (.cursor/mcp.json):", json.dumps(cursor, indent=2),
+              "", "Client config for Claude Desktop (claude_desktop_config.json, through mcp-remote):",
+              json.dumps(claude, indent=2)]
+    if notes:
+        lines += ["", *notes]
     echo("\n".join(lines))
