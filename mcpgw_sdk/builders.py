@@ -211,6 +211,17 @@ def _default_text(value: Any) -> str:
     return json.dumps(value)
 
 
+def _token_exchange(data: dict[str, Any], token_endpoint: str, *, client_id: str | None, client_secret: str | None,
+                    audience: str | list[str] | None, resource: str | list[str] | None,
+                    scope: str | list[str] | None, header: str | None, scheme: str | None) -> None:
+    block: dict[str, Any] = {"tokenEndpoint": token_endpoint}
+    for key, value in (("clientId", client_id), ("clientSecret", client_secret), ("audience", audience),
+                       ("resource", resource), ("scope", scope), ("header", header), ("scheme", scheme)):
+        if value is not None:
+            block[key] = value
+    data["tokenExchange"] = block
+
+
 class RestServerBuilder(_Part):
     """A REST server: a ``config`` map (templates) and the tools it exposes (``allowedTools``)."""
 
@@ -227,6 +238,23 @@ class RestServerBuilder(_Part):
         for tool in tools:
             if tool not in allowed:
                 allowed.append(tool)
+        return self
+
+    def token_exchange(self, token_endpoint: str, *, client_id: str | None = None, client_secret: str | None = None,
+                       audience: str | list[str] | None = None, resource: str | list[str] | None = None,
+                       scope: str | list[str] | None = None, header: str | None = None,
+                       scheme: str | None = None) -> RestServerBuilder:
+        """Send the backend a token exchanged for the caller's OAuth token (RFC 8693; docs/token-exchange.md).
+
+        ``client_secret`` is a template reading ``env()`` (never the secret itself), e.g.
+        ``'{{ env("API_CLIENT_SECRET") }}'``; the routers serving this server must use ``oauth2``.
+
+        >>> d = DocumentBuilder("d")
+        >>> d.rest_server("api").token_exchange("https://as.example/token", audience="api").data["tokenExchange"]
+        {'tokenEndpoint': 'https://as.example/token', 'audience': 'api'}
+        """
+        _token_exchange(self.data, token_endpoint, client_id=client_id, client_secret=client_secret,
+                        audience=audience, resource=resource, scope=scope, header=header, scheme=scheme)
         return self
 
     def _repr_html_(self) -> str:
@@ -248,6 +276,23 @@ class McpServerBuilder(_Part):
     def deny(self, *tools: str) -> McpServerBuilder:
         """Hide these upstream tools (``deniedTools``)."""
         self.data["deniedTools"] = list(tools)
+        return self
+
+    def token_exchange(self, token_endpoint: str, *, client_id: str | None = None, client_secret: str | None = None,
+                       audience: str | list[str] | None = None, resource: str | list[str] | None = None,
+                       scope: str | list[str] | None = None, header: str | None = None,
+                       scheme: str | None = None) -> McpServerBuilder:
+        """Send the backend a token exchanged for the caller's OAuth token (RFC 8693; docs/token-exchange.md).
+
+        ``client_secret`` is a template reading ``env()`` (never the secret itself), e.g.
+        ``'{{ env("API_CLIENT_SECRET") }}'``; the routers serving this server must use ``oauth2``.
+
+        >>> d = DocumentBuilder("d")
+        >>> d.mcp_server("api", type="streamable-http", url="https://api.example/mcp").token_exchange("https://as.example/token", audience="api").data["tokenExchange"]
+        {'tokenEndpoint': 'https://as.example/token', 'audience': 'api'}
+        """
+        _token_exchange(self.data, token_endpoint, client_id=client_id, client_secret=client_secret,
+                        audience=audience, resource=resource, scope=scope, header=header, scheme=scheme)
         return self
 
     def _repr_html_(self) -> str:

@@ -323,3 +323,19 @@ def test_a_stdio_upstream_takes_no_token_exchange():
     doc["mcpServers"][0] = {"name": "up", "type": "stdio", "command": "python",
                             "tokenExchange": {"tokenEndpoint": "https://as.example/token"}}
     assert any("mcpServers[0].tokenExchange: only sse and streamable-http" in e for e in _errors(doc))
+
+
+def test_the_builders_write_a_token_exchange_block_validation_accepts():
+    from mcpgw_sdk.builders import DocumentBuilder
+
+    doc = DocumentBuilder("exchanged")
+    doc.rest_server("api").token_exchange("https://as.example/token", client_id="gw",
+                                           client_secret='{{ env("API_CLIENT_SECRET") }}', audience="api")
+    doc.tool("ping", server="api").get("https://api.example/ping")
+    doc.router("/default/exchanged", server="api", auth={"mode": "oauth2", "issuer": "https://as.example"})
+    assert doc.problems() == []
+    assert doc.content["servers"][0]["tokenExchange"] == {
+        "tokenEndpoint": "https://as.example/token", "clientId": "gw",
+        "clientSecret": '{{ env("API_CLIENT_SECRET") }}', "audience": "api"}
+    doc.router("/default/exchanged", server="api", auth="apikey")  # no OAuth token to exchange: refused
+    assert any("tokenExchange" in p or "oauth2" in p for p in doc.problems()), doc.problems()
