@@ -33,10 +33,11 @@ from .mcp import jsonrpc, sealing
 from .metrics import CONTENT_TYPE, Metrics
 from .origin import cors_headers, host_allowed, is_local_bind, origin_allowed, own_origins
 from .reloader import Reloader, hub_safe
+from .sessions import CLOSED as SESSION_CLOSED
 from .sessions import Session, SessionLimits, SessionsFull, SessionStore, open_sessions
 from .snapshot import EMPTY, Snapshot
 from .statuses import standard_reasons
-from .transports import sse, streamable
+from .transports import detached, sse, streamable
 from .transports.base import request_headers, respond_error
 
 log = logging.getLogger("mcpgw.gateway")
@@ -338,22 +339,63 @@ class Gateway:
             listener.close()
         return len(held)
 
-    def stream(self, session_id: str, *, first: bytes, end_session: Any = None) -> Iterator[bytes]:
-        """The SSE body of a session's stream: ``first``, then messages and heartbeat comments."""
+    def stream(self, session_id: str, *, first: bytes, end_session: Any = None,
+               environ: dict[str, Any] | None = None) -> Iterator[bytes]:
+        """The SSE body of a session's stream: ``first``, then messages and heartbeat comments.
+
+        Under ``mcpgw serve`` with sessions in memory the stream continues detached after ``first``
+        (:mod:`.transports.detached`): the request's greenlet ends and the connection stays open.
+        """
         self.metrics.streams.inc()
-        listener = self.sessions.listen(session_id, timeout=self.sse_heartbeat)
+        listener = None
+        handed_off = False
         try:
-            yield first
+            if environ is not None and self.sessions.attaches and "mcpgw.detach" in environ:
+                yield first
+                sock = detached.detach(environ)
+                if sock is not None:  # from here the detached stream counts itself and ends the session
+                    handed_off = True
+                    self._detach_stream(session_id, sock, end_session)
+                    return
+                listener = self.sessions.listen(session_id, timeout=self.sse_heartbeat)
+            else:
+                listener = self.sessions.listen(session_id, timeout=self.sse_heartbeat)
+                yield first
             for message in listener:
                 yield b": ping\n\n" if message is None else (b"event: message\ndata: " + jsonrpc.dumps(message)
                                                             + b"\n\n")
         finally:
-            listener.close()
+            if listener is not None:
+                listener.close()
+            if not handed_off:
+                self.metrics.streams.dec()
+            if end_session is not None and not handed_off:
+                session = self.sessions.get(session_id)
+                if session is not None:
+                    self.end_session(session, end_session)
+
+    def _detach_stream(self, session_id: str, sock: Any, end_session: Any) -> None:
+        def encode(item: Any) -> tuple[bytes, bool]:
+            if item is SESSION_CLOSED:
+                return b"", True
+            if item is None:
+                return b": ping\n\n", False
+            return b"event: message\ndata: " + jsonrpc.dumps(item) + b"\n\n", False
+
+        def on_end() -> None:
+            self.sessions.unattach(session_id, sink)
             self.metrics.streams.dec()
             if end_session is not None:
                 session = self.sessions.get(session_id)
                 if session is not None:
                     self.end_session(session, end_session)
+
+        detached.interval = self.sse_heartbeat
+        sink = detached.DetachedStream(sock, encode, on_end)
+        if not self.sessions.attach(session_id, sink):
+            sink.put(SESSION_CLOSED)  # ended meanwhile: close the stream as the generator would
+            return
+        sink.start()
 
     def end_session(self, session: Session, route: Any) -> None:
         """Delete a session and tell its backends."""

@@ -135,6 +135,7 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
     import signal
     import socket
     import time
+    import weakref
 
     from gevent.pywsgi import Input, OldMessage, WSGIHandler, WSGIServer
 
@@ -156,7 +157,7 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
     import gevent
 
     class HeaderTimeout(ValueError):
-        """The request line and headers did not arrive within ``header_timeout`` (answered 400, then closed)."""
+        """The request line and headers did not arrive within ``header_timeout`` (answered 408, then closed)."""
 
     class DeadlineInput(Input):
         """gevent's request body, whose discard of an unread rest gives up after ``body_timeout``."""
@@ -214,7 +215,23 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
             environ = super().get_environ()
             self.wsgi_input.__class__ = DeadlineInput
             environ["mcpgw.socket"] = self.socket  # modern requests watch it for a client that hung up
+            # Idle SSE streams take the connection over (transports.detached). A weak reference: the handler
+            # holds the environ, and a bound method in it would make a cycle that only the GC frees.
+            environ["mcpgw.detach"] = weakref.WeakMethod(self.detach)
             return environ
+
+        def detach(self):
+            """A duplicate of this connection's socket for a streamed response that continues on its own.
+
+            Only after the response's headers and first chunk went out with chunked encoding; the
+            request then ends without the final chunk, and this handler closes its own socket only.
+            """
+            if not self.headers_sent or not self.response_use_chunked:
+                return None
+            sock = self.socket.dup()
+            self.response_use_chunked = False  # the zero-length chunk is the detached stream's to send
+            self.close_connection = True
+            return sock
 
         def run_application(self):
             try:

@@ -70,6 +70,8 @@ class SessionStore(abc.ABC):
 
     #: Whether :meth:`publish` and :meth:`subscribe` reach other processes (the Redis store's relay channels).
     relays = False
+    #: Whether :meth:`attach` takes a sink for a session's messages (a stream without a listening greenlet).
+    attaches = False
 
     @abc.abstractmethod
     def save(self, session: Session) -> None:
@@ -101,6 +103,15 @@ class SessionStore(abc.ABC):
     def expire(self) -> int:
         """Remove sessions idle longer than the TTL; return how many (a no-op where the backend expires them)."""
         return 0
+
+    def attach(self, session_id: str, sink: Any) -> bool:
+        """Send the session's messages to ``sink.put(message)`` (and :data:`CLOSED` when it ends), as an open
+        stream; ``False`` when the session is unknown. Only when :attr:`attaches`."""
+        raise NotImplementedError(f"{type(self).__name__} does not attach sinks")
+
+    def unattach(self, session_id: str, sink: Any) -> None:
+        """Stop sending to ``sink`` (its stream ended); the session counts as used now."""
+        raise NotImplementedError(f"{type(self).__name__} does not attach sinks")
 
     def count(self, *, prefix: str | None = None, owner: str | None = None) -> int:
         """How many sessions the store holds: all, those of one router ``prefix``, or of one ``owner``."""
@@ -147,10 +158,14 @@ class SessionStore(abc.ABC):
 
 
 _CLOSED = object()
+#: What a sink's ``put`` receives when its session ends.
+CLOSED = _CLOSED
 
 
 class MemorySessionStore(SessionStore):
     """Sessions in this process's memory (one process, or sticky routing)."""
+
+    attaches = True
 
     def __init__(self, *, ttl: float = 3600.0):
         self.ttl = ttl
@@ -246,6 +261,26 @@ class MemorySessionStore(SessionStore):
                     streams.remove(q)
                     if not streams:
                         del self._streams[session_id]
+
+    def attach(self, session_id: str, sink: Any) -> bool:
+        """Send the session's messages to ``sink.put`` until it ends (an open stream, without a greenlet)."""
+        with self._lock:
+            if session_id not in self._sessions:
+                return False
+            self._streams.setdefault(session_id, []).append(sink)
+        return True
+
+    def unattach(self, session_id: str, sink: Any) -> None:
+        """Forget ``sink``; the session's idle time starts now (as after a listener's last message)."""
+        with self._lock:
+            streams = self._streams.get(session_id)
+            if streams and sink in streams:
+                streams.remove(sink)
+                if not streams:
+                    del self._streams[session_id]
+            session = self._sessions.get(session_id)
+            if session is not None:
+                session.last_seen = time.monotonic()
 
     def expire(self) -> int:
         """Remove sessions idle longer than the TTL (an open stream keeps a session alive)."""

@@ -162,6 +162,31 @@ def dumps(message: Any) -> bytes:
         return json.dumps(_strict(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
+def dumps_text(message: Any) -> str:
+    """:func:`dumps` as text, not yet encoded (a large answer is then encoded a slice at a time).
+
+    Lone surrogates are replaced in a text longer than 64 KiB; a shorter one may still hold some
+    (:func:`dumps` of the message handles that when its ``encode()`` fails).
+    """
+    try:
+        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = None
+    if text is None or (len(text) > 65536 and _SURROGATE.search(text)):
+        text = json.dumps(_strict(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text
+
+
+def has_surrogates(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate (which UTF-8 cannot encode)."""
+    return _SURROGATE.search(text) is not None
+
+
+def strict_text(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, as :func:`dumps` writes them."""
+    return _strict(text)
+
+
 REQUEST, NOTIFICATION, RESPONSE = "request", "notification", "response"
 
 

@@ -32,6 +32,81 @@ def respond(start_response: StartResponse, code: int, body: bytes = b"", *, cont
     return [body]
 
 
+#: JSON answers longer than this many characters are encoded and sent a slice at a time (see respond_json).
+SLICE = 1 << 20
+
+
+def respond_json(start_response: StartResponse, code: int, message: Any, *,
+                 headers: Iterable[tuple[str, str]] = ()) -> Iterable[bytes]:
+    """Send a JSON-RPC message as a complete JSON response.
+
+    A large answer (a 20 MB backend result) is encoded to UTF-8 one slice at a time as it is
+    sent, so its whole encoded copy never sits beside its text.
+    """
+    parts = _big_texts(message)
+    if parts is None:
+        text = jsonrpc.dumps_text(message)
+        if len(text) <= SLICE:
+            try:
+                body = text.encode()
+            except UnicodeEncodeError:  # a lone surrogate in a short answer
+                body = jsonrpc.dumps(message)
+            return respond(start_response, code, body, headers=headers)
+        parts = [text]
+    size = sum(len(part) if part.isascii() else _utf8_size(part) for part in parts)
+    start_response(status_line(code), [*headers, ("Content-Type", JSON), ("Content-Length", str(size))])
+    return _slices(parts)
+
+
+def _utf8_size(text: str) -> int:
+    return sum(len(text[i:i + SLICE].encode()) for i in range(0, len(text), SLICE))
+
+
+def _slices(parts: list[str]) -> Iterable[bytes]:
+    while parts:
+        part = parts.pop(0)  # sent parts are freed as the body goes out
+        for i in range(0, len(part), SLICE):
+            yield part[i:i + SLICE].encode()
+
+
+def _big_texts(message: Any) -> list[str] | None:
+    """The JSON text of a result whose content holds texts over :data:`SLICE` characters, as parts
+    (the envelope's pieces and each big text escaped on its own), so that the big texts are
+    escaped once and never copied into one whole document; ``None`` for any other message.
+
+    json.dumps of a 20 MB text holds its pieces and their joined copy at once: here the text, its
+    escaped copy and one slice are the most that exist together.
+    """
+    result = message.get("result") if isinstance(message, dict) else None
+    content = result.get("content") if isinstance(result, dict) else None
+    if not isinstance(content, list) or not any(
+            isinstance(item, dict) and isinstance(item.get("text"), str) and len(item["text"]) > SLICE
+            for item in content):
+        return None
+    import json
+    import secrets
+
+    mark = f"mcpgw-slice-{secrets.token_hex(8)}-"
+    big: list[str] = []
+    items = []
+    for item in content:
+        if isinstance(item, dict) and isinstance(item.get("text"), str) and len(item["text"]) > SLICE:
+            items.append({**item, "text": f"{mark}{len(big)}"})
+            big.append(item["text"])
+        else:
+            items.append(item)
+    text = jsonrpc.dumps_text({**message, "result": {**result, "content": items}})
+    parts: list[str] = []
+    for index, value in enumerate(big):
+        head, _, text = text.partition(f'"{mark}{index}"')
+        parts.append(head)
+        if jsonrpc.has_surrogates(value):
+            value = jsonrpc.strict_text(value)
+        parts.append(json.encoder.encode_basestring(value))
+    parts.append(text)
+    return parts
+
+
 def respond_error(start_response: StartResponse, code: int, rpc_code: int, message: str, *, msg_id: Any = None,
                   headers: Iterable[tuple[str, str]] = ()) -> list[bytes]:
     """An HTTP error whose body is a JSON-RPC error."""

@@ -54,7 +54,7 @@ def handle_stream(gateway: Any, route: Any, environ: dict[str, Any], start_respo
                ("X-Accel-Buffering", "no"), *extra_headers(route, environ)]
     start_response("200 OK", headers)
     first = b"event: endpoint\ndata: " + endpoint.encode() + b"\n\n"
-    return gateway.stream(session.id, first=first, end_session=route)
+    return gateway.stream(session.id, first=first, end_session=route, environ=environ)
 
 
 def handle_message(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 from ..mcp import core, jsonrpc, modern, versions
 from ..mcp.jsonrpc import INVALID_REQUEST, JsonRpcError
 from ..sessions import Session, SessionsFull, new_id
+from . import detached
 from .base import (
     SSE_HEADERS,
     StartResponse,
@@ -36,6 +37,7 @@ from .base import (
     request_headers,
     respond,
     respond_error,
+    respond_json,
     settled_route,
     sse_event,
 )
@@ -133,7 +135,7 @@ def post(gateway: Any, route: Any, environ: dict[str, Any], start_response: Star
     if message["method"] == "logging/setLevel":
         gateway.sessions.save(session)
     gateway.metrics.request_latency.observe(time.perf_counter() - started)
-    return respond(start_response, 200, jsonrpc.dumps(reply), headers=cors)
+    return respond_json(start_response, 200, reply, headers=cors)
 
 
 def _modern_post(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
@@ -175,7 +177,7 @@ def _modern_post(gateway: Any, route: Any, environ: dict[str, Any], start_respon
     # answer with JSON, no greenlet and no queue. The tool timeout bounds the call.
     reply = core.dispatch_modern(route, message, envelope, ctx, gateway.observe, principal)
     gateway.metrics.request_latency.observe(time.perf_counter() - started)
-    return respond(start_response, modern.status_of(reply), jsonrpc.dumps(reply), headers=cors)
+    return respond_json(start_response, modern.status_of(reply), reply, headers=cors)
 
 
 _modern_ids = itertools.count(1)
@@ -235,7 +237,7 @@ def _modern_streamed(gateway: Any, route: Any, environ: dict[str, Any], start_re
                          msg_id=message["id"], headers=[("Connection", "close"), *cors])
     if isinstance(first, tuple) and first[0] is _DONE:
         gateway.metrics.request_latency.observe(time.perf_counter() - started)
-        return respond(start_response, modern.status_of(first[1]), jsonrpc.dumps(first[1]), headers=cors)
+        return respond_json(start_response, modern.status_of(first[1]), first[1], headers=cors)
     start_response("200 OK", [*SSE_HEADERS, *cors])
 
     def stream():
@@ -283,10 +285,31 @@ def _listen(gateway: Any, route: Any, environ: dict[str, Any], start_response: S
     tag = {modern.SUBSCRIPTION_ID: sub_id}
     start_response("200 OK", [*SSE_HEADERS, *cors])
 
+    def final() -> bytes:
+        result = modern.with_server_meta({}, core.SERVER_INFO)
+        result["_meta"].update(tag)
+        return sse_event(jsonrpc.result(sub_id, result))
+
+    def encode(item: Any) -> tuple[bytes, bool]:
+        if item is CLOSED:
+            return final(), True
+        return (b": ping\n\n", False) if item is detached.HEARTBEAT else (sse_event(item), False)
+
     def stream():
+        handed_off = False
         try:
             yield sse_event({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
                              "params": {"_meta": tag, "notifications": accepted}})
+            sock = detached.detach(environ)
+            if sock is not None:  # idle from here: no greenlet, no per-stream timer (transports.detached)
+                handed_off = True
+                detached.interval = gateway.sse_heartbeat
+                sink = detached.DetachedStream(sock, encode, lambda: gateway.unlisten(listener))
+                waiting, listener.queue = listener.queue, sink
+                while not waiting.empty():
+                    sink.put(waiting.get_nowait())
+                sink.start()
+                return
             quiet = 0.0
             while True:
                 try:
@@ -300,13 +323,12 @@ def _listen(gateway: Any, route: Any, environ: dict[str, Any], start_response: S
                         yield b": ping\n\n"
                     continue
                 if item is CLOSED:
-                    result = modern.with_server_meta({}, core.SERVER_INFO)
-                    result["_meta"].update(tag)
-                    yield sse_event(jsonrpc.result(sub_id, result))
+                    yield final()
                     return
                 yield sse_event(item)
         finally:
-            gateway.unlisten(listener)
+            if not handed_off:
+                gateway.unlisten(listener)
 
     return stream()
 
@@ -341,7 +363,7 @@ def _streamed(gateway: Any, route: Any, session: Session, message: dict[str, Any
     gateway.spawn(work)
     first = events.get()
     if isinstance(first, tuple) and first[0] is _DONE:
-        return respond(start_response, 200, jsonrpc.dumps(first[1]), headers=cors)
+        return respond_json(start_response, 200, first[1], headers=cors)
     start_response("200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), *cors])
 
     def stream():
@@ -366,13 +388,13 @@ def _initialize(gateway: Any, route: Any, environ: dict[str, Any], start_respons
     ctx = make_context(environ, session, backend_request_headers(route, environ))
     reply = core.dispatch(route, session, message, ctx, gateway.observe)
     if "result" not in reply:
-        return respond(start_response, 200, jsonrpc.dumps(reply), headers=cors)
+        return respond_json(start_response, 200, reply, headers=cors)
     refused = create_session(gateway, session, start_response, msg_id=message["id"], headers=cors)
     if refused is not None:
         return refused
     gateway.metrics.sessions.inc()
     headers = [("Mcp-Session-Id", session.id), *cors]
-    return respond(start_response, 200, jsonrpc.dumps(reply), headers=headers)
+    return respond_json(start_response, 200, reply, headers=headers)
 
 
 def _batch(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
@@ -426,7 +448,7 @@ def get(gateway: Any, route: Any, environ: dict[str, Any], start_response: Start
     headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
                ("X-Accel-Buffering", "no"), *extra_headers(route, environ)]
     start_response("200 OK", headers)
-    return gateway.stream(session.id, first=b": stream open\n\n")
+    return gateway.stream(session.id, first=b": stream open\n\n", environ=environ)
 
 
 def delete(gateway: Any, route: Any, environ: dict[str, Any], start_response: StartResponse,
