@@ -171,6 +171,10 @@ class Snapshot:
     keys: tuple = ()
     tenants: tuple = ()
     disabled: dict[str, str] = field(default_factory=dict)  # prefix of a disabled router -> its document key
+    #: document key -> (version, content) as stored (the same version stored the same is not validated again)
+    sources: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    #: document key -> the definition hashes of the backends it built (an unchanged document reuses its routes)
+    built: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def route_for(self, prefix: str) -> Route | None:
         """The route of an exact prefix."""
@@ -225,6 +229,7 @@ def build_snapshot(config_set: Any, previous: Snapshot | None = None, *,
     previous = previous or EMPTY
     errors: dict[str, list[str]] = {}
     documents: dict[str, tuple[str, dict[str, Any]]] = {}
+    sources: dict[str, Any] = {}
     for doc in config_set.documents:
         if getattr(doc, "deleted", False):
             continue
@@ -232,8 +237,15 @@ def build_snapshot(config_set: Any, previous: Snapshot | None = None, *,
         try:
             if getattr(doc, "problem", ""):
                 raise ConfigError(f"{key}: {doc.problem}")
-            content = validate(doc.content)
-            documents[key] = (_digest(content), content)
+            version = getattr(doc, "version", None)
+            before = previous.sources.get(key)
+            if before is not None and key not in previous.errors and key in previous.documents \
+                    and before[0] == version and (before[1] is doc.content or before[1] == doc.content):
+                documents[key] = previous.documents[key]  # the same version, stored the same: validated then
+            else:
+                content = validate(doc.content)
+                documents[key] = (_digest(content), content)
+            sources[key] = (version, doc.content)
         except Exception as exc:  # noqa: BLE001 - whatever is wrong with one document costs only that document
             errors[key] = (list(exc.errors) if isinstance(exc, ConfigError)
                            else [f"{key}: {type(exc).__name__}: {str(exc)[:200]}"])
@@ -243,17 +255,31 @@ def build_snapshot(config_set: Any, previous: Snapshot | None = None, *,
     backends: dict[str, Any] = {}
     routes: dict[str, Route] = {}
     disabled: dict[str, str] = {}
-    for key, (_, content) in sorted(documents.items()):
+    built: dict[str, tuple[str, ...]] = {}
+    # The previous snapshot by document, built once (not a scan of every route per document).
+    old_routes: dict[str, dict[str, Route]] = {}
+    for prefix, route in previous.routes.items():
+        old_routes.setdefault(route.document, {})[prefix] = route
+    old_disabled: dict[str, dict[str, str]] = {}
+    for prefix, owner in previous.disabled.items():
+        old_disabled.setdefault(owner, {})[prefix] = owner
+    for key, (digest, content) in sorted(documents.items()):
         doc_disabled = {p: key for p in disabled_prefixes(content)}
+        reused = _unchanged(key, digest, previous, old_routes.get(key, {}))
         try:
-            doc_routes, doc_backends = _build_document(key, content, previous, make)
+            if reused is not None:  # the same document over static backends: the same routes
+                doc_routes, doc_backends = reused
+            else:
+                doc_routes, doc_backends = _build_document(key, content, previous, make)
         except Exception as exc:  # noqa: BLE001 - one document's failure must not stop the others
             errors.setdefault(key, []).append(f"{key}: {type(exc).__name__}: {exc}")
             log.warning("document %s did not build: %s", key, exc)
-            doc_routes = {p: r for p, r in previous.routes.items() if r.document == key}
-            doc_disabled = {p: d for p, d in previous.disabled.items() if d == key}
+            doc_routes = old_routes.get(key, {})
+            doc_disabled = old_disabled.get(key, {})
             used = {id(b) for r in doc_routes.values() for b in r.backends}
-            doc_backends = {d: b for d, b in previous.backends.items() if id(b) in used}
+            doc_backends = {d: previous.backends[d] for d in previous.built.get(key, ())
+                            if d in previous.backends and id(previous.backends[d]) in used}
+        built[key] = tuple(doc_backends)
         # A disabled router keeps its prefix: it claims it like a served one.
         for prefix, route in [*doc_routes.items(), *((p, None) for p in doc_disabled)]:
             owner = routes[prefix].document if prefix in routes else disabled.get(prefix)
@@ -266,7 +292,24 @@ def build_snapshot(config_set: Any, previous: Snapshot | None = None, *,
         backends.update(doc_backends)
     return Snapshot(revision=config_set.revision, routes=routes, errors=errors, loaded_at=time.time(),
                     documents=documents, backends=backends, keys=tuple(getattr(config_set, "keys", ()) or ()),
-                    tenants=tuple(getattr(config_set, "tenants", ()) or ()), disabled=disabled)
+                    tenants=tuple(getattr(config_set, "tenants", ()) or ()), disabled=disabled, sources=sources,
+                    built=built)
+
+
+def _unchanged(key: str, digest: str, previous: Snapshot,
+               doc_routes: dict[str, Route]) -> tuple[dict[str, Route], dict[str, Any]] | None:
+    """The routes and backends ``previous`` built from the same document, when they can be reused as they are:
+    the document's validated content is the same, it built without errors, and every backend is static
+    (REST: what it offers is fixed by the document; an upstream's tools may have changed since)."""
+    old = previous.documents.get(key)
+    digests = previous.built.get(key)
+    if old is None or old[0] != digest or digests is None or key in previous.errors:
+        return None
+    doc_backends = {d: previous.backends[d] for d in digests if d in previous.backends}
+    if len(doc_backends) != len(digests) or \
+            not all(getattr(b, "static_capabilities", False) for b in doc_backends.values()):
+        return None
+    return doc_routes, doc_backends
 
 
 def _prefix(router: dict[str, Any]) -> str:

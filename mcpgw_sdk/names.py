@@ -93,11 +93,26 @@ def check_account(field: str, value: Any) -> str:
     return value
 
 
+def _surely_clean(data: Any) -> bool:
+    """True when no string of ``data`` can hold NUL or a lone surrogate: one C-speed scan of its JSON text
+    (a document of 500 tools has ~15,000 strings; building each one's path costs more than the scan).
+    ``False`` means "walk it": JSON writes NUL as ``\\u0000``, which a literal backslash-u0000 also matches."""
+    import json
+
+    try:
+        text = json.dumps(data, ensure_ascii=False, check_circular=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return "\\u0000" not in text and _UNSTORABLE.search(text) is None
+
+
 def text_errors(data: Any, path: str = "") -> list[str]:
     """``path: reason`` for each string (key or value) in ``data`` holding NUL or a lone surrogate.
 
     Walks without recursion, so deeply nested input cannot exhaust the stack.
     """
+    if _surely_clean(data):
+        return []
     errors: list[str] = []
     stack: list[tuple[str, Any]] = [(path, data)]
     while stack and len(errors) < _MAX_ERRORS:
