@@ -45,9 +45,17 @@ conformance: install node-tools ## both official MCP conformance suites (0.1.16,
 conformance-report: install node-tools ## the per-scenario verdicts of both suites (ARGS="--gateway" or "--url URL")
 	$(NODE_PATH_ENV) $(BIN)/python scripts/conformance_report.py $(ARGS)
 
-bench: install ## print throughput, latency, memory and reload figures (never gates anything)
+# The gateway of BASELINE_REV (default: the last commit, i.e. without uncommitted changes) is measured beside
+# the working tree's in the same run; make prints each command before its figures.
+BASELINE_REV ?= HEAD
+BASELINE_DIR ?= /tmp/mcpgw-bench-baseline
+bench: install ## print throughput, latency, memory and reload figures beside their baselines (never gates anything)
+	rm -rf $(BASELINE_DIR) && mkdir -p $(BASELINE_DIR) && git archive $(BASELINE_REV) gateway_server mcpgw_sdk | tar -x -C $(BASELINE_DIR)
 	$(BIN)/python bench/store_bench.py
-	$(BIN)/python bench/gateway_bench.py
+	$(BIN)/python bench/gateway_bench.py --baseline $(BASELINE_DIR)
+	$(BIN)/python bench/scale_bench.py --baseline $(BASELINE_DIR)
+	$(BIN)/python bench/workers_bench.py
+	$(BIN)/python bench/workers_bench.py --baseline $(BASELINE_DIR)
 	$(BIN)/python bench/openapi_bench.py
 
 lint: install
