@@ -15,6 +15,7 @@ the reloader retires them like those of a removed router.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -225,7 +226,22 @@ def build_snapshot(config_set: Any, previous: Snapshot | None = None, *,
 
     A document that fails validation, or whose backends fail to build, keeps its
     version from ``previous`` (when there is one) and is listed in ``errors``.
+
+    The cyclic garbage collector is paused while it runs: a build allocates many long-lived
+    objects (a big catalog: hundreds of thousands), and the collections they would trigger, each
+    scanning the whole growing heap, cost about a third of the build. Nothing it makes is garbage.
     """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return _build_snapshot(config_set, previous, make)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _build_snapshot(config_set: Any, previous: Snapshot | None, make: Callable[..., Any]) -> Snapshot:
     previous = previous or EMPTY
     errors: dict[str, list[str]] = {}
     documents: dict[str, tuple[str, dict[str, Any]]] = {}

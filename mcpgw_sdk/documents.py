@@ -163,6 +163,9 @@ def _scalar_text(value: Any) -> str | None:
     return None
 
 
+_IMMUTABLE = frozenset({str, int, float, bool})  # defaults shared as they are, not deep-copied
+
+
 class _Checker:
     """Walks one document against the schema, collecting every problem."""
 
@@ -183,14 +186,15 @@ class _Checker:
             self.err(path, f"unknown key {k!r}; allowed keys: {', '.join(schema)}")
         out: dict[str, Any] = {}
         for name, spec in schema.items():
-            sub_path = f"{path}.{name}" if path else name
-            if name not in value or value[name] is None:
+            given = value.get(name)
+            if given is None:
                 if spec.required:
-                    self.err(sub_path, "required")
+                    self.err(f"{path}.{name}" if path else name, "required")
                 elif spec.default is not None:
-                    out[name] = copy.deepcopy(spec.default)
+                    default = spec.default
+                    out[name] = default if type(default) in _IMMUTABLE else copy.deepcopy(default)
                 continue
-            checked = self.field(value[name], spec, sub_path)
+            checked = self.field(given, spec, f"{path}.{name}" if path else name)
             if checked is not _BAD:
                 out[name] = checked
         return out

@@ -246,8 +246,6 @@ class _Tool:
         self.by_position = {position: [a for a in self.args if a[1] == position] for position in POSITIONS}
         # ``field``: the name an argument is sent under (query key, header, form field, JSON property).
         self.wire = {arg["name"]: arg["field"] for arg in tool.get("args") or [] if arg.get("field")}
-        # Authorities (scheme, host, port) written in the document; RestServer sets it once for all its tools.
-        self.literal_hosts: frozenset[Authority] = frozenset()
         # Templates can only reach the client's request by naming it; without that, skip building it.
         self.uses_request = any("request" in str(text) for text in
                                 [endpoint, body, response, *(tool.get("headers") or {}).values()])
@@ -293,9 +291,10 @@ class RestServer:
         if self.plain_config is not None:
             for compiled in self.tools.values():
                 compiled.endpoint = _constant(compiled.endpoint, self.plain_config)
-        literals = self._literal_authorities(content, config, tools)
-        for compiled in self.tools.values():
-            compiled.literal_hosts = literals
+        # Authorities (scheme, host, port) the document writes, for all its tools: found at the first call
+        # (see literal_hosts), not when the snapshot is built (a big catalog builds many servers never called).
+        self._literal_inputs = (content, config, tools)
+        self._literals: frozenset[Authority] | None = None
         self.config_uses_request = any("request" in str(value) for value in config.values())
         self.forward_headers = tuple(h.strip().lower() for h in settings.get("forward_headers") if h.strip())
         self.default_timeout = float(settings.get("tool_timeout"))
@@ -303,6 +302,14 @@ class RestServer:
         # tokenExchange (RFC 8693): the caller's OAuth token is traded for one meant for this server.
         spec = server.get("tokenExchange")
         self.exchange = TokenExchange(spec, server=name) if isinstance(spec, dict) else None
+
+    def literal_hosts(self) -> frozenset[Authority]:
+        """The authorities this server's tools may reach when they are loopback/private (computed once)."""
+        literals = self._literals
+        if literals is None:
+            content, config, tools = self._literal_inputs
+            literals = self._literals = self._literal_authorities(content, config, tools)
+        return literals
 
     @staticmethod
     def _descriptor(tool: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -493,11 +500,12 @@ class RestServer:
         # Trust is decided on the rendered authority alone: however the URL was built (arguments, client
         # headers, filters), it may reach a loopback/private address only when it names an authority the
         # document wrote (or the operator allow-lists, which the guard checks).
-        literal = url_authority(url) in tool.literal_hosts  # no host: None, never literal
+        literal_hosts = self.literal_hosts()
+        literal = url_authority(url) in literal_hosts  # no host: None, never literal
         client = self.client or default_client()
         resp = client.request(tool.method, url, headers=headers, body=body, timeout=timeout,
                               max_bytes=tool.max_bytes or self.default_max_bytes, literal=literal,
-                              literal_hosts=tool.literal_hosts, retries=tool.retries)
+                              literal_hosts=literal_hosts, retries=tool.retries)
         if resp.status >= 400:
             return http_error_result(resp)
         if tool.response_body is not None:
