@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,15 @@ class SaveOutcome:
     def ok(self) -> bool:
         """True when the document was stored."""
         return self.document is not None
+
+
+def clone(content: Any) -> Any:
+    """A deep copy of a document's content: pickled and unpickled (several times quicker than
+    ``copy.deepcopy`` on a document of thousands of tools), ``copy.deepcopy`` for what does not pickle."""
+    try:
+        return pickle.loads(pickle.dumps(content, pickle.HIGHEST_PROTOCOL))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return copy.deepcopy(content)
 
 
 def parse_error(line: str) -> FieldError:
@@ -147,7 +157,7 @@ def save(store: Store, content: dict[str, Any], *, user: User, base_version: int
                 f"{content['tenant']}/{content['name']} already exists (version {current.version})",
                 base_version=None, current_version=current.version))
     try:
-        doc = store.save_document(copy.deepcopy(content), author=user.name, base_version=base_version, actor=user)
+        doc = store.save_document(clone(content), author=user.name, base_version=base_version, actor=user)
     except ConflictError as exc:
         return SaveOutcome(conflict=exc)
     except ConfigError as exc:

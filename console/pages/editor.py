@@ -5,8 +5,6 @@ for one document can never show up in, or be saved into, another. Form mode show
 (searched by name) and bulk edits per REST server, so a document of thousands of tools stays quick.
 """
 
-import copy
-
 import pandas as pd
 import streamlit as st
 import yaml
@@ -18,6 +16,7 @@ NEW = "+ New document"
 W = "ed_w_"  # prefix of every widget key, dropped when another document (or version) is loaded
 LIVE_YAML = 20_000  # characters: a longer YAML text is parsed only on Validate, Save or a switch to Form
 SHOWN_PROBLEMS = 20  # problems listed next to the buttons (each also shows at its field)
+TOOL_OPTIONS = 100  # tools offered in the picker at once (the search narrows a longer list)
 
 user = ui.require_user()
 store = ui.store()
@@ -35,7 +34,7 @@ def k(name):
 
 def load(content, *, ident, base):
     """Make ``content`` the working copy (version ``base`` of ``ident``)."""
-    state["ed_draft"] = copy.deepcopy(content)
+    state["ed_draft"] = editing.clone(content)
     state["ed_ident"] = ident
     state["ed_base"] = base
     state["ed_form"] = editing.form_key(ident, base)
@@ -220,7 +219,12 @@ def tools_section(draft, errors):
     if matches:
         if state.get(pick) not in matches:
             state[pick] = next((i for i in matches if i in bad), matches[0])
-        i = st.selectbox("Tool", matches, key=pick,
+        options = matches[:TOOL_OPTIONS]
+        if state[pick] not in options:  # the picked tool (a jump to a problem) is always offered
+            options = sorted(options + [state[pick]])
+        if len(matches) > len(options):
+            st.caption(f"The list offers {len(options)} of them: search by name to reach the others.")
+        i = st.selectbox("Tool", options, key=pick,
                          format_func=lambda t: f"{tools[t].get('name', t)}{'  ⚠️' if t in bad else ''}")
         if state.get("ed_tool_shown") != i:  # rows of another tool's tables are stale: read them from the draft
             ui.reset_keys(f"ed_rows_{k('tool')}")
