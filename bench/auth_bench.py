@@ -45,7 +45,7 @@ KEYED = "/gateway/keyed"
 def prepare_keyed(db: str, backend_url: str) -> str:
     """Store the open demo document, a keyed copy of it, a user and an API key; return the key's secret."""
     from gateway_server.demo.run import demo_document, prepare
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
 
     prepare(db, backend_url)
     keyed = copy.deepcopy(demo_document(backend_url))

@@ -504,7 +504,7 @@ def reload_time(args, db: str, urls: dict) -> dict:
     """Write ``args.documents`` documents in one transaction; time until /readyz shows the revision."""
     import requests
 
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
 
     docs = [{"name": f"bench-{i}", "tenant": "bench", "routers": [{"server": "s", "prefix": f"/bench/d{i}"}],
              "servers": [{"name": "s", "allowedTools": ["get_user"], "config": {"base": urls["backend"]}}],

@@ -89,7 +89,7 @@ def main() -> None:
 
     from gateway_server.app import create_app
     from gateway_server.demo.run import prepare
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
 
     workdir = Path(tempfile.mkdtemp(prefix="mcpgw-profile-"))
     port = free_port()

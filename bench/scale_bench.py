@@ -279,7 +279,7 @@ def reload_many(url: str, db: str, documents: int, backend: str) -> dict:
 def _write_and_wait(url: str, db: str, docs: list[dict]) -> dict:
     import requests
 
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
 
     store = open_store(db)
     try:
@@ -300,7 +300,7 @@ def _write_and_wait(url: str, db: str, docs: list[dict]) -> dict:
 
 def catalogs(args, workdir: Path, backend: str) -> None:
     """tools/list pages over 10,000 tools, the reload of 10,000 documents, validation of 500 tools."""
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
 
     print(f"\nbig catalogs ({args.tools} tools on one prefix; {args.documents} documents; "
           f"validation of {args.validate_tools} tools)", flush=True)
@@ -381,7 +381,7 @@ def big_results(args, workdir: Path) -> None:
 
     import requests
 
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
 
     size = int(args.result_mb * 1_000_000)
     port = free_port()

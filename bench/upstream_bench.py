@@ -101,7 +101,7 @@ def start(tmp: Path, proxies: bool, install: bool) -> tuple[list[subprocess.Pope
                                    "--json-response"], stdout=log, stderr=log))
     fixture_url = f"http://127.0.0.1:{fx_port}/mcp"
     wait_until(lambda: requests.get(fixture_url, timeout=1) is not None, what="the fixture server")
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
 
     db = f"sqlite:///{tmp / 'gw.db'}"
     store = open_store(db, check=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from console import access, ui
+from mcpgw_sdk.access import Access
 from mcpgw_sdk.errors import AuthError
 
 HERE = Path(__file__).parent
@@ -45,7 +46,7 @@ def pages_for(user) -> dict[str, list]:
         "Try": [page("chat.py", "Chat lab", ":material/chat:"),
                 page("tools.py", "Tool runner", ":material/build:")],
         "Operate": [page("usage.py", "Usage", ":material/monitoring:"),
-                    page("users.py", "Users & keys" if access.is_admin(user) else "API keys", ":material/key:"),
+                    page("users.py", "Users & keys" if Access(user).may_manage_users() else "API keys", ":material/key:"),
                     page("credentials.py", "My credentials", ":material/password:")],
     }
     return sections

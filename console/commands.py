@@ -41,8 +41,7 @@ def register(cli):
     @db_option
     @click.option("--host", default="127.0.0.1", show_default=True, help="Address the console listens on.")
     @click.option("--port", default=8501, show_default=True, type=int, help="Port the console listens on.")
-    @click.option("--gateway-url", default=None, metavar="URL",
-                  help=settings.SETTINGS["gateway_url"].help + " [env: MCPGW_GATEWAY_URL]")
+    @settings.option("gateway_url", metavar="URL")
     def console(db, host, port, gateway_url):
         """Serve the Streamlit console (headless: no browser is opened)."""
         env = console_env(db=db, gateway_url=gateway_url)

@@ -13,6 +13,7 @@ import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcpgw_sdk.config_model import Arg, Tool, default, default_position
 from mcpgw_sdk.errors import ConfigError, ConflictError, Forbidden, NotFound
 from mcpgw_sdk.records import Document, User
 from mcpgw_sdk.store import Store
@@ -20,6 +21,7 @@ from mcpgw_sdk.store import Store
 from .access import check_tenant
 
 ARG_COLUMNS = ("name", "position", "type", "required", "description", "default")
+# The choices the forms offer, in the order they offer them; tests/test_config_model.py keeps them the model's.
 ARG_POSITIONS = ("query", "path", "header", "body", "form-data", "file")
 ARG_TYPES = ("string", "integer", "number", "boolean", "array", "object")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -197,11 +199,12 @@ def blank(value: Any) -> bool:
 def args_to_rows(tool: dict[str, Any]) -> list[dict[str, Any]]:
     """A tool's ``args`` as table rows with every column present."""
     rows = []
+    method = tool.get("method") if isinstance(tool.get("method"), str) else default(Tool, "method")
     for arg in tool.get("args") or []:
         row = {col: arg.get(col) for col in ARG_COLUMNS}
         row["required"] = bool(arg.get("required"))
-        row["type"] = row["type"] or "string"
-        row["position"] = row["position"] or "query"
+        row["type"] = row["type"] or default(Arg, "type")
+        row["position"] = row["position"] or default_position(method)
         row["description"] = row["description"] or ""
         row["default"] = "" if row["default"] is None else str(row["default"])
         rows.append(row)
@@ -218,7 +221,7 @@ def rows_to_args(rows: list[dict[str, Any]], *, original: list[dict[str, Any]] |
         arg = {k: v for k, v in copy.deepcopy(by_name.get(row["name"], {})).items() if k not in ARG_COLUMNS}
         arg = {"name": str(row["name"]).strip(), "position": row.get("position") or "query",
                "required": bool(row.get("required")) and not blank(row.get("required")),
-               "type": row.get("type") or "string", **arg}
+               "type": row.get("type") or default(Arg, "type"), **arg}
         if not blank(row.get("description")):
             arg["description"] = str(row["description"])
         if not blank(row.get("default")):

@@ -13,8 +13,9 @@ import streamlit as st
 
 from mcpgw_sdk import dburl, settings
 from mcpgw_sdk.errors import ConfigError, McpgwError, MigrationRequired, NotFound
+from mcpgw_sdk.opening import open_store
 from mcpgw_sdk.records import User
-from mcpgw_sdk.store import Store, open_store
+from mcpgw_sdk.store import AccountStore, Store
 
 from .editing import FieldError, errors_at
 
@@ -59,7 +60,11 @@ def database_problem(url: str | None = None) -> tuple[str, str] | None:
 
 
 def store() -> Store:
-    """The shared store; shows the reason and stops the page when it cannot be opened."""
+    """The shared store; shows the reason and stops the page when it cannot be opened.
+
+    Pages behind sign-in may use every part: only a store with accounts lets anyone sign in (a
+    ``yaml://`` directory is a config store only).
+    """
     problem = database_problem()
     if problem:
         st.error(problem[0])
@@ -79,8 +84,9 @@ def require_user() -> User:
     if current is None:
         st.warning("Please sign in.")
         st.stop()
+    accounts = store()
     try:
-        fresh = store().get_user(current.name)
+        fresh = accounts.get_user(current.name) if isinstance(accounts, AccountStore) else None
     except NotFound:
         fresh = None
     if fresh is None or not fresh.active:

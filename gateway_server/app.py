@@ -23,9 +23,10 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from mcpgw_sdk import settings
 from mcpgw_sdk.records import AuditRecord
 from mcpgw_sdk.redact import redact_json
+from mcpgw_sdk.settings import Settings, resolve
+from mcpgw_sdk.store import AccountStore, ActivityStore
 
 from .audit import AuditWriter
 from .backends import credentials, held
@@ -34,7 +35,7 @@ from .metrics import CONTENT_TYPE, Metrics
 from .origin import cors_headers, host_allowed, is_local_bind, origin_allowed, own_origins
 from .reloader import Reloader, hub_safe
 from .sessions import CLOSED as SESSION_CLOSED
-from .sessions import Session, SessionLimits, SessionsFull, SessionStore, open_sessions
+from .sessions import MemorySessionStore, Session, SessionLimits, SessionsFull, SessionStore
 from .snapshot import EMPTY, Snapshot
 from .statuses import standard_reasons
 from .transports import detached, sse, streamable
@@ -90,16 +91,24 @@ class Listener:
 
 
 class Gateway:
-    """The state one gateway process serves from: snapshot, sessions, metrics, audit, reloader."""
+    """The state one gateway process serves from: snapshot, sessions, metrics, audit, reloader.
+
+    ``settings`` (:func:`~mcpgw_sdk.settings.resolve`'s when ``None``) is handed to what the gateway
+    builds (backends, the sealer, held calls, the secrets cache); the keyword arguments are the
+    settings it uses itself, already resolved by :func:`create_app`.
+    """
 
     def __init__(self, *, store: Any = None, host: str, port: int, public_url: str, reload_interval: float,
                  max_body_bytes: int, sse_heartbeat: float, sessions: SessionStore, audit: bool,
                  allow_anonymous: bool = False, session_limits: SessionLimits | None = None,
-                 max_batch: int = 100, max_initialize_bytes: int = 64 * 1024, body_timeout: float = 30.0):
+                 max_batch: int = 100, max_initialize_bytes: int = 64 * 1024, body_timeout: float = 30.0,
+                 settings: Settings | None = None):
+        self.settings = settings = settings if settings is not None else resolve()
         self.store = store
         self.snapshot: Snapshot = EMPTY
         self.sessions = sessions
-        held.configure(sessions)  # a retry of a held MRTR call may reach another worker: routed via Redis
+        # a retry of a held MRTR call may reach another worker: routed via Redis
+        held.configure(sessions, held_call_timeout=settings.held_call_timeout)
         self.metrics = Metrics()
         self.host = host
         self.port = port
@@ -112,12 +121,14 @@ class Gateway:
         self.max_initialize_bytes = max_initialize_bytes
         self.body_timeout = body_timeout
         self.sse_heartbeat = sse_heartbeat
-        self.reloader = Reloader(self, store, interval=reload_interval) if store is not None else None
+        self.max_listen_per_principal = int(settings.max_listen_per_principal)
+        self.readyz_token: str = settings.readyz_token
+        self.reloader = Reloader(self, store, interval=reload_interval, settings=settings) \
+            if store is not None else None
         self.audit = None
-        if audit and store is not None and not getattr(store, "read_only", False):
+        if audit and isinstance(store, ActivityStore):  # a yaml:// directory keeps no audit trail
             self.audit = AuditWriter(hub_safe(store, store.write_audit),
                                      on_drop=lambda n: self.metrics.audit_dropped.inc(n))
-        self.started_at = time.time()
         self._origins: dict[str, frozenset[str]] = {}
         self._method_counters: dict[str, Any] = {}
         self._tool_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
@@ -177,7 +188,7 @@ class Gateway:
             self._auth_cache.clear()
             cached = self._auth_cache["keys"] = (snap, mcp_auth.KeyIndex(snap.keys))
         keys = cached[1]
-        if (route.auth or {}).get("mode") != "oauth2":  # API keys: no URLs or verifier needed
+        if route.auth_mode != "oauth2":  # API keys: no URLs or verifier needed
             return mcp_auth.authenticate(route.auth, request_headers(environ), keys=keys, tenant=route.tenant,
                                          resource_url="", metadata_url="")
         cached = self._auth_cache.get(("oauth", route.prefix))
@@ -266,7 +277,7 @@ class Gateway:
         upstreams that serve them, :func:`~gateway_server.mcp.core.subscribable`) before this returns,
         so an update after the acknowledgement reaches the stream.
         """
-        limit = int(settings.get("max_listen_per_principal"))
+        limit = self.max_listen_per_principal
         with self._listeners_lock:
             if limit > 0 and self._listen_owners.get(owner, 0) >= limit:
                 raise SessionsFull(f"too many listen streams of this caller (max_listen_per_principal={limit}); "
@@ -429,10 +440,15 @@ class Gateway:
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
         """Load the config once (synchronously), then poll in the background."""
-        sealing.install_from(self.store)  # the MRTR requestState key, shared by every worker and replica
-        if self.store is not None and hasattr(self.store, "sealed_secrets"):
+        from mcpgw_sdk.templates import configure as configure_templates
+
+        # the MRTR requestState key, shared by every worker and replica
+        sealing.install_from(self.store, secret=self.settings.state_secret or None, ttl=self.settings.state_ttl)
+        configure_templates(timeout=self.settings.render_timeout, max_bytes=self.settings.render_max_bytes)
+        if isinstance(self.store, AccountStore):  # a yaml:// directory keeps no secrets: every lookup finds none
             # templates' {{ secrets.NAME }}: read at call time (cached briefly), never from the snapshot
-            credentials.configure(hub_safe(self.store, self.store.sealed_secrets))
+            credentials.configure(hub_safe(self.store, self.store.sealed_secrets),
+                                  cache_ttl=self.settings.secrets_cache_ttl)
         if self.reloader is not None:
             self.reloader.poll()
             self.reloader.start()
@@ -523,7 +539,7 @@ def _flask_app(gateway: Gateway) -> Flask:
         if not host_allowed(request.headers.get("Host"), local_bind=gateway.local_bind):
             return jsonify(error=f"Host {request.headers.get('Host')!r} is not served by this gateway"), 421
         doc, ready = gateway.readiness()
-        if not _readyz_details(request.environ, public_url=gateway.public_url):
+        if not _readyz_details(request.environ, public_url=gateway.public_url, token=gateway.readyz_token):
             doc = {"ready": ready}
         return jsonify(redact_json(doc)), 200 if ready else 503
 
@@ -540,7 +556,7 @@ def _flask_app(gateway: Gateway) -> Flask:
         from . import mcp_auth
 
         route = gateway.snapshot.routes.get("/" + prefix.strip("/"))
-        if route is None or (route.auth or {}).get("mode") != "oauth2":
+        if route is None or route.auth_mode != "oauth2":
             return jsonify(error="not_found", error_description=f"no OAuth-protected router at /{prefix}"), 404
         base = gateway.public_url.rstrip("/") or request.host_url.rstrip("/")
         return jsonify(mcp_auth.protected_resource_metadata(route.auth, f"{base}{route.prefix}/mcp"))
@@ -579,9 +595,9 @@ def _flask_app(gateway: Gateway) -> Flask:
 _FORWARDED = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
 
 
-def _readyz_details(environ: dict[str, Any], *, public_url: str = "") -> bool:
+def _readyz_details(environ: dict[str, Any], *, public_url: str = "", token: str = "") -> bool:
     """Whether a ``/readyz`` caller may see the details (documents, errors, upstreams): a caller presenting
-    ``Authorization: Bearer <readyz_token>``, or a loopback peer that did not come through a proxy and named
+    ``Authorization: Bearer <token>`` (the ``readyz_token`` setting), or a loopback peer that did not come through a proxy and named
     a loopback host or the host of ``public_url`` in ``Host`` (a DNS-rebinding page also arrives from loopback,
     but under its own name, whatever address the gateway is bound to)."""
     import hmac
@@ -590,7 +606,6 @@ def _readyz_details(environ: dict[str, Any], *, public_url: str = "") -> bool:
 
     from .origin import is_loopback_name, split_host
 
-    token = settings.get("readyz_token")
     if token:
         given = environ.get("HTTP_AUTHORIZATION") or ""
         if hmac.compare_digest(given.encode("utf-8", "replace"), f"Bearer {token}".encode()):
@@ -709,35 +724,45 @@ class GatewayApp:
         return self._flask_wsgi(environ, start_response)
 
 
+def open_sessions(*, redis_url: str = "", ttl: float = 3600.0) -> SessionStore:
+    """The session store the settings ask for (in memory unless ``redis_url`` is set)."""
+    if redis_url:
+        from .sessions_redis import RedisSessionStore  # loads the redis client only when it is used
+
+        return RedisSessionStore(redis_url, ttl=ttl)
+    return MemorySessionStore(ttl=ttl)
+
+
 def create_app(*, store_url: str | None = None, store: Any = None, host: str | None = None, port: int | None = None,
                public_url: str | None = None, reload_interval: float | None = None,
                max_body_bytes: int | None = None, sse_heartbeat: float | None = None,
                session_ttl: float | None = None, redis_url: str | None = None, audit: bool | None = None,
                allow_anonymous: bool | None = None, sessions: SessionStore | None = None, check: bool = True,
-               lazy: bool = False) -> GatewayApp:
+               lazy: bool = False, settings: Settings | None = None) -> GatewayApp:
     """Build the gateway's WSGI app (nothing starts until :meth:`GatewayApp.start`).
 
-    Settings left ``None`` come from ``MCPGW_*`` variables, then defaults. ``store``
-    (an open :class:`~mcpgw_sdk.store.Store`) takes precedence over ``store_url``;
-    with ``check`` a store whose schema is behind raises MigrationRequired.
+    ``settings`` is what the entry point resolved (:func:`~mcpgw_sdk.settings.resolve`; ``None``:
+    resolved here, from ``MCPGW_*`` variables, then defaults); the other keyword arguments, when not
+    ``None``, override it. ``store`` (an open :class:`~mcpgw_sdk.store.ConfigStore`) takes precedence over
+    ``store_url``; with ``check`` a store whose schema is behind raises MigrationRequired.
     """
+    settings = (settings if settings is not None else resolve()).replace(
+        database_url=store_url, host=host, port=port, public_url=public_url, reload_interval=reload_interval,
+        max_body_bytes=max_body_bytes, sse_heartbeat=sse_heartbeat, session_ttl=session_ttl, redis_url=redis_url,
+        audit=audit, allow_anonymous=allow_anonymous)
     if store is None:
-        from mcpgw_sdk.store import open_store
+        from mcpgw_sdk.opening import open_store
 
-        store = open_store(settings.get("database_url", store_url), check=check)
+        store = open_store(settings.database_url, check=check)
     if sessions is None:
-        sessions = open_sessions(redis_url=settings.get("redis_url", redis_url),
-                                 ttl=settings.get("session_ttl", session_ttl))
+        sessions = open_sessions(redis_url=settings.redis_url, ttl=settings.session_ttl)
     gateway = Gateway(
-        store=store, host=settings.get("host", host), port=settings.get("port", port),
-        public_url=settings.get("public_url", public_url),
-        reload_interval=settings.get("reload_interval", reload_interval),
-        max_body_bytes=settings.get("max_body_bytes", max_body_bytes),
-        sse_heartbeat=settings.get("sse_heartbeat", sse_heartbeat), sessions=sessions,
-        audit=settings.get("audit", audit), allow_anonymous=settings.get("allow_anonymous", allow_anonymous),
-        session_limits=SessionLimits(total=settings.get("max_sessions"),
-                                     per_prefix=settings.get("max_sessions_per_router"),
-                                     per_owner=settings.get("max_sessions_per_principal")),
-        max_batch=settings.get("max_batch"), max_initialize_bytes=settings.get("max_initialize_bytes"),
-        body_timeout=settings.get("body_timeout"))
+        store=store, host=settings.host, port=settings.port, public_url=settings.public_url,
+        reload_interval=settings.reload_interval, max_body_bytes=settings.max_body_bytes,
+        sse_heartbeat=settings.sse_heartbeat, sessions=sessions, audit=settings.audit,
+        allow_anonymous=settings.allow_anonymous,
+        session_limits=SessionLimits(total=settings.max_sessions, per_prefix=settings.max_sessions_per_router,
+                                     per_owner=settings.max_sessions_per_principal),
+        max_batch=settings.max_batch, max_initialize_bytes=settings.max_initialize_bytes,
+        body_timeout=settings.body_timeout, settings=settings)
     return GatewayApp(gateway, lazy=lazy)

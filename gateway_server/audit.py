@@ -29,8 +29,6 @@ class AuditWriter:
         self._on_drop = on_drop
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self.dropped = 0
-        self.written = 0
         self._failing = False
 
     def add(self, record: Any) -> None:
@@ -41,7 +39,6 @@ class AuditWriter:
             self._drop(1)
 
     def _drop(self, n: int) -> None:
-        self.dropped += n
         if self._on_drop:
             self._on_drop(n)
 
@@ -64,7 +61,6 @@ class AuditWriter:
                 return
             try:
                 self._write(items)
-                self.written += len(items)
                 if self._failing:
                     log.info("audit writes work again")
                     self._failing = False

@@ -120,7 +120,7 @@ def start_lines(base: str, snapshot: Snapshot, *, listening: str, reload_interva
     if snapshot.routes:
         lines.append("MCP endpoints (Streamable HTTP; HTTP+SSE clients use …/sse instead of …/mcp):")
         for prefix in sorted(snapshot.routes):
-            mode = (snapshot.routes[prefix].auth or {}).get("mode") or "none"
+            mode = snapshot.routes[prefix].auth_mode
             lines.append(f"  {base}{prefix.rstrip('/')}/mcp" + ("" if mode == "none" else f"  ({mode})"))
     else:
         lines.append("No MCP endpoints yet: add a config document (`mcpgw import FILE`, the console or the "
@@ -143,16 +143,17 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
     from .app import create_app
     from .backends.http import parse_headers
 
-    fmt = logs.setup(level=settings.get("log_level"), fmt=settings.get("log_format"))
+    resolved = settings.resolve({"database_url": db, "host": host, "port": port, "reload_interval": reload_interval})
+    fmt = logs.setup(level=resolved.log_level, fmt=resolved.log_format)
     import logging
 
     log = logging.getLogger("mcpgw.gateway")
     files, _ = raise_fd_limit()
-    header_timeout = settings.get("header_timeout")
-    body_timeout = settings.get("body_timeout")
-    host = settings.get("host", host)
-    port = settings.get("port", port)
-    app = create_app(store_url=db, host=host, port=port, reload_interval=reload_interval)
+    header_timeout = resolved.header_timeout
+    body_timeout = resolved.body_timeout
+    host = resolved.host
+    port = resolved.port
+    app = create_app(settings=resolved)
     app.start()
     import gevent
 
@@ -290,7 +291,7 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
     if fmt == "text":  # a person at a terminal: plain lines, not log records
         listening = base if host not in ("", "0.0.0.0", "::") else f"every address, port {port}"
         for line in start_lines(base, snapshot, listening=listening,
-                                reload_interval=settings.get("reload_interval", reload_interval)):
+                                reload_interval=resolved.reload_interval):
             click.echo(line, err=True)
     else:  # a log collector: one record with the URLs as fields
         log.info("gateway listening on %s (config revision %s, %d MCP endpoint(s), open files limit %s)", base,
@@ -304,15 +305,11 @@ def run(*, db: str | None, host: str | None, port: int | None, reload_interval: 
 
 def serve_options(func):
     """The options of ``serve`` (shared with ``python -m gateway_server``)."""
-    func = click.option("--reload-interval", type=float, default=None,
-                        help=settings.SETTINGS["reload_interval"].help + " [env: MCPGW_RELOAD_INTERVAL]")(func)
-    func = click.option("--port", type=int, default=None,
-                        help=settings.SETTINGS["port"].help + " [env: MCPGW_PORT; default 5235]")(func)
-    func = click.option("--host", default=None,
-                        help=settings.SETTINGS["host"].help + " [env: MCPGW_HOST; default 127.0.0.1]")(func)
-    func = click.option("--db", "db", default=None, metavar="URL",
-                        help=settings.SETTINGS["database_url"].help + " [env: MCPGW_DATABASE_URL]")(func)
-    return func
+    func = settings.option("reload_interval")(func)
+    func = settings.option("port", show_default=True)(func)
+    func = settings.option("host", show_default=True)(func)
+    # mcpgw_sdk.cli's --db, made here: wsgi imports this module before it patches, and the CLI imports more
+    return settings.option("database_url", "--db", "db", metavar="URL")(func)
 
 
 @click.command("serve")

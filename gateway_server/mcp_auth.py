@@ -25,7 +25,8 @@ from typing import Any
 
 import jwt
 
-from mcpgw_sdk.documents import AUTH_MODES, auth_errors
+from mcpgw_sdk.config_model import AUTH_MODES, Auth, default
+from mcpgw_sdk.documents import auth_errors
 from mcpgw_sdk.records import ApiKey
 from mcpgw_sdk.security import hash_secret
 
@@ -33,6 +34,8 @@ __all__ = ["CREDENTIAL_HEADERS", "AuthFailure", "KeyIndex", "OAuthVerifier", "Pr
            "authenticate", "backend_headers", "hash_secret", "metadata_path", "protected_resource_metadata"]
 
 MODES = AUTH_MODES
+#: The mode of a router without ``auth`` (the model's default).
+NO_AUTH = default(Auth, "mode")
 #: Signature algorithms accepted from an issuer (never ``none``, never HMAC: the key is public).
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 
@@ -338,7 +341,7 @@ def authenticate(auth: dict[str, Any] | None, headers: dict[str, str], *, keys: 
     subject's Principal, 401 (``Bearer …, resource_metadata="…"``) for a missing/invalid/expired
     token or wrong audience, 403 for a missing scope.
     """
-    mode = (auth or {}).get("mode") or "none"
+    mode = (auth or {}).get("mode") or NO_AUTH
     if mode == "none":
         return None
     if mode == "apikey":

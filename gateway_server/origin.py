@@ -13,7 +13,7 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+from mcpgw_sdk.config_model import Cors, default
 
 
 def is_loopback_name(name: str) -> bool:
@@ -109,6 +109,10 @@ def origin_allowed(origin: str | None, own: frozenset[str], cors: dict[str, Any]
     return "*" in allowed or origin in {str(a).rstrip("/").lower() for a in allowed}
 
 
+# A router's cors block as validated: an empty or absent list means the model's default.
+_METHODS, _HEADERS, _EXPOSE = (default(Cors, key) for key in ("allowMethods", "allowHeaders", "exposeHeaders"))
+
+
 def cors_headers(origin: str | None, cors: dict[str, Any] | None, *, preflight: bool = False) -> list[tuple[str, str]]:
     """CORS response headers for an allowed cross-origin request (empty when the router has no ``cors``)."""
     if not origin or not cors:
@@ -121,12 +125,11 @@ def cors_headers(origin: str | None, cors: dict[str, Any] | None, *, preflight: 
                ("Vary", "Origin")]
     if credentials:
         headers.append(("Access-Control-Allow-Credentials", "true"))
-    expose = cors.get("exposeHeaders") or ["Mcp-Session-Id", "MCP-Protocol-Version"]
+    expose = cors.get("exposeHeaders") or _EXPOSE
     headers.append(("Access-Control-Expose-Headers", ", ".join(expose)))
     if preflight:
-        methods = cors.get("allowMethods") or ["GET", "POST", "DELETE", "OPTIONS"]
-        allow_headers = cors.get("allowHeaders") or ["Content-Type", "Authorization", "Mcp-Session-Id",
-                                                     "MCP-Protocol-Version", "Last-Event-ID"]
+        methods = cors.get("allowMethods") or _METHODS
+        allow_headers = cors.get("allowHeaders") or _HEADERS
         headers += [("Access-Control-Allow-Methods", ", ".join(methods)),
                     ("Access-Control-Allow-Headers", ", ".join(allow_headers)),
                     ("Access-Control-Max-Age", "600")]

@@ -10,6 +10,7 @@ database file stalls only the poll, never the requests.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .backends import make_backend
 from .snapshot import build_snapshot, retired_backends
 
 log = logging.getLogger("mcpgw.reloader")
@@ -85,9 +87,11 @@ def hub_safe(store: Any, fn: Callable[..., T]) -> Callable[..., T]:
 class Reloader:
     """Keeps ``gateway.snapshot`` at the store's revision."""
 
-    def __init__(self, gateway: Any, store: Any, *, interval: float = 2.0):
+    def __init__(self, gateway: Any, store: Any, *, interval: float = 2.0, settings: Any = None):
         self.gateway = gateway
         self.store = store
+        # Backends are built with the gateway's settings (``None``: each resolves its own).
+        self._make = make_backend if settings is None else functools.partial(make_backend, settings=settings)
         # Looked up at call time: a gateway may be built over a store it never polls (tests, notebooks).
         self._revision = hub_safe(store, lambda: store.revision())
         self._load_config = hub_safe(store, lambda: store.load_config())
@@ -130,7 +134,7 @@ class Reloader:
         with self._lock:
             current = self.gateway.snapshot
             self._config_set = config_set
-            new = build_snapshot(config_set, current)
+            new = build_snapshot(config_set, current, make=self._make)
             self.gateway.snapshot = new  # the swap: one assignment; in-flight calls keep their snapshot
         self._listen(new)
         self.gateway.metrics.reloads.labels("ok").inc()

@@ -291,11 +291,3 @@ class MemorySessionStore(SessionStore):
             self.delete(sid)
         return len(stale)
 
-
-def open_sessions(*, redis_url: str = "", ttl: float = 3600.0) -> SessionStore:
-    """The session store the settings ask for (in memory unless ``redis_url`` is set)."""
-    if redis_url:
-        from .sessions_redis import RedisSessionStore
-
-        return RedisSessionStore(redis_url, ttl=ttl)
-    return MemorySessionStore(ttl=ttl)

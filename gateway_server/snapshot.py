@@ -26,6 +26,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from mcpgw_sdk.config_model import Auth, Cache, McpServer, RestServer, Router, default
 from mcpgw_sdk.documents import TOOL_NAME_RE, disabled_prefixes, tool_prefix, validate
 from mcpgw_sdk.errors import ConfigError
 
@@ -33,6 +34,7 @@ from .backends import make_backend
 from .shaping import shape
 
 log = logging.getLogger("mcpgw.gateway")
+_NO_AUTH = default(Auth, "mode")
 
 
 class ToolEntry:
@@ -149,14 +151,17 @@ class Route:
     sse_prefix: str
     digest: str  # changes when the visible tool list changes
     hidden: tuple[str, ...] = ()  # why upstream tools are not served (name collisions, invalid names)
-    cache: dict[str, Any] | None = None  # routers[].cache: ttlMs/readTtlMs of modern-era cache hints
+    cache: Cache = Cache()  # routers[].cache: ttlMs/readTtlMs of modern-era cache hints
+    #: The router as the model reads it (``cors``/``auth`` above are its blocks as validated, for mcp_auth/origin).
+    router: Router | None = field(default=None, compare=False, repr=False)
     _by_version: dict[str, list] = field(default_factory=dict, compare=False, repr=False)
     #: What the core derives once per route (per snapshot): modern capabilities, whether it may notify, …
     _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def has(self, method: str) -> bool:
-        """Whether any backend implements the optional ``method``."""
-        return any(hasattr(b, method) for b in self.backends)
+    @property
+    def auth_mode(self) -> str:
+        """``routers[].auth.mode`` (``none`` without an auth block)."""
+        return self.router.mode if self.router is not None else _NO_AUTH
 
 
 @dataclass(frozen=True)
@@ -177,10 +182,6 @@ class Snapshot:
     #: document key -> the definition hashes of the backends it built (an unchanged document reuses its routes)
     built: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def route_for(self, prefix: str) -> Route | None:
-        """The route of an exact prefix."""
-        return self.routes.get(prefix)
-
 
 EMPTY = Snapshot(revision=-1, routes={}, errors={}, loaded_at=0.0)
 
@@ -198,20 +199,17 @@ def _backend_definitions(content: dict[str, Any], key: str) -> dict[str, tuple[s
 
     literals = sorted(document_texts(content))
     for server in content.get("servers") or []:
-        allowed = server.get("allowedTools")
-        denied = set(server.get("deniedTools") or ())
+        entry = RestServer.from_dict(server)
+        allowed, denied = entry.allowed_tools, set(entry.denied_tools)
         chosen = [t for t in tools if (allowed is None or t.get("name") in allowed) and t.get("name") not in denied]
-        kwargs = {"name": server["name"], "server": server, "tools": chosen, "document": content}
-        defs[server["name"]] = (_digest(["rest", key, server, chosen, literals]), "rest", kwargs)
+        kwargs = {"name": entry.name, "server": server, "tools": chosen, "document": content}
+        defs[entry.name] = (_digest(["rest", key, server, chosen, literals]), "rest", kwargs)
     for server in content.get("mcpServers") or []:
-        kwargs = {"name": server["name"], "server": server, "document": content}
-        stdio = server.get("type") == "stdio" or (not server.get("type") and server.get("command"))
-        defs[server["name"]] = (_digest(["mcp", key, server, [] if stdio else literals]), "mcp", kwargs)
+        upstream = McpServer.from_dict(server)
+        kwargs = {"name": upstream.name, "server": server, "document": content}
+        stdio = upstream.type == "stdio"
+        defs[upstream.name] = (_digest(["mcp", key, server, [] if stdio else literals]), "mcp", kwargs)
     return defs
-
-
-def _doc_key(content: dict[str, Any]) -> str:
-    return f"{content.get('tenant') or 'default'}/{content.get('name')}"
 
 
 def _tool_name(server: dict[str, Any] | None, tool: dict[str, Any], aggregated: bool) -> str:
@@ -328,14 +326,6 @@ def _unchanged(key: str, digest: str, previous: Snapshot,
     return doc_routes, doc_backends
 
 
-def _prefix(router: dict[str, Any]) -> str:
-    return "/" + str(router.get("prefix", "")).strip("/")
-
-
-def _router_backends(router: dict[str, Any]) -> list[str]:
-    return list(router.get("servers") or ([router["server"]] if router.get("server") else []))
-
-
 def retired_backends(old: Snapshot, new: Snapshot) -> list[Any]:
     """Backends of ``old`` that ``new`` no longer uses (to be closed once in-flight calls finish)."""
     keep = {id(b) for b in new.backends.values()}
@@ -345,9 +335,9 @@ def retired_backends(old: Snapshot, new: Snapshot) -> list[Any]:
 def _build_document(key: str, content: dict[str, Any], previous: Snapshot,
                     make: Callable[..., Any]) -> tuple[dict[str, Route], dict[str, Any]]:
     defs = _backend_definitions(content, key)
-    routers = content.get("routers") or []
-    serving = {n for r in routers if r.get("disabled") is not True for n in _router_backends(r)}
-    off = {n for r in routers if r.get("disabled") is True for n in _router_backends(r)} - serving
+    routers = [Router.from_dict(r) for r in content.get("routers") or []]
+    serving = {n for r in routers if r.disabled is not True for n in r.backends}
+    off = {n for r in routers if r.disabled is True for n in r.backends} - serving
     defs = {name: d for name, d in defs.items() if name not in off}  # nothing serves them: do not start them
     built: dict[str, Any] = {}
     by_name: dict[str, Any] = {}
@@ -360,7 +350,7 @@ def _build_document(key: str, content: dict[str, Any], previous: Snapshot,
                 fresh.append(backend)
             built[digest] = backend
             by_name[name] = backend
-        return _routes(key, content, by_name), built
+        return _routes(key, content, routers, by_name), built
     except Exception:
         for backend in fresh:  # nothing else holds them: close now
             try:
@@ -389,24 +379,25 @@ def _check_auth(key: str, prefix: str, auth: dict[str, Any] | None) -> None:
         raise ConfigError(f"{key}: {'; '.join(problems)}", [f"{key}: {p}" for p in problems])
 
 
-def _routes(key: str, content: dict[str, Any], by_name: dict[str, Any]) -> dict[str, Route]:
+def _routes(key: str, content: dict[str, Any], routers: list[Router], by_name: dict[str, Any]) -> dict[str, Route]:
     server_dicts = {s["name"]: s for s in (content.get("servers") or []) + (content.get("mcpServers") or [])}
 
     prompts = {p["name"]: p for p in content.get("prompts") or [] if isinstance(p, dict) and p.get("name")}
     routes: dict[str, Route] = {}
-    for router in content.get("routers") or []:
-        if router.get("disabled") is True:
+    for router in routers:
+        if router.disabled is True:
             continue
-        prefix = _prefix(router)
-        _check_auth(key, prefix, router.get("auth"))
-        names = _router_backends(router)
+        prefix = "/" + router.prefix.strip("/")
+        blocks = router.raw or {}
+        _check_auth(key, prefix, blocks.get("auth"))
+        names = list(router.backends)
         missing = [n for n in names if n not in by_name]
         if missing:
             raise ConfigError(f"{key}: routers[{prefix}]: unknown server {', '.join(missing)}")
         tools: dict[str, ToolEntry] = {}
         tool_list: list[dict[str, Any]] = []
         hidden: list[str] = []
-        shapes: dict[str, Any] = router.get("tools") or {}
+        shapes: dict[str, Any] = dict(router.tools)
         shaped: set[str] = set()
         for name in names:
             backend = by_name[name]
@@ -448,9 +439,9 @@ def _routes(key: str, content: dict[str, Any], by_name: dict[str, Any]) -> dict[
             log.warning("%s: %s", key, problem)
             hidden.append(problem)
         routes[prefix] = Route(
-            prefix=prefix, tenant=content.get("tenant") or "default", document=key, servers=tuple(names),
+            prefix=prefix, tenant=content["tenant"], document=key, servers=tuple(names),
             backends=tuple(by_name[n] for n in names), tools=tools, tool_list=tuple(tool_list),
-            prompts=prompts, cors=router.get("cors"), auth=router.get("auth"),
-            sse_prefix=str(router.get("ssePrefix") or "").rstrip("/"), digest=_digest(tool_list),
-            hidden=tuple(hidden), cache=router.get("cache"))
+            prompts=prompts, cors=blocks.get("cors"), auth=blocks.get("auth"),
+            sse_prefix=router.sse_prefix.rstrip("/"), digest=_digest(tool_list),
+            hidden=tuple(hidden), cache=router.cache, router=router)
     return routes

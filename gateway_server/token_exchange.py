@@ -26,6 +26,8 @@ from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from mcpgw_sdk.config_model import TokenExchange as Block
+from mcpgw_sdk.config_model import default
 from mcpgw_sdk.errors import McpgwError
 from mcpgw_sdk.redact import redact_text, redact_url
 
@@ -39,7 +41,7 @@ TOKEN_TYPE_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 #: Bytes of a token endpoint's answer read at most (a token response is small).
 MAX_RESPONSE_BYTES = 64 * 1024
 #: Seconds an exchange may take when the block sets no ``timeout`` (and the call's deadline allows more).
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = default(Block, "timeout")
 #: A token without ``expires_in`` is reused for this many seconds at most.
 DEFAULT_LIFETIME = 60.0
 #: An exchanged token is dropped this long before it expires (at most; a quarter of a short lifetime).
@@ -190,31 +192,32 @@ def _clean(text: Any, secrets: tuple[str, ...]) -> str:
 class TokenExchange:
     """One server's ``tokenExchange`` block: exchange a caller's token and build the header to send.
 
-    ``spec`` is the validated block (``tokenEndpoint``, ``clientId``, ``clientSecret`` — a template,
+    ``spec`` is the validated block, a :class:`~mcpgw_sdk.config_model.TokenExchange` or its dict (``tokenEndpoint``, ``clientId``, ``clientSecret`` — a template,
     e.g. ``{{ env('AS_SECRET') }}`` — ``audience``, ``resource``, ``scope``, ``header``, ``scheme``,
     ``timeout``). The endpoint's authority is written in the document, so it may be loopback or
     private; redirects are not followed.
     """
 
-    def __init__(self, spec: dict[str, Any], *, server: str, client: Any = None, cache: TokenCache | None = None):
+    def __init__(self, spec: Block | dict[str, Any], *, server: str, client: Any = None,
+                 cache: TokenCache | None = None):
         from mcpgw_sdk.templates import compile_template
 
         from .backends.guard import url_authority
 
+        block = spec if isinstance(spec, Block) else Block.from_dict(spec)
         self.server = server
-        self.endpoint = str(spec["tokenEndpoint"])
-        self.client_id = spec.get("clientId") or None
-        secret = spec.get("clientSecret")
+        self.endpoint = str(block.token_endpoint)
+        self.client_id = block.client_id or None
+        secret = block.client_secret
         self._secret = compile_template(str(secret), field=f"{server}.tokenExchange.clientSecret") \
             if secret not in (None, "") else None
-        self.audience = _strings(spec.get("audience"))
-        self.resource = _strings(spec.get("resource"))
-        scope = spec.get("scope")
+        self.audience = _strings(block.audience)
+        self.resource = _strings(block.resource)
+        scope = block.scope
         self.scope = " ".join(scope.split() if isinstance(scope, str) else _strings(scope))
-        self.header_name = str(spec.get("header") or "Authorization")
-        scheme = spec.get("scheme")
-        self.scheme = "Bearer" if scheme is None else str(scheme)
-        self.timeout = float(spec.get("timeout") or DEFAULT_TIMEOUT)
+        self.header_name = str(block.header or default(Block, "header"))
+        self.scheme = str(block.scheme)
+        self.timeout = float(block.timeout or DEFAULT_TIMEOUT)
         own = url_authority(self.endpoint)
         self.literal_hosts = frozenset({own} if own else ())
         self._client = client

@@ -22,11 +22,12 @@ from mcpgw_sdk import settings  # noqa: E402
 
 from .app import create_app  # noqa: E402
 
-_setup_logs(level=settings.get("log_level"), fmt=settings.get("log_format"))
+_settings = settings.resolve()
+_setup_logs(level=_settings.log_level, fmt=_settings.log_format)
 _workers = gunicorn_workers()
-_warning = shared_sessions_warning(_workers, settings.get("redis_url"))
+_warning = shared_sessions_warning(_workers, _settings.redis_url)
 if _warning:
     logging.getLogger("mcpgw.gateway").warning("%s", _warning, extra={"workers": _workers})
 
 #: The WSGI application.
-app = create_app(lazy=True)
+app = create_app(lazy=True, settings=_settings)

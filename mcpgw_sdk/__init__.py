@@ -21,14 +21,14 @@ from .errors import (
     StorageError,
     TemplateError,
 )
-from .store import Store, open_store
+from .store import Store
 from .workspace import NewKey, Workspace, connect
 
 __version__ = "0.1.0"
 
-# The MCP client pulls in urllib3 and ssl; entry points that patch with gevent
-# import mcpgw_sdk first, so these load on first use instead.
-_LAZY = {"McpClient": ".client", "LocalGateway": ".local"}
+# The MCP client pulls in urllib3 and ssl, open_store peewee and the database drivers; entry
+# points that patch with gevent import mcpgw_sdk first, so these load on first use instead.
+_LAZY = {"McpClient": ".client", "LocalGateway": ".local", "open_store": ".opening"}
 
 
 def __getattr__(name: str):

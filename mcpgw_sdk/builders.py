@@ -19,15 +19,16 @@ import copy
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from . import config_model
+from .config_model import MCP_TYPES, METHODS, POSITIONS
 from .errors import ConfigError, ConflictError, NotFound
 
 if TYPE_CHECKING:
     from .records import Document
-    from .store import Store
+    from .store import ConfigStore
 
-ARG_POSITIONS = ("header", "query", "path", "body", "form-data", "file")
-MCP_TYPES = ("stdio", "sse", "streamable-http")
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+ARG_POSITIONS = POSITIONS
+HTTP_METHODS = METHODS
 
 
 def _find(items: list[dict[str, Any]], name: str, key: str = "name") -> dict[str, Any] | None:
@@ -119,8 +120,9 @@ class ToolBuilder(_Part):
         self.data.setdefault("headers", {})[name] = value
         return self
 
-    def arg(self, name: str, *, position: str = "query", required: bool = False, type: str = "string",
-            description: str = "", default: Any = None, items: dict[str, Any] | None = None,
+    def arg(self, name: str, *, position: str = "query",
+            required: bool = config_model.default(config_model.Arg, "required"),
+            type: str = config_model.default(config_model.Arg, "type"), description: str = "", default: Any = None, items: dict[str, Any] | None = None,
             enum: Iterable[Any] | None = None, raw: bool = False) -> ToolBuilder:
         """Add or replace argument ``name``.
 
@@ -414,7 +416,7 @@ class DocumentBuilder:
     """
 
     def __init__(self, name: str, *, tenant: str = "default", content: dict[str, Any] | None = None,
-                 version: int | None = None, store: Store | None = None, author: str | None = None,
+                 version: int | None = None, store: ConfigStore | None = None, author: str | None = None,
                  record: Document | None = None):
         if content is None:
             content = {"name": name, "tenant": tenant}
@@ -425,7 +427,7 @@ class DocumentBuilder:
         self._author = author
 
     @classmethod
-    def from_record(cls, record: Document, *, store: Store | None = None, author: str | None = None
+    def from_record(cls, record: Document, *, store: ConfigStore | None = None, author: str | None = None
                     ) -> DocumentBuilder:
         """A builder editing a copy of a stored document."""
         return cls(record.name, tenant=record.tenant, content=copy.deepcopy(record.content),

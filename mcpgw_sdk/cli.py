@@ -17,13 +17,13 @@ from click.core import ParameterSource
 
 from . import settings
 from .errors import ConfigError, McpgwError, NotFound
-from .store import open_store
+from .records import ROLES
+from .store import AccountStore
 
 
 def db_option(func):
     """The ``--db URL`` option every command takes (``MCPGW_DATABASE_URL`` sets it too)."""
-    return click.option("--db", "db", default=None, metavar="URL",
-                        help=settings.SETTINGS["database_url"].help + " [env: MCPGW_DATABASE_URL]")(func)
+    return settings.option("database_url", "--db", "db", metavar="URL")(func)
 
 
 #: ``[env: MCPGW_X]`` in an option's help names the setting the option sets.
@@ -124,6 +124,7 @@ def main(argv=None):
 
 def _workspace(db: str | None, *, author: str | None = None):
     """A workspace on ``--db`` whose store is closed when the command ends."""
+    from .opening import open_store  # peewee loads after `mcpgw serve` patched with gevent, not at import
     from .workspace import Workspace
 
     store = open_store(db)
@@ -134,6 +135,8 @@ def _workspace(db: str | None, *, author: str | None = None):
 
 def _raw_store(db: str | None):
     """The store without the schema check (for ``db upgrade|status``)."""
+    from .opening import open_store
+
     store = open_store(db, check=False)
     click.get_current_context().call_on_close(store.close)
     return store
@@ -273,6 +276,8 @@ def _fit_problems(db: str | None, content: dict) -> list[str]:
     url = settings.get("database_url", db)
     if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///"):]):
         return []  # nothing stored yet (and a dry run creates no database)
+    from .opening import open_store
+
     try:
         store = open_store(url)
     except McpgwError:
@@ -406,7 +411,7 @@ def user():
 
 @user.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["admin", "member"]), required=True,
+@click.option("--role", type=click.Choice(list(ROLES)), required=True,
               help="admin manages everything; member manages the tenants listed with --tenant.")
 @click.option("--tenant", "tenants", multiple=True, metavar="TENANT",
               help="Tenant the user belongs to (repeat for several).")
@@ -437,6 +442,8 @@ def user_list(db):
 def user_passwd(name, password_stdin, db):
     """Set the password of user NAME."""
     gw = _workspace(db)
+    if not isinstance(gw.store, AccountStore):  # a yaml:// directory has no users
+        raise NotFound(f"user {name!r} does not exist")
     gw.store.get_user(name)
     gw.store.set_password(name, _read_password(password_stdin))
     click.echo(f"Password of {name} changed.")

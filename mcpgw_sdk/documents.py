@@ -10,7 +10,7 @@ can reveal (prefixes shared between documents, prefixes outside a tenant's).
 >>> doc["tenant"], prefixes(doc)
 ('default', ['/default/users'])
 
-Normalization (what :func:`validate` fills or rewrites):
+Normalization (what :func:`validate` fills or rewrites; the defaults are :mod:`.config_model`'s "stored" ones):
 
 - ``tenant`` defaults to ``"default"``; Unla's ``createdAt``/``updatedAt``/``deletedAt`` are dropped;
   missing top-level lists become ``[]``.
@@ -39,30 +39,35 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from . import config_model as model
+from .config_model import (
+    ARG_TYPES,
+    AUTH_MODES,
+    MCP_ERAS,
+    MCP_TYPES,
+    METHODS,
+    POLICIES,
+    POSITIONS,
+    PROMPT_ROLES,
+    PROXY_TYPES,
+    default_position,
+)
 from .errors import ConfigError
 from .names import account_problem, name_problem, shown, text_errors
 from .templates import argument_refs, check_template, forbidden_env
 
 __all__ = [
     "AUTH_MODES", "POSITIONS", "PREFIX_MAX", "TOOL_NAME_RE", "Problems", "auth_errors", "canonical_json", "check_prefix",
-    "content_hash", "disabled_prefixes", "iter_templates", "key", "parse_text", "prefix_problem", "prefixes",
+    "content_hash", "disabled_prefixes", "iter_templates", "key", "load", "parse_text", "prefix_problem", "prefixes",
     "tenant_prefix_conflicts", "to_yaml", "tool_input_schema", "tool_prefix", "validate", "validate_set",
     "visible_tools", "warnings",
 ]
 
-POSITIONS = ("header", "query", "path", "body", "form-data", "file")
 TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-ARG_TYPES = ("string", "number", "integer", "boolean", "array", "object")
-MCP_TYPES = ("stdio", "sse", "streamable-http")
-POLICIES = ("onStart", "onDemand")
-#: ``mcpServers[].era``: ``auto`` probes ``server/discover`` (the default for streamable-http; stdio and sse
-#: default to ``legacy``), or one era forced.
-MCP_ERAS = ("auto", "2026-07-28", "legacy")
-AUTH_MODES = ("apikey", "oauth2", "none")
 TOP_ORDER = ("name", "tenant", "routers", "servers", "tools", "prompts", "mcpServers")
 UNLA_DROPPED = ("createdAt", "updatedAt", "deletedAt")
-_BODYLESS = ("GET", "HEAD", "DELETE", "OPTIONS")
+_NO_TENANT = model.default(model.Document, "tenant")
+_ARG_TYPE = model.default(model.Arg, "type")
 _PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
 PREFIX_MAX = 255  #: characters in a prefix (the router_prefix and tenant columns hold 255)
 _TOOL_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
@@ -97,14 +102,14 @@ _TOKEN_EXCHANGE = {"tokenEndpoint": _F("url", required=True), "clientId": _F("st
 _SERVER = {"name": _F("str", required=True), "description": _F("str"), "namespace": _F("str"),
            "allowedTools": _STRLIST, "deniedTools": _STRLIST, "toolPrefix": _F("str"),
            "config": _F("strmap", template=True), "tokenExchange": _F("obj", sub=_TOKEN_EXCHANGE)}
-_PROXY = {"host": _F("str"), "port": _F("int"), "type": _F("str", choices=("http", "https", "socks5"))}
+_PROXY = {"host": _F("str"), "port": _F("int"), "type": _F("str", choices=PROXY_TYPES)}
 _ANNOTATIONS = {"title": _F("str"), "readOnlyHint": _F("bool"), "destructiveHint": _F("bool"),
                 "idempotentHint": _F("bool"), "openWorldHint": _F("bool")}
 _ITEMS: dict[str, _F] = {"type": _F("str", choices=ARG_TYPES), "enum": _F("list"), "properties": _F("object"),
                          "required": _STRLIST, "description": _F("str")}
 _ITEMS["items"] = _F("obj", sub=_ITEMS)
 _ARG = {"name": _F("str", required=True), "position": _F("str", choices=POSITIONS),
-        "required": _F("bool", default=False), "type": _F("str", choices=ARG_TYPES, default="string"),
+        "required": _F("bool"), "type": _F("str", choices=ARG_TYPES),
         "description": _F("str"), "default": _F("default"), "enum": _F("list"), "items": _F("obj", sub=_ITEMS),
         "raw": _F("bool"), "field": _F("str")}
 #: *ours*: a question to the user before the call (docs/rest-tools.md, "Asking first").
@@ -113,7 +118,7 @@ _ELICIT = {"message": _F("str", required=True, template=True), "requestedSchema"
 #: The property types an elicitation's ``requestedSchema`` may use (MCP: a flat object of primitives).
 ELICIT_TYPES = ("string", "number", "integer", "boolean", "array")
 _TOOL = {"name": _F("str", required=True), "description": _F("str"),
-         "method": _F("str", choices=METHODS, default="GET", upper=True), "endpoint": _F("str", required=True, template=True),
+         "method": _F("str", choices=METHODS, upper=True), "endpoint": _F("str", required=True, template=True),
          "proxy": _F("obj", sub=_PROXY), "headers": _F("strmap", template=True), "args": _F("list", sub=_ARG),
          "requestBody": _F("str", template=True), "responseBody": _F("str", template=True),
          "inputSchema": _F("object"), "outputSchema": _F("object"), "annotations": _F("obj", sub=_ANNOTATIONS),
@@ -127,20 +132,40 @@ _SHAPE = {"name": _F("str"), "title": _F("str"), "description": _F("str"), "hidd
 _ROUTER["tools"] = _F("objmap", sub=_SHAPE)
 _PROMPT_ARG = {"name": _F("str", required=True), "description": _F("str"), "required": _F("bool")}
 _PROMPT_CONTENT = {"type": _F("str"), "text": _F("str")}
-_PROMPT_RESPONSE = {"role": _F("str", choices=("user", "assistant")), "content": _F("obj", sub=_PROMPT_CONTENT)}
+_PROMPT_RESPONSE = {"role": _F("str", choices=PROMPT_ROLES), "content": _F("obj", sub=_PROMPT_CONTENT)}
 _PROMPT = {"name": _F("str", required=True), "description": _F("str"), "arguments": _F("list", sub=_PROMPT_ARG),
            "promptResponse": _F("list", sub=_PROMPT_RESPONSE)}
 _MCP = {"type": _F("str", required=True, choices=MCP_TYPES), "name": _F("str", required=True),
         "command": _F("str"), "args": _STRLIST, "env": _F("strmap", template=True),
         "url": _F("str", template=True), "headers": _F("strmap", template=True),
-        "policy": _F("str", choices=POLICIES, default="onDemand"), "preinstalled": _F("bool"),
+        "policy": _F("str", choices=POLICIES), "preinstalled": _F("bool"),
         "allowAuthorizationPassThrough": _F("bool"), "allowedTools": _STRLIST, "deniedTools": _STRLIST,
         "toolPrefix": _F("str"), "timeout": _F("posnum"), "era": _F("str", choices=MCP_ERAS),
         "tokenExchange": _F("obj", sub=_TOKEN_EXCHANGE)}
-_DOC = {"name": _F("str", required=True), "tenant": _F("str", default="default"),
-        "routers": _F("list", sub=_ROUTER, default=[]), "servers": _F("list", sub=_SERVER, default=[]),
-        "tools": _F("list", sub=_TOOL, default=[]), "prompts": _F("list", sub=_PROMPT, default=[]),
-        "mcpServers": _F("list", sub=_MCP, default=[])}
+_DOC = {"name": _F("str", required=True), "tenant": _F("str"),
+        "routers": _F("list", sub=_ROUTER), "servers": _F("list", sub=_SERVER),
+        "tools": _F("list", sub=_TOOL), "prompts": _F("list", sub=_PROMPT),
+        "mcpServers": _F("list", sub=_MCP)}
+#: Which model type each table of the schema describes: the schema checks, the model decides the defaults.
+SCHEMAS: dict[type, dict[str, _F]] = {
+    model.Document: _DOC, model.Router: _ROUTER, model.Cors: _CORS, model.Auth: _AUTH, model.Cache: _CACHE,
+    model.Shape: _SHAPE, model.ShapeArg: _SHAPE_ARG, model.Annotations: _ANNOTATIONS,
+    model.RestServer: _SERVER, model.TokenExchange: _TOKEN_EXCHANGE, model.Tool: _TOOL, model.Arg: _ARG,
+    model.Proxy: _PROXY, model.Elicit: _ELICIT, model.Prompt: _PROMPT, model.PromptArg: _PROMPT_ARG,
+    model.PromptMessage: _PROMPT_RESPONSE, model.PromptContent: _PROMPT_CONTENT, model.McpServer: _MCP,
+}
+
+
+def _take_stored_defaults() -> None:
+    """Give each schema field the default the model stores for it: the schema checks, the model decides."""
+    for cls, table in SCHEMAS.items():
+        for key, value in model.stored_defaults(cls).items():
+            spec = table[key]  # a new _F: some are shared between tables
+            table[key] = _F(spec.kind, required=spec.required, choices=spec.choices, template=spec.template,
+                            sub=spec.sub, default=value, upper=spec.upper)
+
+
+_take_stored_defaults()
 
 _TYPE_NAMES = {"objmap": "a mapping of names to mappings", "value": "a JSON value", "str": "a string", "bool": "true or false", "int": "an integer", "posnum": "a number > 0",
                "posint": "an integer > 0", "count": "an integer >= 0", "strlist": "a list of strings",
@@ -403,13 +428,13 @@ def _documents(loaded: list, source: str) -> list[dict]:
 
 def key(content: dict) -> tuple[str, str]:
     """The document's identity: ``(tenant, name)`` (tenant ``default`` when missing)."""
-    return (content.get("tenant") or "default", content.get("name") or "")
+    return (content.get("tenant") or _NO_TENANT, content.get("name") or "")
 
 
 def _label(content: Any) -> str:
     if not isinstance(content, dict):
         return "?/?"
-    tenant = content.get("tenant") if isinstance(content.get("tenant"), str) and content.get("tenant") else "default"
+    tenant = content.get("tenant") if isinstance(content.get("tenant"), str) and content.get("tenant") else _NO_TENANT
     name = content.get("name") if isinstance(content.get("name"), str) and content.get("name") else "?"
     # a bad name is shown escaped and cut, so it cannot break the error's line or flood it
     tenant = shown(tenant) if account_problem(tenant) else tenant
@@ -526,6 +551,17 @@ def validate(content: dict) -> dict:
     return doc
 
 
+def load(content: dict) -> model.Document:
+    """Validate one document (see :func:`validate`) and return it as a typed :class:`~.config_model.Document`.
+
+    ``Document.raw`` is the normalised dict :func:`validate` returns, the stored form.
+
+    >>> load({"name": "users", "mcpServers": [{"type": "stdio", "name": "fs", "command": "fs"}]}).mcp_servers[0].policy
+    'onDemand'
+    """
+    return model.Document.from_dict(validate(content))
+
+
 class Problems(list):
     """What a check found: a list of problems (``tenant/name: path: reason``), each making a document invalid,
     and :attr:`warnings`: what is valid but fails when used until the operator acts (``env()`` names the
@@ -551,7 +587,7 @@ def warnings(content: dict) -> list[str]:
     Today: template fields that read an ``env()`` name the ``template_env`` setting (``MCPGW_TEMPLATE_ENV``)
     does not allow. They depend on this process's settings, so they are not problems of the document.
     """
-    tenant, name = key(content) if isinstance(content, dict) else ("default", "?")
+    tenant, name = key(content) if isinstance(content, dict) else (_NO_TENANT, "?")
     lines = []
     for path, container, k in iter_templates(content if isinstance(content, dict) else {}):
         reason = forbidden_env(str(container[k]), field=path)
@@ -586,7 +622,8 @@ def _check_tools(doc: dict, checker: _Checker) -> None:
         _dupes(checker, tool.get("args", []), f"tools[{i}].args", "argument")
         for j, arg in enumerate(tool.get("args", [])):
             if "position" not in arg:
-                arg["position"] = "query" if tool.get("method", "GET") in _BODYLESS else "body"
+                arg["position"] = default_position(tool["method"]) if isinstance(tool.get("method"), str) \
+                    else default_position(model.default(model.Tool, "method"))
             _check_default(arg, f"tools[{i}].args[{j}]", checker)
             _reorder(arg, _ARG)
         if isinstance(tool.get("elicit"), dict):
@@ -688,7 +725,7 @@ def _check_default(arg: dict, path: str, checker: _Checker) -> None:
     if default in (None, ""):
         return
     try:
-        parse_default(default, arg.get("type", "string"))
+        parse_default(default, arg.get("type", model.default(model.Arg, "type")))
     except ValueError as exc:
         checker.err(f"{path}.default", str(exc))
 
@@ -994,7 +1031,7 @@ def tool_input_schema(tool: dict) -> dict:
     properties: dict[str, Any] = {}
     required: list[str] = []
     for arg in tool.get("args") or []:
-        type_ = arg.get("type") or "string"
+        type_ = arg.get("type") or _ARG_TYPE
         prop: dict[str, Any] = {"type": type_}
         if arg.get("description"):
             prop["description"] = arg["description"]

@@ -21,8 +21,8 @@ import tempfile
 import time
 from typing import Any
 
-from . import settings
 from .errors import McpgwError
+from .settings import resolve
 
 
 def _free_port(host: str) -> int:
@@ -40,7 +40,7 @@ class LocalGateway:
 
     def __init__(self, db: str | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  reload_interval: float = 0.5, env: dict[str, str] | None = None):
-        self.db = settings.get("database_url", db)
+        self.db = db if db is not None else resolve().database_url
         self.host = host
         self.port = port or _free_port(host)
         self.reload_interval = reload_interval

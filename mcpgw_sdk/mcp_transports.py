@@ -129,9 +129,9 @@ class StdioTransport:
 
     def _identity(self) -> tuple[dict[str, Any], str]:
         """Popen's ``user``/``group``/``extra_groups`` for the configured OS user, and that user's home."""
-        from . import settings
+        from .settings import resolve
 
-        name = self.user if self.user is not None else settings.get("stdio_user")
+        name = self.user if self.user is not None else resolve().stdio_user
         if not name:
             try:
                 return {}, pwd.getpwuid(os.getuid()).pw_dir

@@ -45,9 +45,9 @@ LOADER_ENV = ("PATH", "LD_*", "DYLD_*", "PYTHON*", "NODE_OPTIONS", "NODE_PATH", 
 
 def allowed_commands(value: Iterable[str] | None = None) -> tuple[str, ...]:
     """The ``stdio_commands`` allow-list, checked: each entry an absolute normalised path or a bare name."""
-    from . import settings
+    from .settings import resolve
 
-    entries = tuple(settings.get("stdio_commands", list(value) if value is not None else None))
+    entries = tuple(value if value is not None else resolve().stdio_commands)
     for entry in entries:
         absolute = entry.startswith("/") and posixpath.normpath(entry) == entry
         if not (absolute or (entry and "/" not in entry and entry not in (".", ".."))):

@@ -22,9 +22,15 @@ class Tenant:
     description: str = ""
 
 
+#: A user's ``role``: ``admin`` manages everything, ``member`` the tenants it belongs to.
+ROLES = ("admin", "member")
+#: The role of a user created without one.
+DEFAULT_ROLE = "member"
+
+
 @dataclass(frozen=True)
 class User:
-    """A user account. ``role`` is ``admin`` or ``member``; ``tenants`` lists tenant names."""
+    """A user account. ``role`` is one of :data:`ROLES`; ``tenants`` lists tenant names."""
 
     id: int
     name: str

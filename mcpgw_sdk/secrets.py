@@ -31,9 +31,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import settings
 from .errors import ConfigError, SecretError
 from .names import check_name
+from .settings import resolve
 
 __all__ = ["MAX_VALUE_BYTES", "OWNER_KINDS", "Sealed", "SecretError", "check_secret", "missing_key_message",
            "open_sealed", "require_key", "seal"]
@@ -56,7 +56,7 @@ def missing_key_message() -> str:
 
 def _key(raw: str | None) -> tuple[bytes, str]:
     """(AES key, key id) derived from the ``secrets_key`` text."""
-    text = settings.get("secrets_key", raw) or ""
+    text = (raw if raw is not None else resolve().secrets_key) or ""
     if not text:
         raise SecretError(missing_key_message())
     if len(text) < 32:

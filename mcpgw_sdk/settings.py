@@ -4,15 +4,22 @@ It feeds command-line flags, ``MCPGW_*`` environment variables, ``/readyz`` and
 the documentation (``docs/settings.md`` is checked against it by the tests).
 Precedence: explicit value (a flag) > environment variable > default.
 
->>> from mcpgw_sdk.settings import get
->>> get("reload_interval")
+Entry points (the commands, ``gateway_server.wsgi``) resolve the settings once,
+with :func:`resolve`, and pass the :class:`Settings` (or the values it holds)
+down; library code does not read the environment itself. :func:`option` makes
+a command's flag for a setting, so its help is written once, here.
+
+>>> from mcpgw_sdk.settings import resolve
+>>> resolve().reload_interval
 2.0
+>>> resolve({"reload_interval": 0.5}).reload_interval
+0.5
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,17 +72,109 @@ def register(name: str, default: Any, help: str, parse: Callable[[str], Any] = s
 
 
 def get(name: str, value: Any = None) -> Any:
-    """Return the setting's value: ``value`` if given, else its environment variable, else the default."""
+    """Return the setting's value: ``value`` if given, else its environment variable, else the default.
+
+    For entry points; library code receives a :class:`Settings` (or its values) instead.
+    """
     setting = SETTINGS[name]
     if value is not None:
         return value
-    raw = os.environ.get(setting.env)
+    return _parse(setting, os.environ.get(setting.env))
+
+
+def _parse(setting: Setting, raw: str | None) -> Any:
     if raw is None:
         return setting.default
     try:
         return setting.parse(raw)
     except ValueError as exc:
         raise ConfigError(f"{setting.env}: {exc}") from None
+
+
+class Settings:
+    """Every setting's value, resolved once (flag > environment variable > default) and then fixed.
+
+    Read a value as an attribute (``settings.tool_timeout``) or with :meth:`get`. Each value is
+    read and parsed on first use, then kept: making one costs nothing, and a malformed variable
+    is an error (``ConfigError`` naming it) only where that setting is used, as before.
+
+    >>> s = resolve({"port": 8000})
+    >>> s.port, s.get("host")
+    (8000, '127.0.0.1')
+    """
+
+    __slots__ = ("_environ", "_explicit", "_values")
+
+    def __init__(self, explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None):
+        environ = os.environ if environ is None else environ
+        explicit = {k: v for k, v in (explicit or {}).items() if v is not None}
+        unknown = sorted(set(explicit) - set(SETTINGS))
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+        object.__setattr__(self, "_explicit", explicit)
+        object.__setattr__(self, "_environ", environ)
+        object.__setattr__(self, "_values", dict(explicit))
+
+    def get(self, name: str) -> Any:
+        """The value of setting ``name`` (a ``KeyError`` for a name the registry does not hold)."""
+        try:
+            return self._values[name]
+        except KeyError:
+            setting = SETTINGS[name]
+            value = self._values[name] = _parse(setting, self._environ.get(setting.env))
+            return value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in SETTINGS:
+            raise AttributeError(name)
+        return self.get(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Settings are immutable: resolve() new ones (or use replace())")
+
+    def replace(self, **overrides: Any) -> Settings:
+        """A copy with ``overrides`` as explicit values (``None`` leaves a setting as it was)."""
+        copy = Settings({**self._explicit, **{k: v for k, v in overrides.items() if v is not None}}, self._environ)
+        for name, value in self._values.items():  # what was read already stays as read
+            copy._values.setdefault(name, value)
+        return copy
+
+    def __repr__(self) -> str:
+        return f"Settings(explicit={sorted(self._explicit)})"
+
+
+def resolve(overrides: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings of this process: ``overrides`` (flags; ``None`` values are unset) > ``MCPGW_*`` > defaults.
+
+    Call it in an entry point and pass the result down; library functions that take
+    ``settings=None`` call it themselves, so notebooks need not.
+    """
+    return Settings(overrides, environ)
+
+
+def option(name: str, *param_decls: str, show_default: bool = False, **attrs: Any) -> Callable[[Any], Any]:
+    """The click option of setting ``name``: its help (with ``[env: MCPGW_X]``) and type come from the registry.
+
+    ``param_decls`` default to ``--name-with-dashes``; ``show_default`` adds the default to
+    the ``[env: …]`` note. The option's default is ``None`` (unset), so :func:`resolve` applies
+    the environment and the default: a malformed variable is reported the registry's way.
+
+    >>> import click
+    >>> @click.command()
+    ... @option("reload_interval")
+    ... def cmd(reload_interval): ...
+    >>> cmd.params[0].opts, cmd.params[0].help
+    (['--reload-interval'], 'Seconds between polls of the config revision. [env: MCPGW_RELOAD_INTERVAL]')
+    """
+    import click
+
+    setting = SETTINGS[name]
+    note = f"{setting.env}; default {setting.default}" if show_default else setting.env
+    attrs.setdefault("help", f"{setting.help} [env: {note}]")
+    attrs.setdefault("default", None)
+    if "type" not in attrs and type(setting.default) in (int, float):
+        attrs["type"] = type(setting.default)
+    return click.option(*(param_decls or ("--" + name.replace("_", "-"),)), **attrs)
 
 
 register("database_url", "sqlite:///mcpgw.db",

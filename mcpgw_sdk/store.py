@@ -1,27 +1,40 @@
-"""The storage interface every part of mcpgw talks to, and :func:`open_store`.
+"""The storage interfaces every part of mcpgw talks to, one per concern.
 
-Two implementations: :class:`~mcpgw_sdk.sqlstore.SqlStore` (peewee on SQLite,
-PostgreSQL, MySQL/MariaDB) and :class:`~mcpgw_sdk.yamlstore.YamlStore` (a
-read-only directory of documents). Methods return the immutable records of
-:mod:`mcpgw_sdk.records`; errors are those of :mod:`mcpgw_sdk.errors`.
+- :class:`ConfigStore`: the revision, documents and their versions, tenants and API
+  keys: everything the gateway reads. Every store has this part.
+- :class:`AccountStore`: users, their passwords and the sealed per-owner secrets.
+- :class:`ActivityStore`: chat sessions and the audit trail.
+- :class:`ValueStore`: small named values (the API's and the gateway's shared state).
+- :class:`Store`: all four, as :class:`~mcpgw_sdk.sqlstore.SqlStore` (peewee on
+  SQLite, PostgreSQL, MySQL/MariaDB) implements them.
+
+:class:`~mcpgw_sdk.yamlstore.YamlStore` (a read-only directory of documents) is a
+:class:`ConfigStore` only: a caller that needs another part checks for it with
+``isinstance`` (:func:`require_part` raises the :class:`~mcpgw_sdk.errors.ReadOnlyError`
+users know). :func:`~mcpgw_sdk.opening.open_store` opens either from a URL. Methods
+return the immutable records of :mod:`mcpgw_sdk.records`; errors are those of
+:mod:`mcpgw_sdk.errors`.
 
 Every config write (documents, tenants, API keys) bumps one revision counter in
-the same transaction, whatever the writer; :meth:`Store.revision` reads it with
-one primary-key query, which is what the gateway polls.
+the same transaction, whatever the writer; :meth:`ConfigStore.revision` reads it
+with one primary-key query, which is what the gateway polls.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from . import records as r
+from .errors import ReadOnlyError
+
+P = TypeVar("P")
 
 
-class Store(abc.ABC):
-    """Abstract store. Obtain one with :func:`open_store`."""
+class ConfigStore(abc.ABC):
+    """The config part: what the gateway reads. Obtain a store with :func:`mcpgw_sdk.open_store`."""
 
     url: str  #: the URL it was opened with, password masked
     read_only: bool = False
@@ -77,37 +90,6 @@ class Store(abc.ABC):
     def delete_tenant(self, name: str) -> None:
         """Delete a tenant that has no live documents (ConflictError otherwise)."""
 
-    # -- users -------------------------------------------------------------
-    @abc.abstractmethod
-    def create_user(self, name: str, password: str, *, role: str = "member",
-                    tenants: Iterable[str] = (), active: bool = True) -> r.User:
-        """Create a user with a hashed password. ConflictError when the name is taken."""
-
-    @abc.abstractmethod
-    def get_user(self, name: str) -> r.User:
-        """Return a user or raise NotFound."""
-
-    @abc.abstractmethod
-    def list_users(self) -> list[r.User]:
-        """All users, by name."""
-
-    @abc.abstractmethod
-    def update_user(self, name: str, *, role: str | None = None, active: bool | None = None,
-                    tenants: Iterable[str] | None = None) -> r.User:
-        """Change role, active flag or tenant memberships."""
-
-    @abc.abstractmethod
-    def set_password(self, name: str, password: str) -> None:
-        """Replace a user's password."""
-
-    @abc.abstractmethod
-    def authenticate(self, name: str, password: str) -> r.User:
-        """Return the active user whose password matches, else raise AuthError (same message either way)."""
-
-    @abc.abstractmethod
-    def delete_user(self, name: str) -> None:
-        """Delete a user and revoke their keys."""
-
     # -- API keys ----------------------------------------------------------
     @abc.abstractmethod
     def create_key(self, user: str, tenant: str, *, name: str = "", servers: Iterable[str] = (),
@@ -133,30 +115,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def touch_keys(self, used: dict[int, datetime]) -> None:
         """Record last use of keys (batched by the gateway; does not bump the revision)."""
-
-    # -- secrets (docs/credentials.md) -------------------------------------
-    # Exactly one owner per call: ``user`` (a user name), ``key_id`` (an API key: service accounts) or
-    # ``tenant`` (the fallback for that tenant's documents). Values are sealed with the ``secrets_key``
-    # setting (mcpgw_sdk.secrets) and never returned in clear; writes do not bump the config revision.
-    @abc.abstractmethod
-    def set_secret(self, name: str, value: str, *, user: str | None = None, key_id: int | None = None,
-                   tenant: str | None = None, author: str | None = None) -> r.SecretInfo:
-        """Seal and store (or replace) a secret; SecretError without a ``secrets_key``, ConfigError for a bad name/value."""
-
-    @abc.abstractmethod
-    def list_secrets(self, *, user: str | None = None, key_id: int | None = None,
-                     tenant: str | None = None) -> list[r.SecretInfo]:
-        """The names of one owner's secrets, by name (never the values)."""
-
-    @abc.abstractmethod
-    def delete_secret(self, name: str, *, user: str | None = None, key_id: int | None = None,
-                      tenant: str | None = None) -> None:
-        """Delete one secret; NotFound when that owner has none of that name."""
-
-    @abc.abstractmethod
-    def sealed_secrets(self, *, user: str | None = None, key_id: int | None = None,
-                       tenant: str | None = None) -> dict[str, Any]:
-        """One owner's secrets still sealed (``name`` → :class:`mcpgw_sdk.secrets.Sealed`), for the gateway."""
 
     # -- config documents and versions -------------------------------------
     @abc.abstractmethod
@@ -216,6 +174,69 @@ class Store(abc.ABC):
                          actor: r.User | None = None) -> list[r.Document]:
         """Save several documents in one transaction: all or nothing."""
 
+
+class AccountStore(abc.ABC):
+    """The accounts part: users and their passwords, and the sealed per-owner secrets."""
+
+    # -- users -------------------------------------------------------------
+    @abc.abstractmethod
+    def create_user(self, name: str, password: str, *, role: str = "member",
+                    tenants: Iterable[str] = (), active: bool = True) -> r.User:
+        """Create a user with a hashed password. ConflictError when the name is taken."""
+
+    @abc.abstractmethod
+    def get_user(self, name: str) -> r.User:
+        """Return a user or raise NotFound."""
+
+    @abc.abstractmethod
+    def list_users(self) -> list[r.User]:
+        """All users, by name."""
+
+    @abc.abstractmethod
+    def update_user(self, name: str, *, role: str | None = None, active: bool | None = None,
+                    tenants: Iterable[str] | None = None) -> r.User:
+        """Change role, active flag or tenant memberships."""
+
+    @abc.abstractmethod
+    def set_password(self, name: str, password: str) -> None:
+        """Replace a user's password."""
+
+    @abc.abstractmethod
+    def authenticate(self, name: str, password: str) -> r.User:
+        """Return the active user whose password matches, else raise AuthError (same message either way)."""
+
+    @abc.abstractmethod
+    def delete_user(self, name: str) -> None:
+        """Delete a user and revoke their keys."""
+
+    # -- secrets (docs/credentials.md) -------------------------------------
+    # Exactly one owner per call: ``user`` (a user name), ``key_id`` (an API key: service accounts) or
+    # ``tenant`` (the fallback for that tenant's documents). Values are sealed with the ``secrets_key``
+    # setting (mcpgw_sdk.secrets) and never returned in clear; writes do not bump the config revision.
+    @abc.abstractmethod
+    def set_secret(self, name: str, value: str, *, user: str | None = None, key_id: int | None = None,
+                   tenant: str | None = None, author: str | None = None) -> r.SecretInfo:
+        """Seal and store (or replace) a secret; SecretError without a ``secrets_key``, ConfigError for a bad name/value."""
+
+    @abc.abstractmethod
+    def list_secrets(self, *, user: str | None = None, key_id: int | None = None,
+                     tenant: str | None = None) -> list[r.SecretInfo]:
+        """The names of one owner's secrets, by name (never the values)."""
+
+    @abc.abstractmethod
+    def delete_secret(self, name: str, *, user: str | None = None, key_id: int | None = None,
+                      tenant: str | None = None) -> None:
+        """Delete one secret; NotFound when that owner has none of that name."""
+
+    @abc.abstractmethod
+    def sealed_secrets(self, *, user: str | None = None, key_id: int | None = None,
+                       tenant: str | None = None) -> dict[str, Any]:
+        """One owner's secrets still sealed (``name`` → :class:`mcpgw_sdk.secrets.Sealed`), for the gateway."""
+
+
+class ActivityStore(abc.ABC):
+    """The activity part: chat sessions of the console's chat lab and the gateway's audit trail."""
+
     # -- chat --------------------------------------------------------------
     @abc.abstractmethod
     def create_chat(self, user: str, *, title: str = "New chat", prefix: str = "",
@@ -260,25 +281,43 @@ class Store(abc.ABC):
         """Audit records, newest first, filtered and paginated."""
 
 
-def open_store(url: str | None = None, *, check: bool = True) -> Store:
-    """Open the store at ``url`` (default: the ``database_url`` setting).
+class ValueStore(abc.ABC):
+    """Small named values other parts keep in the database (generated secrets, shared counters).
 
-    ``sqlite:///file.db``, ``postgresql://user:pw@host/db``, ``mysql://user:pw@host/db``
-    (MariaDB too), ``yaml:///dir``. With ``check`` the schema must be current
-    (MigrationRequired otherwise).
-
-    >>> store = open_store("sqlite:///:memory:", check=False); store.upgrade()  # doctest: +SKIP
+    Writes never bump the config revision.
     """
-    from . import settings
 
-    url = settings.get("database_url", url)
-    if url.startswith("yaml://"):
-        from .yamlstore import YamlStore
+    @abc.abstractmethod
+    def get_value(self, key: str) -> str | None:
+        """The value stored under ``key``, or None."""
 
-        return YamlStore(url)
-    from .sqlstore import SqlStore
+    @abc.abstractmethod
+    def set_value(self, key: str, value: str, *, only_if_absent: bool = False) -> str:
+        """Store ``value`` under ``key`` and return what is stored (with ``only_if_absent`` an existing one wins)."""
 
-    store = SqlStore(url)
-    if check:
-        store.check_schema()
-    return store
+    @abc.abstractmethod
+    def update_value(self, key: str, change: Callable[[str | None], str | None]) -> str | None:
+        """Replace the value under ``key`` by ``change(current)`` atomically; ``None`` deletes it."""
+
+    @abc.abstractmethod
+    def delete_values(self, prefix: str, *, below: str) -> int:
+        """Delete the values whose key starts with ``prefix`` and whose value sorts before ``below``."""
+
+
+class Store(ConfigStore, AccountStore, ActivityStore, ValueStore):
+    """The full store: every part (:class:`~mcpgw_sdk.sqlstore.SqlStore`)."""
+
+
+def read_only_error(store: ConfigStore, what: str) -> ReadOnlyError:
+    """The ReadOnlyError for a config-only store asked to ``what`` (e.g. ``"create users"``)."""
+    return ReadOnlyError(f"{store.url} is a read-only directory store: cannot {what}; edit the files instead")
+
+
+def require_part(store: ConfigStore, part: type[P], what: str) -> P:
+    """``store`` when it has ``part`` (e.g. :class:`AccountStore`), else :func:`read_only_error` saying ``what``.
+
+    >>> require_part(store, AccountStore, "create users").create_user("ann", pw)  # doctest: +SKIP
+    """
+    if isinstance(store, part):
+        return store
+    raise read_only_error(store, what)

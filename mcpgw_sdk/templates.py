@@ -25,7 +25,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from functools import update_wrapper
 from types import BuiltinFunctionType
 from typing import Any
@@ -38,8 +38,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 from jinja2.utils import _PassArg
 from jinja2.visitor import NodeTransformer
 
-from . import settings
 from .errors import TemplateError
+from .settings import resolve
 
 __all__ = ["Headers", "Template", "UrlTemplate", "argument_refs", "check_template", "compile_template",
            "compile_url_template", "configure", "env_names", "forbidden_env", "quote_segment", "quote_url_text", "render",
@@ -109,7 +109,8 @@ def _fromjson(context: Any, value: Any) -> Any:
 
 
 def _env(name: str) -> str:
-    allowed = settings.get("template_env")
+    # Resolved per call, not cached: the allow-list may change in a process that renders (notebooks, tests).
+    allowed = resolve().template_env
     if name not in allowed:
         raise TemplateError(f"env({name!r}) is not allowed; add it to MCPGW_TEMPLATE_ENV")
     return os.environ.get(name, "")
@@ -179,7 +180,9 @@ def configure(timeout: float | None = None, max_bytes: int | None = None) -> Non
     environment per call; call this after changing ``MCPGW_RENDER_*`` in a running process (tests do).
     """
     global _limits, _unbounded
-    _limits = (float(settings.get("render_timeout", timeout)), int(settings.get("render_max_bytes", max_bytes)))
+    resolved = resolve()
+    _limits = (float(resolved.render_timeout if timeout is None else timeout),
+               int(resolved.render_max_bytes if max_bytes is None else max_bytes))
     _unbounded = None
 
 
@@ -1214,9 +1217,12 @@ def env_names(text: str) -> list[str]:
         and isinstance(call.args[0], nodes.Const) and isinstance(call.args[0].value, str)))
 
 
-def forbidden_env(text: str, *, field: str = "") -> str | None:
-    """Why ``text`` can never render here (it reads an ``env()`` name not in ``template_env``), or None."""
-    allowed = settings.get("template_env")
+def forbidden_env(text: str, *, field: str = "", allowed: Iterable[str] | None = None) -> str | None:
+    """Why ``text`` can never render here (it reads an ``env()`` name not in ``template_env``), or None.
+
+    ``allowed`` is the ``template_env`` setting (``None``: resolved now).
+    """
+    allowed = resolve().template_env if allowed is None else allowed
     for name in env_names(text):
         if name not in allowed:
             return f"{_where(field)}env({name!r}) is not allowed; add it to MCPGW_TEMPLATE_ENV"

@@ -23,9 +23,9 @@ from . import records as r
 from .builders import DocumentBuilder
 from .display import Diff, ServerInfo, Table, ToolInfo, VersionTable
 from .documents import Problems
-from .errors import ConfigError, NotFound
+from .errors import ConfigError, NotFound, ReadOnlyError
 from .local import LocalGateway
-from .store import Store, open_store
+from .store import AccountStore, ConfigStore, require_part
 
 FORMATS = ("mcpgw", "unla")
 
@@ -39,6 +39,8 @@ def connect(url: str | None = None, *, upgrade: bool = False, author: str | None
 
     >>> gw = connect("sqlite:///:memory:", upgrade=True)  # doctest: +SKIP
     """
+    from .opening import open_store  # loads peewee: not at import (see mcpgw_sdk/__init__.py)
+
     store = open_store(url, check=not upgrade)
     if upgrade:
         store.upgrade()
@@ -64,7 +66,7 @@ class Workspace:
     >>> gw.tools()  # doctest: +SKIP
     """
 
-    def __init__(self, store: Store, *, author: str | None = None, url: str | None = None):
+    def __init__(self, store: ConfigStore, *, author: str | None = None, url: str | None = None):
         self.store = store
         self.author = author
         self._url = url
@@ -295,15 +297,15 @@ class Workspace:
 
     def users(self) -> Table:
         """All users (name, role, active, tenants)."""
-        return Table(self.store.list_users(), columns=["name", "role", "active", "tenants", "created_at"],
-                     title="Users")
+        users = self.store.list_users() if isinstance(self.store, AccountStore) else []
+        return Table(users, columns=["name", "role", "active", "tenants", "created_at"], title="Users")
 
-    def create_user(self, name: str, password: str, *, role: str = "member", tenants: Iterable[str] = ()
+    def create_user(self, name: str, password: str, *, role: str = r.DEFAULT_ROLE, tenants: Iterable[str] = ()
                     ) -> r.User:
         """Create a user (``role`` admin or member) belonging to ``tenants``."""
-        if role not in ("admin", "member"):
-            raise ConfigError(f"role: {role!r} is not one of admin, member")
-        return self.store.create_user(name, password, role=role, tenants=tenants)
+        if role not in r.ROLES:
+            raise ConfigError(f"role: {role!r} is not one of {', '.join(r.ROLES)}")
+        return require_part(self.store, AccountStore, "create users").create_user(name, password, role=role, tenants=tenants)
 
     def keys(self, *, user: str | None = None, tenant: str | None = None) -> Table:
         """API keys, newest first (never their secrets)."""
@@ -352,17 +354,25 @@ class Workspace:
 
         >>> gw.set_secret("GITHUB_TOKEN", getpass(), user="alice")  # doctest: +SKIP
         """
-        return self.store.set_secret(name, value, author=self.author, **self._secret_owner(user, key, tenant))
+        owner = self._secret_owner(user, key, tenant)
+        if not isinstance(self.store, AccountStore):
+            raise ReadOnlyError(f"{self.store.url} is a read-only directory store: it cannot keep per-user secrets; "
+                                "use a SQL store (sqlite://, postgresql://, mysql://)")
+        return self.store.set_secret(name, value, author=self.author, **owner)
 
     def secrets(self, *, user: str | None = None, key: int | None = None, tenant: str | None = None) -> Table:
         """The names of one owner's secrets and when they changed (never the values)."""
-        return Table(self.store.list_secrets(**self._secret_owner(user, key, tenant)),
-                     columns=["name", "owner_kind", "owner", "updated_at", "updated_by"], title="Secrets")
+        owner = self._secret_owner(user, key, tenant)
+        found = self.store.list_secrets(**owner) if isinstance(self.store, AccountStore) else []
+        return Table(found, columns=["name", "owner_kind", "owner", "updated_at", "updated_by"], title="Secrets")
 
     def delete_secret(self, name: str, *, user: str | None = None, key: int | None = None,
                       tenant: str | None = None) -> None:
         """Delete one secret (NotFound when that owner has none of that name)."""
-        self.store.delete_secret(name, **self._secret_owner(user, key, tenant))
+        owner = self._secret_owner(user, key, tenant)
+        if not isinstance(self.store, AccountStore):
+            raise NotFound(f"secret {name!r} is not set")
+        self.store.delete_secret(name, **owner)
 
     # -- import and export ---------------------------------------------------
     def parse(self, text: str, *, source: str = "<text>", format: str | None = None) -> list[dict[str, Any]]:

@@ -4,9 +4,10 @@ Every ``*.yaml``, ``*.yml`` and ``*.json`` file directly in the directory holds
 one or more documents. The revision is a stable number derived from the files'
 names, sizes and modification times, so editing, adding or removing a file
 changes it and the gateway reloads within one poll. Tenants are inferred from
-the documents; there are no users, keys, chats or audit records. Writes raise
-:class:`~mcpgw_sdk.errors.ReadOnlyError`; the gateway's data-plane side effects
-(``write_audit``, ``touch_keys``) are accepted and dropped. Problems in the
+the documents; there are no keys. It implements only
+:class:`~mcpgw_sdk.store.ConfigStore`: no users, secrets, chats, audit records
+or stored values (callers check with ``isinstance``). Writes raise
+:class:`~mcpgw_sdk.errors.ReadOnlyError`; ``touch_keys`` is accepted and dropped. Problems in the
 files (syntax errors, invalid documents, a prefix used twice) are logged and
 listed in :attr:`YamlStore.errors`; invalid documents are still returned as
 written, so the gateway can keep their last good version.
@@ -31,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from . import records as r
-from .errors import AuthError, ConfigError, NotFound, ReadOnlyError, StorageError, TemplateError
-from .store import Store
+from .errors import AuthError, ConfigError, NotFound, StorageError, TemplateError
+from .store import ConfigStore, read_only_error
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -48,8 +49,8 @@ def _directory(url: str) -> Path:
     return relative
 
 
-class YamlStore(Store):
-    """The read-only directory store. See the module documentation."""
+class YamlStore(ConfigStore):
+    """The read-only directory store: the config part of a store only. See the module documentation."""
 
     read_only = True
 
@@ -194,7 +195,7 @@ class YamlStore(Store):
                            tenants=state["tenants"], keys=())
 
     def _readonly(self, what: str):
-        raise ReadOnlyError(f"{self.url} is a read-only directory store: cannot {what}; edit the files instead")
+        raise read_only_error(self, what)
 
     # -- tenants -----------------------------------------------------------------------
     def create_tenant(self, name: str, *, prefix: str | None = None, description: str = "") -> r.Tenant:
@@ -220,37 +221,6 @@ class YamlStore(Store):
         """Read-only: raises ReadOnlyError."""
         self._readonly("delete tenants")
 
-    # -- users (none) ------------------------------------------------------------------
-    def create_user(self, name: str, password: str, *, role: str = "member",
-                    tenants: Iterable[str] = (), active: bool = True) -> r.User:
-        """Read-only: raises ReadOnlyError."""
-        self._readonly("create users")
-
-    def get_user(self, name: str) -> r.User:
-        """There are no users: NotFound."""
-        raise NotFound(f"user {name!r} does not exist")
-
-    def list_users(self) -> list[r.User]:
-        """There are no users."""
-        return []
-
-    def update_user(self, name: str, *, role: str | None = None, active: bool | None = None,
-                    tenants: Iterable[str] | None = None) -> r.User:
-        """Read-only: raises ReadOnlyError."""
-        self._readonly("change users")
-
-    def set_password(self, name: str, password: str) -> None:
-        """Read-only: raises ReadOnlyError."""
-        self._readonly("set passwords")
-
-    def authenticate(self, name: str, password: str) -> r.User:
-        """There are no users: AuthError."""
-        raise AuthError("invalid user name or password")
-
-    def delete_user(self, name: str) -> None:
-        """Read-only: raises ReadOnlyError."""
-        self._readonly("delete users")
-
     # -- API keys (none) -------------------------------------------------------------
     def create_key(self, user: str, tenant: str, *, name: str = "", servers: Iterable[str] = (),
                    tools: Iterable[str] = (), expires_at: datetime | None = None) -> tuple[r.ApiKey, str]:
@@ -275,28 +245,6 @@ class YamlStore(Store):
 
     def touch_keys(self, used: dict[int, datetime]) -> None:
         """Dropped: there are no keys to touch."""
-
-    # -- secrets (none: a directory of files has nowhere to keep them sealed) -----------
-    def set_secret(self, name: str, value: str, *, user: str | None = None, key_id: int | None = None,
-                   tenant: str | None = None, author: str | None = None) -> r.SecretInfo:
-        """Read-only: raises ReadOnlyError (per-user secrets need a SQL store)."""
-        raise ReadOnlyError(f"{self.url} is a read-only directory store: it cannot keep per-user secrets; "
-                            "use a SQL store (sqlite://, postgresql://, mysql://)")
-
-    def list_secrets(self, *, user: str | None = None, key_id: int | None = None,
-                     tenant: str | None = None) -> list[r.SecretInfo]:
-        """There are no secrets."""
-        return []
-
-    def delete_secret(self, name: str, *, user: str | None = None, key_id: int | None = None,
-                      tenant: str | None = None) -> None:
-        """There are no secrets: NotFound."""
-        raise NotFound(f"secret {name!r} is not set")
-
-    def sealed_secrets(self, *, user: str | None = None, key_id: int | None = None,
-                       tenant: str | None = None) -> dict:
-        """There are no secrets."""
-        return {}
 
     # -- documents -------------------------------------------------------------------
     def list_documents(self, *, tenant: str | None = None, include_deleted: bool = False) -> list[r.Document]:
@@ -356,45 +304,3 @@ class YamlStore(Store):
                          actor: r.User | None = None) -> list[r.Document]:
         """Read-only: raises ReadOnlyError."""
         self._readonly("import documents")
-
-    # -- chat (none) -------------------------------------------------------------------
-    def create_chat(self, user: str, *, title: str = "New chat", prefix: str = "",
-                    settings: dict[str, Any] | None = None) -> r.ChatSession:
-        """Read-only: raises ReadOnlyError."""
-        self._readonly("store chats")
-
-    def list_chats(self, *, user: str | None = None) -> list[r.ChatSession]:
-        """There are no chats."""
-        return []
-
-    def get_chat(self, chat_id: str) -> r.ChatSession:
-        """There are no chats: NotFound."""
-        raise NotFound(f"chat {chat_id!r} does not exist")
-
-    def update_chat(self, chat_id: str, *, title: str | None = None,
-                    settings: dict[str, Any] | None = None) -> r.ChatSession:
-        """Read-only: raises ReadOnlyError."""
-        self._readonly("store chats")
-
-    def delete_chat(self, chat_id: str) -> None:
-        """Read-only: raises ReadOnlyError."""
-        self._readonly("delete chats")
-
-    def add_chat_message(self, chat_id: str, role: str, content: dict[str, Any]) -> r.ChatMessage:
-        """Read-only: raises ReadOnlyError."""
-        self._readonly("store chats")
-
-    def chat_messages(self, chat_id: str) -> list[r.ChatMessage]:
-        """There are no chats: NotFound."""
-        raise NotFound(f"chat {chat_id!r} does not exist")
-
-    # -- audit (dropped) ---------------------------------------------------------------
-    def write_audit(self, items: Iterable[r.AuditRecord]) -> None:
-        """Dropped: a directory keeps no audit trail (the gateway's metrics still count calls)."""
-
-    def query_audit(self, *, since: datetime | None = None, until: datetime | None = None,
-                    tenant: str | None = None, prefix: str | None = None, server: str | None = None,
-                    tool: str | None = None, user: str | None = None, outcome: str | None = None,
-                    limit: int = 100, offset: int = 0) -> list[r.AuditRecord]:
-        """There are no audit records."""
-        return []

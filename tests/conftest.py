@@ -99,3 +99,59 @@ def procs(tmp_path):
 def redis_url():
     """The test Redis URL (``MCPGW_TEST_REDIS``); skipped locally, failed under CI, when Redis is down."""
     return redis_available()
+
+
+# -- the two layers ----------------------------------------------------------------------------------
+#
+# The fast layer (``make test-fast``, ``pytest -m fast``) runs in-process: the SDK and the store, the
+# config rules, the MCP core and the protocol rules, and the transports through a WSGI test client of
+# the app factory (tests/test_gateway_app.py), plus the modules' doctests. The end-to-end layer is the
+# rest: real ``mcpgw`` processes, the official clients, Node tools, a browser, Redis. ``make test`` runs
+# both.
+#
+# A test belongs to the fast layer when its module is listed below and it asks for none of the fixtures
+# that start processes or need a service (E2E_FIXTURES), nor carries ``@pytest.mark.e2e`` (for a test
+# that starts a process by itself). A new module of in-process tests goes in FAST_MODULES.
+
+FAST_MODULES = frozenset({
+    "test_access", "test_api", "test_backend_http", "test_broken_documents", "test_cli", "test_config_model",
+    "test_console_editing", "test_demo", "test_disable", "test_display", "test_docs", "test_doctests",
+    "test_documents", "test_gateway_app", "test_guard", "test_guard_authority", "test_guard_ipv6",
+    "test_gunicorn", "test_host_check", "test_key_membership", "test_layering", "test_mcp_auth",
+    "test_migrations", "test_modern", "test_mrtr", "test_mrtr_legacy", "test_names", "test_no_remote_assets",
+    "test_openapi", "test_outbound_fetch", "test_prefixes", "test_protocol", "test_redaction",
+    "test_render_limits", "test_rest_backend", "test_rest_elicit", "test_scale", "test_session_limits",
+    "test_settings", "test_stdio_policy", "test_store", "test_store_bulk", "test_strict_json", "test_templates",
+    "test_token_exchange", "test_unla", "test_upstream_guard", "test_url_safe_args", "test_user_secrets",
+    "test_workspace", "test_yamlstore",
+})
+
+#: Shared fixtures that start processes or need a service, and the listed modules' own (``api``: an API
+#: process; ``demo``, ``env``, ``gw``, ``tx``, ``world``: a module's backend or gateway processes).
+E2E_FIXTURES = frozenset({
+    "procs", "demo_backend", "seeded_store", "start_gateway", "gateway", "shared_gateway", "http_url", "sse_url",
+    "redis_url", "api", "demo", "env", "gw", "tx", "world",
+})
+
+
+def pytest_configure(config):
+    # Registered here rather than in setup.cfg, beside the lists that decide them.
+    config.addinivalue_line("markers", "fast: the fast layer, in-process (set from FAST_MODULES; make test-fast)")
+    config.addinivalue_line("markers", "e2e: starts a process itself, though its module is in FAST_MODULES")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the fast layer's tests ``fast`` (see FAST_MODULES)."""
+    for item in items:
+        module = item.nodeid.split("::", 1)[0].rpartition("/")[2].removesuffix(".py")
+        if (module in FAST_MODULES and not E2E_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("e2e") is None):
+            item.add_marker(pytest.mark.fast)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Under ``-m fast`` alone, skip importing the end-to-end modules (their imports cost seconds)."""
+    if (config.getoption("markexpr") == "fast" and collection_path.suffix == ".py"
+            and collection_path.name.startswith("test_") and collection_path.stem not in FAST_MODULES):
+        return True
+    return None

@@ -108,7 +108,7 @@ def demo_backend(procs):
 
 def migrated_store(url: str):
     """The store at ``url``, migrated to the current schema (the caller closes it)."""
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
 
     store = open_store(url, check=False)
     store.upgrade()

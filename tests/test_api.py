@@ -10,8 +10,8 @@ import pytest
 import requests
 import yaml
 
+from mcpgw_sdk.opening import open_store
 from mcpgw_sdk.records import AuditRecord
-from mcpgw_sdk.store import open_store
 from tests.helpers import Proc, free_port, python, unavailable, wait_http
 
 PASSWORDS = {"admin": "admin-pass-1", "alice": "alice-pass-1", "bob": "bob-pass-12"}
@@ -583,6 +583,7 @@ def test_login_limiter_window_and_sweep():
     assert ("old", "x") not in limiter._failures and ("new", "y") in limiter._failures
 
 
+@pytest.mark.e2e  # starts the API under gunicorn
 def test_gunicorn_workers_share_the_stored_secret(tmp_path):
     import shutil
     import sys

@@ -308,3 +308,17 @@ def test_every_command_has_help():
                  ["key", "revoke"], ["delete"]):
         result = runner.invoke(cli, [*args, "--help"])
         assert result.exit_code == 0 and "--db URL" in result.stdout, args
+
+
+def test_openapi_dry_run_warns_when_its_prefix_would_be_refused(sqlite_store, sqlite_url):
+    sqlite_store.create_tenant("acme", prefix="/acme")
+    spec = str(Path(__file__).resolve().parent / "data" / "users-openapi30.json")
+    base = ["openapi", "import", spec, "--name", "crm", "--tenant", "acme", "--db", sqlite_url]
+    fits = CliRunner().invoke(cli, [*base, "--dry-run"])
+    assert fits.exit_code == 0 and "Warning" not in fits.stderr and "nothing written" in fits.stderr
+    refused = CliRunner().invoke(cli, [*base, "--prefix", "/gateway/crm", "--dry-run"])
+    assert refused.exit_code == 0
+    assert "Warning: acme/crm: routers[0].prefix: '/gateway/crm' is outside tenant 'acme'" in refused.stderr
+    assert "would be refused" in refused.stderr
+    real = CliRunner().invoke(cli, [*base, "--prefix", "/gateway/crm"])
+    assert real.exit_code == 1  # the warning told the truth

@@ -798,3 +798,20 @@ def test_my_credentials_sets_replaces_and_deletes_without_showing_values(store, 
     at.selectbox(key="cr_delete_pick").select("GITHUB_TOKEN")
     at.button(key="cr_delete").click().run()
     assert store.list_secrets(user="bob") == []
+
+
+def test_console_hides_deploy_and_draws_latency_of_a_single_bucket():
+    from console.commands import streamlit_command
+
+    args = streamlit_command(host="127.0.0.1", port=8501)
+    assert args[args.index("--client.toolbarMode") + 1] == "minimal"
+    now = datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc)
+
+    def record(ts):
+        return AuditRecord(ts=ts, tenant="t", prefix="/t/a", server="a", tool="x", outcome="ok", latency_ms=5.0)
+
+    one = usage.over_time(usage.frame([record(now), record(now)]), "1min")
+    assert len(one) == 1 and not usage.latency_as_line(one)  # one point: the page draws bars, not a blank line
+    two = usage.over_time(usage.frame([record(now), record(now + timedelta(minutes=1))]), "1min")
+    assert usage.latency_as_line(two)
+    assert not usage.latency_as_line(usage.over_time(usage.frame([]), "1min"))

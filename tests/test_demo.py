@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from gateway_server.demo.run import demo_document, prepare
-from mcpgw_sdk.store import open_store
+from mcpgw_sdk.opening import open_store
 from tests.helpers import free_port, wait_for, wait_http
 
 MCPGW = str(Path(sys.executable).parent / "mcpgw")
@@ -239,3 +239,10 @@ def test_demo_backend_serves_its_routes(procs):
     assert requests.delete(f"{base}/users/new@example.com", timeout=5).status_code == 200
     assert requests.get(f"{base}/users/new@example.com", timeout=5).status_code == 404
     assert os.path.exists(MCPGW)
+
+
+def test_the_demo_upload_tool_describes_the_shape_its_schema_accepts():
+    tool = next(t for t in demo_document("http://127.0.0.1:1")["tools"] if t["name"] == "upload_avatar")
+    file_arg = next(a for a in tool["args"] if a["name"] == "file")
+    assert file_arg["type"] == "object"
+    assert "base64 text" not in file_arg["description"]  # a string is refused by the object schema

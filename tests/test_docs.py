@@ -125,7 +125,7 @@ def test_docs_state_the_mcp_servers_policy_default_the_config_model_applies():
 
 def test_readme_states_the_demo_tenants_prefix_the_store_gives_it(tmp_path):
     from gateway_server.demo.run import demo_document
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
 
     store = open_store(f"sqlite:///{tmp_path / 'readme.db'}", check=False)
     try:

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from mcpgw_sdk.client import McpClient
-from mcpgw_sdk.errors import AuthError
+from mcpgw_sdk.errors import AuthError, Forbidden
 from tests.fixtures_gateway import demo_document, run_backend, run_gateway
 from tests.helpers import wait_for
 from tests.test_api import seed as seed_api
@@ -82,3 +82,15 @@ def test_loaded_keys_follow_membership_on_every_backend(store):
     assert live() == set()
     store.update_user("carol", tenants=["acme"])  # membership back: the (unrevoked) key with it
     assert live() == {carol.id}
+
+
+def test_a_key_needs_membership_of_its_tenant_unless_admin(sqlite_store):
+    sqlite_store.create_tenant("acme")
+    sqlite_store.create_user("bob", "bob-pass-1")
+    sqlite_store.create_user("root", "root-pass-1", role="admin")
+    with pytest.raises(Forbidden, match="tenant 'acme'"):
+        sqlite_store.create_key("bob", "acme")
+    assert sqlite_store.list_keys() == []
+    assert sqlite_store.create_key("root", "acme")[0].tenant == "acme"
+    sqlite_store.update_user("bob", tenants=["acme"])
+    assert sqlite_store.create_key("bob", "acme")[0].user == "bob"

@@ -17,6 +17,7 @@ import requests
 from gateway_server.backends import CallContext
 from gateway_server.mcp import mrtr, sealing
 from gateway_server.mcp.jsonrpc import JsonRpcError
+from mcpgw_sdk.store import ValueStore
 from tests.fixtures_gateway import fixture_document, run_gateway, seed
 from tests.helpers import Procs
 
@@ -108,13 +109,17 @@ def test_resources_read_binds_the_uri(sealer):
     assert "URI" in _refusal(exc)
 
 
-class _Store:
+class _Store(ValueStore):
     """A store's key/value table, as :class:`~gateway_server.api.auth.ApiState` uses it."""
-
-    read_only = False
 
     def __init__(self):
         self.values: dict[str, str] = {}
+
+    def update_value(self, key, change):
+        raise NotImplementedError
+
+    def delete_values(self, prefix, *, below):
+        raise NotImplementedError
 
     def get_value(self, key):
         return self.values.get(key)

@@ -75,6 +75,7 @@ def test_store_refuses_bad_names_before_writing(store):
 
 
 @pytest.mark.backends
+@pytest.mark.e2e  # starts the API process
 def test_api_answers_4xx_to_bad_names_and_saves_nothing(db_url, tmp_path):
     store = seed(db_url)
     base, proc = start_api(db_url, tmp_path)

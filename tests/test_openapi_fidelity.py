@@ -332,7 +332,7 @@ def test_cli_header_and_config_options(tmp_path):
                                       "--base-url", "http://127.0.0.1:9", "--header", "X-Tenant=acme",
                                       "--config", "bearer={{ secrets.SEC_TOKEN }}"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
 
     store = open_store(db)
     try:

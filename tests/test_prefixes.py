@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+
+from mcpgw_sdk import unla
 from mcpgw_sdk.errors import ConfigError
 from tests.fixtures_store import make_document
 from tests.test_api import Api, doc, error_of, seed, start_api
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.mark.backends
@@ -44,6 +50,7 @@ def test_router_prefixes_stay_in_their_tenants_space(store):
     assert sorted((d.tenant, d.name) for d in store.list_documents()) == [("acme", "ok"), ("default", "mine")]
 
 
+@pytest.mark.e2e  # starts the API process
 def test_member_of_default_cannot_claim_another_tenants_space(tmp_path):
     url = f"sqlite:///{tmp_path / 'p.db'}"
     store = seed(url)  # acme (/acme), globex (/globex); alice is a member of acme
@@ -73,3 +80,13 @@ def test_member_of_default_cannot_claim_another_tenants_space(tmp_path):
     finally:
         proc.stop()
         store.close()
+
+
+def test_the_auto_created_default_tenant_is_the_catch_all(sqlite_store):
+    sqlite_store.save_document(make_document("demo-users", prefix="/gateway/demo"))
+    assert sqlite_store.get_tenant("default").prefix == "/"
+    # Unla's mock-user-svc serves at /default/...: refused when default's prefix was /gateway
+    sqlite_store.save_document(unla.from_unla(yaml.safe_load((DATA / "unla-mock-user-svc.yaml").read_text())))
+    sqlite_store.save_document(make_document("users", tenant="default"))
+    sqlite_store.save_document(make_document("crm", tenant="acme", prefix="/acme-gw/crm"))
+    assert sqlite_store.get_tenant("acme").prefix == "/acme-gw"  # other tenants keep the first-segment rule

@@ -470,7 +470,7 @@ def test_open_routers_beyond_loopback_need_allow_anonymous(allow):
 
 
 def test_tool_calls_are_audited_off_the_request_path(shared_gateway):
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
     from tests.helpers import wait_for
 
     gw = shared_gateway
@@ -523,11 +523,6 @@ def test_error_messages_say_what_is_wrong_and_echo_the_id(shared_gateway):
         resp = post(gw, {"jsonrpc": "2.0", "id": 13, "method": "tools/list", "params": params}, sid)
         assert resp.status_code == 400 and resp.json()["id"] == 13, resp.text
         assert "'params' must be an object" in resp.json()["error"]["message"]
-
-
-def _stdio_document(name: str, code: str) -> dict:
-    return {"name": name, "tenant": "default", "routers": [{"prefix": f"/gateway/{name}", "server": name}],
-            "mcpServers": [{"name": name, "type": "stdio", "command": sys.executable, "args": ["-c", code]}]}
 
 
 def test_tools_list_waits_for_a_starting_upstream_and_calls_say_it_is_connecting(tmp_path, start_gateway):

@@ -114,7 +114,7 @@ def test_database_outage_fails_no_tool_call(demo_backend, start_gateway, tmp_pat
     admin = psycopg2.connect(PG_ADMIN, connect_timeout=3)
     admin.autocommit = True
     try:
-        from mcpgw_sdk.store import open_store
+        from mcpgw_sdk.opening import open_store
 
         store = open_store(url, check=False)
         store.upgrade()

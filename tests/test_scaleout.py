@@ -15,7 +15,7 @@ import json
 import pytest
 import requests
 
-from gateway_server.sessions import open_sessions
+from gateway_server.app import open_sessions
 from gateway_server.sessions_redis import RedisSessionStore
 from tests.fixtures_gateway import DEMO_PREFIX, SseStream, demo_document, gunicorn_path, run_backend, run_gateway, seed
 from tests.helpers import REDIS_URL, Procs, drop_keys, key_prefix, python, redis_available, wait_for

@@ -1,14 +1,19 @@
-"""What the gateway says when it starts: the URLs it serves, and a warning when its setup loses sessions."""
+"""What the gateway and the API say when they start: the URLs served, a warning when the setup loses sessions,
+one clear line when the port is taken."""
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gateway_server.commands import shared_sessions_warning
 from tests.fixtures_gateway import DEMO_PREFIX, demo_document, gunicorn_path, run_gateway, seed
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for, wait_http
 
 MCPGW = str(Path(sys.executable).parent / "mcpgw")
 
@@ -69,3 +74,32 @@ def test_the_warning_names_the_fix():
     assert shared_sessions_warning(4, "redis://redis:6379/0") is None
     text = shared_sessions_warning(4, "")
     assert text.startswith("4 gunicorn workers") and "MCPGW_REDIS_URL" in text and "docs/scale-out.md" in text
+
+
+@pytest.mark.parametrize("command", ["serve", "api"])
+def test_a_port_in_use_is_one_clear_line_not_a_traceback(command, tmp_path):
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    seed(db)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        done = subprocess.run([MCPGW, command, "--db", db, "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"Error: cannot listen on 127.0.0.1:{port}: address already in use" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_serve_and_api_print_no_monkey_patch_warning(procs, tmp_path):
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    api_port, gw_port = free_port(), free_port()
+    api = procs.start([MCPGW, "api", "--db", db, "--port", str(api_port), "--upgrade"], name="api")
+    wait_http(f"http://127.0.0.1:{api_port}/api/v1/openapi.json", status=200, timeout=60)
+    gateway = procs.start([MCPGW, "serve", "--db", db, "--port", str(gw_port)], name="serve")
+    wait_http(f"http://127.0.0.1:{gw_port}/healthz", status=200, timeout=60)
+    procs.stop()
+    for proc in (api, gateway):
+        out = proc.log_path.read_text(errors="replace")
+        assert "listening on" in out or "mcpgw api:" in out  # it printed its start-up line
+        assert "MonkeyPatchWarning" not in out

@@ -487,3 +487,12 @@ def test_forked_child_opens_its_own_connections(store):
     assert os.waitstatus_to_exitcode(status) == 0
     assert store.revision() == rev + 1  # the parent's connection survived the child
     assert store.get_document("default", "a").content["tools"][0]["name"] == "child"
+
+
+def test_passwords_shorter_than_8_characters_are_refused(sqlite_store):
+    with pytest.raises(ConfigError, match="password: must be at least 8 characters"):
+        sqlite_store.create_user("ann", "short-7")
+    sqlite_store.create_user("ann", "eight-ch")
+    with pytest.raises(ConfigError, match="password: must be at least 8 characters"):
+        sqlite_store.set_password("ann", "1234567")
+    assert sqlite_store.authenticate("ann", "eight-ch").name == "ann"

@@ -1,10 +1,19 @@
-"""Templates: every context name, Unla-style rendering, the env allow-list, errors and caching."""
+"""Templates: every context name, Unla-style rendering, the env allow-list (and what the gateway and
+``mcpgw check`` make of a name it leaves out), errors and caching."""
 
 from __future__ import annotations
 
-import pytest
+import sys
+from datetime import datetime, timezone
 
+import pytest
+from click.testing import CliRunner
+
+from gateway_server.backends import CallContext
+from gateway_server.snapshot import build_snapshot
 from mcpgw_sdk import TemplateError
+from mcpgw_sdk import records as r
+from mcpgw_sdk.cli import cli
 from mcpgw_sdk.templates import Headers, Template, check_template, compile_template, render, request_context
 
 
@@ -110,3 +119,45 @@ def test_plain_dict_headers_are_case_insensitive_too():
     headers = Headers({"Content-Type": "text/plain"})
     assert headers["content-type"] == headers.get("CONTENT-TYPE") == "text/plain"
     assert "Content-type" in headers and dict(headers) == {"content-type": "text/plain"}
+
+
+def _env_document() -> dict:
+    """A REST router and an upstream whose env reads a variable MCPGW_TEMPLATE_ENV does not allow."""
+    return {"name": "mix", "tenant": "default",
+            "routers": [{"prefix": "/default/rest", "server": "rest"}, {"prefix": "/default/up", "server": "up"}],
+            "servers": [{"name": "rest", "allowedTools": ["ping"]}],
+            "tools": [{"name": "ping", "description": "ping", "method": "GET", "endpoint": "http://127.0.0.1:9/x"}],
+            "mcpServers": [{"name": "up", "type": "stdio", "command": sys.executable, "policy": "onDemand",
+                            "env": {"TOKEN": '{{ env("QA_NOT_ALLOWED") }}'}}]}
+
+
+def test_an_upstream_with_a_forbidden_env_name_fails_alone(monkeypatch):
+    monkeypatch.delenv("MCPGW_TEMPLATE_ENV", raising=False)
+    doc = r.Document(tenant="default", name="mix", content=_env_document(), version=1,
+                     updated_at=datetime.now(timezone.utc), updated_by=None, deleted=False)
+    snap = build_snapshot(r.ConfigSet(revision=1, documents=(doc,), keys=(),
+                                      tenants=(r.Tenant(id=1, name="default", prefix="/", description=""),)))
+    try:
+        assert snap.errors == {}
+        assert {"/default/rest", "/default/up"} <= set(snap.routes)
+        upstream = next(b for b in snap.backends.values() if getattr(b, "name", "") == "up")
+        status = upstream.status()
+        assert status["state"] == "failed"
+        assert "env('QA_NOT_ALLOWED') is not allowed" in status["last_error"]
+        result = upstream.call_tool("anything", {}, CallContext())
+        assert result["isError"] and "QA_NOT_ALLOWED" in result["content"][0]["text"]
+    finally:
+        for backend in snap.backends.values():
+            backend.close()
+
+
+def test_check_warns_about_env_names_not_allowed(sqlite_store, sqlite_url, monkeypatch):
+    monkeypatch.delenv("MCPGW_TEMPLATE_ENV", raising=False)
+    sqlite_store.save_document(_env_document())
+    result = CliRunner().invoke(cli, ["check", "--db", sqlite_url])
+    assert result.exit_code == 0, result.output
+    assert ("Warning: default/mix: mcpServers[0].env.TOKEN: env('QA_NOT_ALLOWED') is not allowed"
+            in result.stderr)
+    assert "All 1 document(s) are valid." in result.stdout
+    monkeypatch.setenv("MCPGW_TEMPLATE_ENV", "QA_NOT_ALLOWED")
+    assert "Warning" not in CliRunner().invoke(cli, ["check", "--db", sqlite_url]).stderr

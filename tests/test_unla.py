@@ -1,15 +1,19 @@
-"""Unla's Go templates: each translation row, refusals, and the document round trip."""
+"""Unla's Go templates: each translation row, refusals, the document round trip and ``export --format unla``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from mcpgw_sdk import TemplateError
 from mcpgw_sdk import documents as d
+from mcpgw_sdk.cli import cli
 from mcpgw_sdk.templates import render, request_context
 from mcpgw_sdk.unla import from_unla, is_unla, to_unla, translate
+from tests.fixtures_store import make_document
 
 DATA = Path(__file__).parent / "data"
 
@@ -177,3 +181,15 @@ def test_to_unla_refuses_with_the_field(jinja, reason):
         to_unla(doc)
     assert str(info.value).startswith(f"default/n: tools[0].requestBody: cannot express {jinja!r}")
     assert reason in str(info.value)
+
+
+def test_export_unla_skips_only_the_untranslatable_document(sqlite_store, sqlite_url):
+    sqlite_store.save_document(make_document("good"))
+    sqlite_store.save_document(make_document("bad", endpoint="http://h/{{ args.id | upper }}"))
+    result = CliRunner().invoke(cli, ["export", "--format", "unla", "--db", sqlite_url])
+    assert result.exit_code == 0, result.output
+    assert [doc["name"] for doc in yaml.safe_load_all(result.stdout)] == ["good"]
+    assert "Warning: skipped default/bad: tools[0].endpoint:" in result.stderr
+    assert "'upper' has no Unla spelling" in result.stderr
+    alone = CliRunner().invoke(cli, ["export", "--format", "unla", "--name", "bad", "--db", sqlite_url])
+    assert alone.exit_code == 1 and "nothing exported" in alone.stderr

@@ -25,7 +25,7 @@ import yaml
 
 from mcpgw_sdk import ConfigError, TemplateError, Workspace
 from mcpgw_sdk.client import McpClient
-from mcpgw_sdk.store import open_store
+from mcpgw_sdk.opening import open_store
 from mcpgw_sdk.templates import render
 from mcpgw_sdk.unla import import_document, translate
 from tests.fixtures_gateway import run_gateway, seed

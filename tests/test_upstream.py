@@ -22,11 +22,16 @@ def stdio_spec(**extra) -> dict:
 
 @pytest.fixture
 def servers():
-    """UpstreamServers made with ``servers(name, spec)``; all closed at teardown."""
+    """UpstreamServers made with ``servers(name, spec)``; all closed at teardown.
+
+    They connect at once (``policy: onStart``) unless the spec says otherwise: the model's default,
+    ``onDemand``, would make each test's first use connect.
+    """
     made: list[UpstreamServer] = []
 
     def make(name: str, spec: dict, **kwargs) -> UpstreamServer:
-        server = make_backend("mcp", name=name, spec=spec, document={"name": "doc"}, **kwargs)
+        server = make_backend("mcp", name=name, spec={"policy": "onStart", **spec}, document={"name": "doc"},
+                              **kwargs)
         made.append(server)
         return server
 
@@ -76,6 +81,11 @@ def test_allowed_and_denied_tools(servers):
     refused = up.call_tool("slow", {"seconds": 0}, CallContext())
     assert refused["isError"] and "not available" in text(refused)
     assert up.call_tool("test_simple_text", {}, CallContext())["isError"]
+
+
+def test_policy_defaults_to_on_demand_as_validation_says():
+    up = UpstreamServer(name="x", spec=stdio_spec(), start=False)
+    assert up.policy == "onDemand" and up.era_mode == "legacy" and up.timeout == 30.0
 
 
 def test_config_errors_name_the_field():

@@ -21,7 +21,7 @@ from mcpgw_sdk.cli import cli
 from mcpgw_sdk.client import McpClient
 from mcpgw_sdk.documents import to_yaml
 from mcpgw_sdk.openapi import from_openapi
-from mcpgw_sdk.store import open_store
+from mcpgw_sdk.opening import open_store
 from mcpgw_sdk.unla import from_unla
 from tests.fixtures_gateway import run_gateway, seed
 from tests.helpers import Procs

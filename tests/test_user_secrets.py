@@ -170,10 +170,10 @@ def test_a_yaml_store_refuses_secrets(tmp_path):
     from mcpgw_sdk.yamlstore import YamlStore
 
     (tmp_path / "docs").mkdir()
-    store = YamlStore(f"yaml:///{tmp_path / 'docs'}")
+    gw = Workspace(YamlStore(f"yaml:///{tmp_path / 'docs'}"))
     with pytest.raises(ReadOnlyError, match="cannot keep per-user secrets"):
-        store.set_secret("T", "value", user="ann")
-    assert store.list_secrets(user="ann") == [] and store.sealed_secrets(user="ann") == {}
+        gw.set_secret("T", "value", user="ann")
+    assert list(gw.secrets(user="ann")) == []
 
 
 # -- end to end --------------------------------------------------------------------------------------

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from mcpgw_sdk import open_store
+from mcpgw_sdk.cli import cli
 from mcpgw_sdk.errors import AuthError, NotFound, ReadOnlyError, StorageError
+from mcpgw_sdk.store import AccountStore, ActivityStore, ConfigStore, ValueStore, require_part
 from mcpgw_sdk.yamlstore import YamlStore
 from tests.fixtures_store import make_document
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def _write(path, data, *, bump_ns: int = 0):
@@ -80,18 +86,43 @@ def test_writes_are_refused(configs):
     store = YamlStore(f"yaml:///{configs}")
     with pytest.raises(ReadOnlyError, match="read-only"):
         store.save_document(make_document("x"))
-    for call in (lambda: store.create_tenant("t"), lambda: store.create_user("u", "p"),
-                 lambda: store.create_key("u", "t"), lambda: store.delete_document("acme", "users"),
-                 lambda: store.rollback("acme", "users", 1), lambda: store.create_chat("u")):
+    for call in (lambda: store.create_tenant("t"), lambda: store.create_key("u", "t"),
+                 lambda: store.delete_document("acme", "users"), lambda: store.rollback("acme", "users", 1)):
         with pytest.raises(ReadOnlyError):
             call()
     with pytest.raises(AuthError):
-        store.authenticate("u", "p")
-    with pytest.raises(AuthError):
         store.verify_key("mcpgw_x")
-    assert store.list_users() == [] and store.list_keys() == [] and store.query_audit() == []
-    store.write_audit([])  # the gateway's audit writer must not fail on a directory store
+    assert store.list_keys() == []
     assert store.upgrade() == [] and store.check_schema() is None
+
+
+def test_it_is_a_config_store_only(configs):
+    store = YamlStore(f"yaml:///{configs}")
+    assert isinstance(store, ConfigStore)
+    assert not isinstance(store, (AccountStore, ActivityStore, ValueStore))
+    with pytest.raises(ReadOnlyError, match="read-only directory store: cannot create users; edit the files"):
+        require_part(store, AccountStore, "create users")
+
+
+def test_callers_without_the_other_parts_behave_as_before(configs):
+    """Users, secrets, chats and audit: each caller checks for the part and answers as the stubs did."""
+    from gateway_server.api.app import create_app
+    from gateway_server.app import create_app as create_gateway
+    from mcpgw_sdk import Workspace
+
+    store = YamlStore(f"yaml:///{configs}")
+    gw = Workspace(store)
+    assert list(gw.users()) == [] and list(gw.secrets(user="ann")) == []
+    with pytest.raises(ReadOnlyError, match="cannot create users"):
+        gw.create_user("ann", "password-1", role="member")
+    with pytest.raises(ReadOnlyError, match="cannot keep per-user secrets"):
+        gw.set_secret("T", "value", user="ann")
+    with pytest.raises(NotFound, match="secret 'T' is not set"):
+        gw.delete_secret("T", user="ann")
+    client = create_app(store=store, jwt_secret="x" * 32).test_client()
+    answer = client.post("/api/v1/auth/login", json={"username": "u", "password": "p"})
+    assert answer.status_code == 401 and answer.get_json()["error"]["message"] == "invalid user name or password"
+    assert create_gateway(store=store, audit=True).gateway.audit is None  # a directory keeps no audit trail
 
 
 def test_relative_url_and_missing_directory(configs, monkeypatch):
@@ -99,3 +130,21 @@ def test_relative_url_and_missing_directory(configs, monkeypatch):
     assert len(YamlStore("yaml:///configs").load_config().documents) == 4
     with pytest.raises(StorageError, match="does not exist"):
         YamlStore("yaml:///no-such-dir")
+
+
+def test_a_yaml_directory_translates_unla_files_and_check_prints_each_problem_once(tmp_path):
+    (tmp_path / "unla.yaml").write_text((DATA / "unla-mock-user-svc.yaml").read_text())
+    store = YamlStore(f"yaml:///{tmp_path}")
+    try:
+        store.load_config()
+        assert store.errors == []
+        doc = store.get_document("default", "mock-user-svc")
+        assert "{{ env(" in doc.content["servers"][0]["config"]["Authorization"]
+    finally:
+        store.close()
+    (tmp_path / "broken.yaml").write_text("name: broken\nrouters: [{prefix: /default/b, server: nope}]\n")
+    result = CliRunner().invoke(cli, ["check", "--db", f"yaml:///{tmp_path}"])
+    assert result.exit_code == 1
+    combined = result.stdout + result.stderr
+    assert combined.count("'nope' is not a server") == 1
+    assert "template does not parse" not in combined

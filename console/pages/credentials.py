@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from console import access, credentials, ui
+from console import credentials, ui
+from mcpgw_sdk.access import Access
 from mcpgw_sdk.errors import ConfigError, Forbidden, NotFound, ReadOnlyError, SecretError
 
 user = ui.require_user()
@@ -52,6 +53,6 @@ if rows:
             state["cr_flash"] = f"Deleted secret {pick}."
             st.rerun()
 
-if access.is_admin(user):
+if Access(user).is_admin:
     st.caption("Tenant fallbacks (used when a caller has no secret of that name) are set with "
                "`PUT /api/v1/tenants/{tenant}/secrets/{name}` or `gw.set_secret(name, value, tenant=...)`.")

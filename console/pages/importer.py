@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from console import access, editing, importing, ui
+from mcpgw_sdk.access import Access
 from mcpgw_sdk.errors import ConfigError
 
 user = ui.require_user()
@@ -28,7 +29,7 @@ elif source == "Fetch a URL":
     url = st.text_input("URL of a spec or document", key="im_url")
     if url and st.button("Fetch", key="im_fetch"):
         try:
-            state["im_fetched"] = (importing.fetch(url, trusted=access.is_admin(user)), url)
+            state["im_fetched"] = (importing.fetch(url, trusted=Access(user).may_fetch_url()), url)
         except ConfigError as exc:
             st.error(str(exc))
     if state.get("im_fetched") and state["im_fetched"][1] == url:

@@ -2,14 +2,16 @@
 
 import streamlit as st
 
-from console import access, ui, usage
+from console import ui, usage
+from mcpgw_sdk.access import Access
 
 user = ui.require_user()
 store = ui.store()
 
 st.title("Usage")
 period = st.segmented_control("Period", ["1h", "24h", "7d", "30d"], default="24h", key="usage_period") or "24h"
-tenants = None if access.is_admin(user) else list(user.tenants)
+visible = Access(user).visible_tenants()
+tenants = None if visible is None else sorted(visible)
 df = usage.load(store, since=usage.since(period), tenants=tenants)
 if df.empty:
     st.info("No tool calls in this period yet.")

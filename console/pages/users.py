@@ -5,13 +5,14 @@ import streamlit as st
 
 from console import access, ui
 from console import keys as keyforms
+from mcpgw_sdk.access import Access
 from mcpgw_sdk.errors import ConfigError, ConflictError, Forbidden, NotFound
 from mcpgw_sdk.workspace import Workspace
 
 user = ui.require_user()
 store = ui.store()
 state = st.session_state
-admin = access.is_admin(user)
+admin = Access(user).may_manage_users()
 
 st.title("Users & keys" if admin else "API keys")
 if "us_flash" in state:
@@ -125,7 +126,7 @@ def users_section():
                                                                             if t in tenant_names])
             password = st.text_input("New password (leave empty to keep)", type="password")
             if st.form_submit_button("Save user"):
-                if target.name == user.name and (role != "admin" or not active):
+                if not Access(user).may_remove(target.name) and (role != "admin" or not active):
                     st.error("Role: you cannot demote or deactivate yourself")
                 else:
                     store.update_user(target.name, role=role, active=active, tenants=tenants)

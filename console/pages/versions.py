@@ -83,6 +83,7 @@ else:
                          "the history keeps every version, so this can be undone here too.")
         if answer:
             try:
+                access.check_tenant(user, doc.tenant, to="roll_back")
                 restored = store.rollback(doc.tenant, doc.name, number, author=user.name, actor=user)
             except (Forbidden, NotFound, ConflictError) as exc:
                 st.error(f"Not restored: {exc}")
@@ -100,7 +101,7 @@ if not doc.deleted:
                          "stays: restore any version here to bring it back.")
         if answer:
             try:
-                access.check_tenant(user, doc.tenant)
+                access.check_tenant(user, doc.tenant, to="delete")
                 gone = store.delete_document(doc.tenant, doc.name, author=user.name, base_version=pending[2])
             except (Forbidden, NotFound, ConflictError) as exc:
                 st.error(f"Not deleted: {exc}")

@@ -24,7 +24,8 @@ from mcpgw_sdk.errors import (
     SecretError,
     StorageError,
 )
-from mcpgw_sdk.store import Store, open_store
+from mcpgw_sdk.opening import open_store
+from mcpgw_sdk.store import AccountStore, ConfigStore
 
 from ..statuses import standard_reasons
 from .auth import ApiState, LoginLimiter, RateLimited, SharedLoginLimiter, TokenService, load_secret
@@ -99,8 +100,10 @@ def _authenticate() -> None:
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("a bearer token is required (POST /api/v1/auth/login)")
     claims = current_app.extensions["mcpgw"]["tokens"].verify(token.strip())
-    store: Store = current_app.extensions["mcpgw"]["store"]
+    store: ConfigStore = current_app.extensions["mcpgw"]["store"]
     try:
+        if not isinstance(store, AccountStore):  # a yaml:// directory has no users
+            raise NotFound(claims["sub"])
         user = store.get_user(claims["sub"])
     except NotFound:
         raise AuthError("the user of this token no longer exists") from None
@@ -116,7 +119,7 @@ def _private(response):
     return response
 
 
-def create_app(*, store: Store | None = None, store_url: str | None = None, jwt_secret: str | None = None,
+def create_app(*, store: ConfigStore | None = None, store_url: str | None = None, jwt_secret: str | None = None,
                login_limit: int = 10) -> Flask:
     """Build the management API app on ``store`` (or a store opened from ``store_url``).
 

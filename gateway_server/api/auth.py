@@ -19,13 +19,13 @@ import secrets
 import threading
 import time
 from collections import deque
-from datetime import datetime, timezone
 from typing import Any
 
 import jwt
 
-from mcpgw_sdk import settings
 from mcpgw_sdk.errors import AuthError
+from mcpgw_sdk.settings import resolve
+from mcpgw_sdk.store import ValueStore
 
 log = logging.getLogger("mcpgw.api")
 
@@ -47,13 +47,13 @@ class ApiState:
     per user, the time before which their tokens are void (set when a password changes or an
     account is disabled)."""
 
-    def __init__(self, store: Any):
+    def __init__(self, store: ValueStore):
         self._store = store
 
     @classmethod
     def of(cls, store: Any) -> ApiState | None:
         """The state of ``store``, or ``None`` for a store that cannot keep values (``yaml://``)."""
-        if getattr(store, "read_only", False) or not hasattr(store, "set_value"):
+        if not isinstance(store, ValueStore):
             return None
         return cls(store)
 
@@ -89,7 +89,7 @@ def load_secret(state: ApiState | None, explicit: str | None = None, *, setting:
     gets a random per-process secret, logged as a warning: tokens then last one process.
     """
     env = f"MCPGW_{setting.upper()}"
-    secret = settings.get(setting, explicit or None)
+    secret = explicit or resolve().get(setting)
     if secret:
         if len(secret) < 16:
             from mcpgw_sdk.errors import ConfigError
@@ -281,8 +281,3 @@ class LoginLimiter:
                 # many names tried once: forget pairs whose failures have all aged out
                 for key in [k for k, hits in self._failures.items() if not hits or hits[-1] <= now - self.window]:
                     del self._failures[key]
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(timezone.utc)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from mcpgw_sdk import settings
+from mcpgw_sdk.settings import Settings, option, resolve
 
 
 def _patch() -> None:
@@ -21,23 +21,28 @@ def _patch() -> None:
     patch_psycopg()
 
 
-def serve(*, db: str | None, host: str, port: int, upgrade: bool = False) -> None:
-    """Open the store, build the app and serve it until interrupted (call after :func:`_patch`)."""
+def serve(*, db: str | None, host: str, port: int, upgrade: bool = False,
+          settings: Settings | None = None) -> None:
+    """Open the store, build the app and serve it until interrupted (call after :func:`_patch`).
+
+    ``settings`` defaults to :func:`~mcpgw_sdk.settings.resolve`'s; ``db`` overrides its ``database_url``.
+    """
     import logging
     import socket
 
     from gevent.pywsgi import WSGIServer
 
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
 
     from ..commands import listen_error
     from .app import create_app
 
-    logging.basicConfig(level=settings.get("log_level"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    store = open_store(db, check=not upgrade)
+    resolved = (settings or resolve()).replace(database_url=db)
+    logging.basicConfig(level=resolved.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    store = open_store(resolved.database_url, check=not upgrade)
     if upgrade:
         store.upgrade()
-    app = create_app(store=store)
+    app = create_app(store=store, jwt_secret=resolved.jwt_secret or None)
 
     class Server(WSGIServer):
         def wrap_socket_and_handle(self, client_socket, address):
@@ -62,12 +67,9 @@ def serve(*, db: str | None, host: str, port: int, upgrade: bool = False) -> Non
 
 def _options(func):
     func = click.option("--upgrade", is_flag=True, help="Apply pending database migrations before serving.")(func)
-    func = click.option("--port", type=int, default=None,
-                        help=settings.SETTINGS["api_port"].help + " [env: MCPGW_API_PORT]")(func)
-    func = click.option("--host", default=None, help=settings.SETTINGS["api_host"].help + " [env: MCPGW_API_HOST]")(func)
-    func = click.option("--db", "db", default=None, metavar="URL",
-                        help=settings.SETTINGS["database_url"].help + " [env: MCPGW_DATABASE_URL]")(func)
-    return func
+    func = option("api_port", "--port", "port")(func)
+    func = option("api_host", "--host", "host")(func)
+    return option("database_url", "--db", "db", metavar="URL")(func)
 
 
 @click.command("api")
@@ -75,7 +77,8 @@ def _options(func):
 def api_command(db, host, port, upgrade):
     """Serve the management REST API (/api/v1) with gevent."""
     _patch()
-    serve(db=db, host=settings.get("api_host", host), port=settings.get("api_port", port), upgrade=upgrade)
+    resolved = resolve({"database_url": db, "api_host": host, "api_port": port})
+    serve(db=db, host=resolved.api_host, port=resolved.api_port, upgrade=upgrade, settings=resolved)
 
 
 def register(cli):

@@ -1,4 +1,4 @@
-"""What every route module shares: the store, the caller, tenant visibility, bodies and record encoding."""
+"""What every route module shares: the store, the caller and their access, bodies and record encoding."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import yaml
 from flask import current_app, g, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-from mcpgw_sdk.errors import ConfigError, Forbidden, NotFound
+from mcpgw_sdk.access import Access
+from mcpgw_sdk.errors import ConfigError, NotFound
 from mcpgw_sdk.names import text_errors
 from mcpgw_sdk.records import User
 from mcpgw_sdk.store import Store
@@ -21,7 +22,11 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 
 
 def store() -> Store:
-    """The store this app serves."""
+    """The store this app serves.
+
+    Routes behind login may use every part: only a store with accounts lets anyone log in (a ``yaml://``
+    directory is a config store only, so its API answers nothing past ``/auth/login``).
+    """
     return current_app.extensions["mcpgw"]["store"]
 
 
@@ -30,27 +35,9 @@ def caller() -> User:
     return g.user
 
 
-def is_admin() -> bool:
-    """True when the caller is an admin."""
-    return caller().role == "admin"
-
-
-def require_admin() -> None:
-    """Raise Forbidden unless the caller is an admin."""
-    if not is_admin():
-        raise Forbidden("only admins may do this")
-
-
-def visible_tenants() -> set[str] | None:
-    """Tenants the caller may see: ``None`` for admins (all), else their memberships."""
-    return None if is_admin() else set(caller().tenants)
-
-
-def check_tenant(tenant: str, what: str = "tenant") -> None:
-    """Raise NotFound when a member asks for a tenant they do not belong to (404, not 403: nothing leaks)."""
-    tenants = visible_tenants()
-    if tenants is not None and tenant not in tenants:
-        raise NotFound(f"{what} {tenant!r} not found")
+def access() -> Access:
+    """What the caller may do (:mod:`mcpgw_sdk.access`); its refusals become 403/404 through the app's error table."""
+    return Access(caller())
 
 
 NESTED = "the body is nested too deeply"

@@ -13,6 +13,7 @@ from flask import Blueprint, jsonify
 from jsonschema import Draft202012Validator
 
 from mcpgw_sdk.errors import ConfigError
+from mcpgw_sdk.records import ROLES
 
 bp = Blueprint("meta", __name__)
 
@@ -21,7 +22,7 @@ TENANT_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 PREFIX = {"type": "string", "pattern": "^(/[A-Za-z0-9_.-]+)+$", "maxLength": 200}
 STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 200}, "maxItems": 200}
 WHEN = {"type": ["string", "null"], "format": "date-time"}
-ROLE = {"type": "string", "enum": ["admin", "member"]}
+ROLE = {"type": "string", "enum": list(ROLES)}
 PASSWORD = {"type": "string", "minLength": 8, "maxLength": 1024}
 INT64_MAX = 2**63 - 1  #: the largest id or version a database column holds
 

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from mcpgw_sdk.errors import NotFound
-
 from .common import (
+    access,
     arg_choice,
     arg_datetime,
     arg_int,
     caller,
-    check_tenant,
     encode,
-    is_admin,
     json_body,
     store,
-    visible_tenants,
 )
 
 bp = Blueprint("activity", __name__)
@@ -25,15 +21,14 @@ OUTCOMES = ("ok", "error", "denied", "timeout")
 
 def _visible_chat(chat_id: str):
     chat = store().get_chat(chat_id)
-    if not is_admin() and chat.user != caller().name:
-        raise NotFound(f"chat {chat_id!r} not found")
+    access().require_chat(chat, chat_id)
     return chat
 
 
 @bp.get("/chats")
 def list_chats():
     """Chat sessions, most recent first: the caller's own; admins all, or one user's with ``?user=``."""
-    user = request.args.get("user") if is_admin() else caller().name
+    user = request.args.get("user") if access().is_admin else caller().name
     return jsonify([encode(c) for c in store().list_chats(user=user)])
 
 
@@ -95,9 +90,10 @@ def audit():
     limit = arg_int("limit", 100, minimum=1, maximum=1000)
     offset = arg_int("offset", 0, minimum=0, maximum=2**31 - 1)
     tenant = request.args.get("tenant")
+    allowed = access()
     if tenant is not None:
-        check_tenant(tenant)
-    tenants = visible_tenants()
+        allowed.require_tenant(tenant, to="read_audit")
+    tenants = allowed.visible_tenants()
     if tenants is None or tenant is not None:
         records = store().query_audit(tenant=tenant, limit=limit, offset=offset, **filters)
     else:
@@ -113,9 +109,9 @@ def audit():
 @bp.get("/status")
 def status():
     """The config revision and how many documents and tenants the caller can see."""
-    tenants = visible_tenants()
-    docs = [d for d in store().list_documents() if tenants is None or d.tenant in tenants]
-    names = [t.name for t in store().list_tenants() if tenants is None or t.name in tenants]
+    allowed = access()
+    docs = allowed.visible(store().list_documents())
+    names = [t.name for t in store().list_tenants() if allowed.may_see(t.name)]
     from mcpgw_sdk import __version__
 
     return jsonify({"revision": store().revision(), "documents": len(docs), "tenants": len(names),

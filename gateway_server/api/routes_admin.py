@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from mcpgw_sdk.errors import ConfigError, ConflictError, NotFound
+from mcpgw_sdk.records import DEFAULT_ROLE
 
-from .common import caller, check_tenant, encode, json_body, require_admin, store, visible_tenants
+from .common import access, caller, encode, json_body, store
 
 bp = Blueprint("admin", __name__)
 
@@ -25,17 +26,17 @@ def _check_tenants_exist(names) -> None:
 @bp.get("/users")
 def list_users():
     """Every user (admins only)."""
-    require_admin()
+    access().require_admin()
     return jsonify([encode(u) for u in store().list_users()])
 
 
 @bp.post("/users")
 def create_user():
     """Create a user (admins only)."""
-    require_admin()
+    access().require_admin()
     data = json_body("UserCreate")
     _check_tenants_exist(data.get("tenants", ()))
-    user = store().create_user(data["name"], data["password"], role=data.get("role", "member"),
+    user = store().create_user(data["name"], data["password"], role=data.get("role", DEFAULT_ROLE),
                                tenants=data.get("tenants", ()), active=data.get("active", True))
     return jsonify(encode(user)), 201, {"Location": f"{request.root_path}/api/v1/users/{user.name}"}
 
@@ -43,14 +44,14 @@ def create_user():
 @bp.get("/users/<name>")
 def get_user(name):
     """One user (admins only)."""
-    require_admin()
+    access().require_admin()
     return jsonify(encode(store().get_user(name)))
 
 
 @bp.patch("/users/<name>")
 def update_user(name):
     """Change a user's role, active flag, tenants or password (admins only)."""
-    require_admin()
+    access().require_admin()
     data = json_body("UserUpdate")
     store().get_user(name)
     if name == caller().name:
@@ -71,9 +72,9 @@ def update_user(name):
 @bp.delete("/users/<name>")
 def delete_user(name):
     """Delete a user and revoke their keys (admins only; not yourself)."""
-    require_admin()
+    access().require_admin()
     store().get_user(name)
-    if name == caller().name:
+    if not access().may_remove(name):
         raise ConflictError("you cannot delete yourself; ask another admin")
     store().delete_user(name)
     # a user later created with the same name must not inherit these tokens
@@ -84,14 +85,14 @@ def delete_user(name):
 @bp.get("/tenants")
 def list_tenants():
     """Tenants: all for admins, the caller's own for members."""
-    tenants = visible_tenants()
-    return jsonify([encode(t) for t in store().list_tenants() if tenants is None or t.name in tenants])
+    allowed = access()
+    return jsonify([encode(t) for t in store().list_tenants() if allowed.may_see(t.name)])
 
 
 @bp.post("/tenants")
 def create_tenant():
     """Create a tenant (admins only); the prefix defaults to ``/name``."""
-    require_admin()
+    access().require_admin()
     data = json_body("TenantCreate")
     tenant = store().create_tenant(data["name"], prefix=data.get("prefix"), description=data.get("description", ""))
     return jsonify(encode(tenant)), 201, {"Location": f"{request.root_path}/api/v1/tenants/{tenant.name}"}
@@ -100,14 +101,14 @@ def create_tenant():
 @bp.get("/tenants/<name>")
 def get_tenant(name):
     """One tenant (members: only their own)."""
-    check_tenant(name)
+    access().require_tenant(name)
     return jsonify(encode(store().get_tenant(name)))
 
 
 @bp.patch("/tenants/<name>")
 def update_tenant(name):
     """Change a tenant's prefix or description (admins only)."""
-    require_admin()
+    access().require_admin()
     data = json_body("TenantUpdate")
     tenant = store().update_tenant(name, prefix=data.get("prefix"), description=data.get("description"))
     return jsonify(encode(tenant))
@@ -116,6 +117,6 @@ def update_tenant(name):
 @bp.delete("/tenants/<name>")
 def delete_tenant(name):
     """Delete a tenant without live documents (admins only)."""
-    require_admin()
+    access().require_admin()
     store().delete_tenant(name)
     return "", 204

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from mcpgw_sdk.errors import AuthError, Forbidden, NotFound
+from mcpgw_sdk.store import AccountStore
 
 from .auth import RateLimited
 from .common import caller, encode, json_body, store
@@ -24,8 +25,11 @@ def login():
     address = request.remote_addr or "-"
     limiter = _services()["limiter"]
     limiter.check(address, name)
+    accounts = store()
     try:
-        user = store().authenticate(name, data["password"])
+        if not isinstance(accounts, AccountStore):  # a yaml:// directory has no users
+            raise AuthError("invalid user name or password")
+        user = accounts.authenticate(name, data["password"])
     except AuthError:
         limiter.failed(address, name)
         raise
@@ -42,8 +46,11 @@ def refresh():
     data = json_body("Refresh")
     tokens = _services()["tokens"]
     claims = tokens.verify(data["refresh_token"], kind="refresh")
+    accounts = store()
     try:
-        user = store().get_user(claims["sub"])
+        if not isinstance(accounts, AccountStore):
+            raise NotFound(claims["sub"])
+        user = accounts.get_user(claims["sub"])
     except NotFound:
         raise AuthError("the user of this token no longer exists") from None
     if not user.active:

@@ -8,19 +8,19 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import BadRequest
 
+from mcpgw_sdk.config_model import DEFAULT_TENANT
 from mcpgw_sdk.errors import ConfigError, McpgwError, NotFound
 
 from .common import (
+    access,
     arg_bool,
     arg_int,
     caller,
     check_id,
-    check_tenant,
     document_body,
     encode,
     json_body,
     store,
-    visible_tenants,
 )
 
 bp = Blueprint("documents", __name__)
@@ -43,7 +43,7 @@ def validated(content: dict[str, Any]) -> dict[str, Any]:
 
 def tenant_of(content: dict[str, Any]) -> str:
     """The document's tenant (``default`` when absent); 422 unless it is a string."""
-    tenant = content.get("tenant", "default")
+    tenant = content.get("tenant", DEFAULT_TENANT)
     if not isinstance(tenant, str) or not tenant:
         raise ConfigError("tenant: must be a non-empty string")
     return tenant
@@ -89,17 +89,16 @@ def list_documents():
     """Documents the caller may see, by tenant and name (without content)."""
     tenant = request.args.get("tenant")
     if tenant is not None:
-        check_tenant(tenant)
-    tenants = visible_tenants()
+        access().require_tenant(tenant)
     docs = store().list_documents(tenant=tenant, include_deleted=arg_bool("include_deleted"))
-    return jsonify([summary(d) for d in docs if tenants is None or d.tenant in tenants])
+    return jsonify([summary(d) for d in access().visible(docs)])
 
 
 @bp.post("/documents")
 def create_document():
     """Create a document (JSON or YAML body); 409 when it exists."""
     content = document_body()
-    check_tenant(tenant_of(content))
+    access().require_tenant(tenant_of(content), to="edit")
     validated(content)
     doc = store().create_document(content, author=caller().name, actor=caller())
     return document_response(doc, 201)
@@ -111,7 +110,7 @@ def validate_document():
     from mcpgw_sdk import documents, policy
 
     content = document_body()
-    check_tenant(tenant_of(content))
+    access().require_tenant(tenant_of(content), to="edit")
     try:
         normalized = validated(content)
     except ConfigError as exc:
@@ -130,14 +129,14 @@ def validate_document():
 @bp.get("/documents/<tenant>/<name>")
 def get_document(tenant, name):
     """One document: JSON, or its YAML with ``Accept: application/yaml``; ETag is the version."""
-    check_tenant(tenant, "document")
+    access().require_tenant(tenant, "document")
     return document_response(store().get_document(tenant, name))
 
 
 @bp.put("/documents/<tenant>/<name>")
 def put_document(tenant, name):
     """Replace a document (201 when it is new). ``If-Match``/``?base_version=`` → 409 if it changed meanwhile."""
-    check_tenant(tenant, "document")
+    access().require_tenant(tenant, "document", to="edit")
     content = document_body()
     content.setdefault("tenant", tenant)
     content.setdefault("name", name)
@@ -158,7 +157,7 @@ def put_document(tenant, name):
 @bp.delete("/documents/<tenant>/<name>")
 def delete_document(tenant, name):
     """Delete a document (its history stays; roll back to restore it)."""
-    check_tenant(tenant, "document")
+    access().require_tenant(tenant, "document", to="delete")
     store().delete_document(tenant, name, author=caller().name, base_version=base_version())
     return "", 204
 
@@ -166,7 +165,7 @@ def delete_document(tenant, name):
 @bp.get("/documents/<tenant>/<name>/versions")
 def list_versions(tenant, name):
     """A document's history, newest first (deleted documents too), without contents."""
-    check_tenant(tenant, "document")
+    access().require_tenant(tenant, "document")
     versions = store().list_versions(tenant, name)
     if not versions:
         raise NotFound(f"document {tenant}/{name} not found")
@@ -176,14 +175,14 @@ def list_versions(tenant, name):
 @bp.get("/documents/<tenant>/<name>/versions/<int:version>")
 def get_version(tenant, name, version):
     """One version with its content (``null`` for a delete)."""
-    check_tenant(tenant, "document")
+    access().require_tenant(tenant, "document")
     return jsonify(encode(store().get_version(tenant, name, check_id(version, "version"))))
 
 
 @bp.get("/documents/<tenant>/<name>/diff")
 def diff(tenant, name):
     """A unified diff of the YAML of versions ``a`` and ``b``."""
-    check_tenant(tenant, "document")
+    access().require_tenant(tenant, "document")
     a = arg_int("a", minimum=1)
     b = arg_int("b", minimum=1)
     if a is None or b is None:
@@ -195,7 +194,7 @@ def diff(tenant, name):
 @bp.post("/documents/<tenant>/<name>/rollback")
 def rollback(tenant, name):
     """Restore a version's content as a new version (also restores deleted documents)."""
-    check_tenant(tenant, "document")
+    access().require_tenant(tenant, "document", to="roll_back")
     data = json_body("Rollback")
     doc = store().rollback(tenant, name, data["version"], author=caller().name, actor=caller())
     return document_response(doc)

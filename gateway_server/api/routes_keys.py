@@ -6,31 +6,31 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, jsonify, request
 
-from mcpgw_sdk.errors import ConfigError, NotFound
+from mcpgw_sdk.errors import ConfigError
 
-from .common import caller, check_id, check_tenant, encode, is_admin, json_body, store
+from .common import access, caller, check_id, encode, json_body, store
 
 bp = Blueprint("keys", __name__)
 
 
 def _visible_key(key_id: int):
     key = store().get_key(check_id(key_id, "key"))
-    if not is_admin() and key.user != caller().name:
-        raise NotFound(f"key {key_id} not found")
+    access().require_key(key)
     return key
 
 
 @bp.get("/keys")
 def list_keys():
     """Keys, newest first: the caller's own; admins see all, or one user's with ``?user=``."""
+    allowed = access()
     user = request.args.get("user")
-    if not is_admin():
-        if user is not None and user != caller().name:
-            raise NotFound(f"user {user!r} not found")
+    if user is not None:
+        allowed.require_user(user)
+    elif not allowed.is_admin:
         user = caller().name
     tenant = request.args.get("tenant")
     if tenant is not None:
-        check_tenant(tenant)
+        allowed.require_tenant(tenant)
     return jsonify([encode(k) for k in store().list_keys(user=user, tenant=tenant)])
 
 
@@ -39,9 +39,8 @@ def create_key():
     """Create a key; the secret is in this answer only. Admins may create keys for other users."""
     data = json_body("KeyCreate")
     user = data.get("user") or caller().name
-    if not is_admin() and user != caller().name:
-        raise NotFound(f"user {user!r} not found")
-    check_tenant(data["tenant"])
+    access().require_user(user)
+    access().require_tenant(data["tenant"])
     store().get_tenant(data["tenant"])
     expires_at = None
     if data.get("expires_at"):

@@ -11,18 +11,15 @@ from flask import Blueprint, jsonify
 
 from mcpgw_sdk.names import check_name
 
-from .common import caller, check_id, check_tenant, encode, is_admin, json_body, require_admin, store
+from .common import access, caller, check_id, encode, json_body, store
 
 bp = Blueprint("secrets", __name__)
 
 
 def _own_key(key_id: int) -> int:
-    """The key's id when the caller owns it (admins: any key); 404 otherwise (nothing leaks)."""
-    from mcpgw_sdk.errors import NotFound
-
+    """The key's id when the caller owns it (admins: any key) and it is live; 404 otherwise (nothing leaks)."""
     key = store().get_key(check_id(key_id, "key"))
-    if key.revoked or (not is_admin() and key.user != caller().name):
-        raise NotFound(f"key {key_id} not found")
+    access().require_key(key, secrets=True)
     return key.id
 
 
@@ -82,19 +79,19 @@ def delete_key_secret(key_id, secret):
 @bp.get("/tenants/<name>/secrets")
 def list_tenant_secrets(name):
     """The names of a tenant's fallback secrets (admins; members of the tenant)."""
-    check_tenant(name)
+    access().require_tenant(name)
     return jsonify(_infos(store().list_secrets(tenant=name)))
 
 
 @bp.put("/tenants/<name>/secrets/<secret>")
 def put_tenant_secret(name, secret):
     """Set or replace a tenant's fallback secret, used when the caller has none of that name (admins)."""
-    require_admin()
+    access().require_admin()
     return _put(secret, tenant=name)
 
 
 @bp.delete("/tenants/<name>/secrets/<secret>")
 def delete_tenant_secret(name, secret):
     """Delete a tenant's fallback secret (admins)."""
-    require_admin()
+    access().require_admin()
     return _delete(secret, tenant=name)

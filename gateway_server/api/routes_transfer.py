@@ -10,19 +10,18 @@ import yaml
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import BadRequest
 
-from mcpgw_sdk.errors import ConfigError, Forbidden, McpgwError
+from mcpgw_sdk.config_model import DEFAULT_TENANT
+from mcpgw_sdk.errors import ConfigError, McpgwError
 
 from .common import (
+    access,
     arg_choice,
     body_kind,
     body_text,
     caller,
-    check_tenant,
     encode,
-    is_admin,
     json_body,
     store,
-    visible_tenants,
 )
 from .routes_documents import summary, tenant_of, validated
 
@@ -60,7 +59,7 @@ def import_documents():
         if not isinstance(item, dict):
             raise ConfigError(f"documents[{index}]: expected a mapping")
         item = _guarded(f"documents[{index}]", unla.import_document, item, format=fmt, option="format=unla")
-        check_tenant(tenant_of(item))
+        access().require_tenant(tenant_of(item), to="import")
         validated(item)
         contents.append(item)
     saved = store().import_documents(contents, author=caller().name, actor=caller())
@@ -86,8 +85,7 @@ def _load(data: dict[str, Any]) -> dict[str, Any]:
     if ("spec" in data) == ("url" in data):
         raise ConfigError("give exactly one of spec (the document) or url")
     if "url" in data:
-        if not is_admin():
-            raise Forbidden("url: only admins may have the server fetch a spec; send it as spec")
+        access().require_fetch_url()
         if not data["url"].startswith(("http://", "https://")):
             raise ConfigError("url: must be an http:// or https:// URL")
         try:
@@ -109,8 +107,8 @@ def import_openapi():
     from mcpgw_sdk.openapi import from_openapi
 
     data = json_body("OpenApiImport")
-    tenant = data.get("tenant", "default")
-    check_tenant(tenant)
+    tenant = data.get("tenant", DEFAULT_TENANT)
+    access().require_tenant(tenant, to="import")
     spec = _load(data)
     content = _guarded("spec", from_openapi, spec, name=data["name"], tenant=tenant, prefix=data.get("prefix"),
                        base_url=data.get("base_url"), headers=data.get("headers"), config=data.get("config"))
@@ -141,12 +139,11 @@ def export():
     if name is not None and tenant is None:
         raise BadRequest("query parameter name needs tenant")
     if tenant is not None:
-        check_tenant(tenant)
+        access().require_tenant(tenant, to="export")
     if name is not None:
         docs = [store().get_document(tenant, name)]
     else:
-        tenants = visible_tenants()
-        docs = [d for d in store().list_documents(tenant=tenant) if tenants is None or d.tenant in tenants]
+        docs = access().visible(store().list_documents(tenant=tenant))
     text = "---\n".join(_dump(d.content, fmt) for d in docs)
     filename = "mcpgw-export.yaml" if name is None else re.sub(r"[^A-Za-z0-9._-]", "_", f"{tenant}-{name}") + ".yaml"
     return Response(text, mimetype="application/yaml",

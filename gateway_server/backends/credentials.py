@@ -20,14 +20,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mcpgw_sdk import settings
 from mcpgw_sdk.errors import McpgwError, SecretError
 from mcpgw_sdk.redact import MASK, remember_secret
+from mcpgw_sdk.settings import resolve
 
 __all__ = ["CallerSecrets", "MissingSecret", "configure", "missing_text", "scrub", "view"]
 
 Reader = Callable[..., dict[str, Any]]
 _reader: Reader | None = None
+_ttl = 0.0  # the configuring gateway's secrets_cache_ttl
 _cache: dict[tuple[str, Any], tuple[float, dict[str, Any]]] = {}
 _lock = threading.Lock()
 _CACHE_MAX = 10000
@@ -41,11 +42,16 @@ class MissingSecret(McpgwError):
     """
 
 
-def configure(reader: Reader | None) -> None:
-    """Read sealed secrets with ``reader`` (``store.sealed_secrets``, made safe for the hub); ``None`` turns them off."""
-    global _reader
+def configure(reader: Reader | None, *, cache_ttl: float | None = None) -> None:
+    """Read sealed secrets with ``reader`` (``store.sealed_secrets``, made safe for the hub); ``None`` turns them off.
+
+    ``cache_ttl`` is the ``secrets_cache_ttl`` setting (``None``: resolved now).
+    """
+    global _reader, _ttl
+    ttl = float(resolve().secrets_cache_ttl if cache_ttl is None else cache_ttl)
     with _lock:
         _reader = reader
+        _ttl = ttl
         _cache.clear()
 
 
@@ -66,7 +72,7 @@ def _owner_secrets(kind: str, ident: Any) -> dict[str, Any]:
         if hit is not None:  # the database is away: the last read still serves
             return hit[1]
         raise
-    ttl = float(settings.get("secrets_cache_ttl"))
+    ttl = _ttl
     if ttl > 0:
         with _lock:
             if len(_cache) >= _CACHE_MAX:

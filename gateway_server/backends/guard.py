@@ -17,7 +17,7 @@ The trust rule is decided on the *rendered* URL's authority ``(scheme, host, por
   are classified by the IPv4 address they lead to;
 - loopback, private and other non-global addresses are reachable only when the
   authority equals one written literally in the document (see
-  :func:`document_authorities`; the caller passes ``literal=True``), when the host
+  :func:`document_texts`; the caller passes ``literal=True``), when the host
   (or ``host:port``) is in the operator's ``outbound_allow_hosts`` list, or when the
   address lies in the operator's ``allow_argument_hosts`` networks;
 - public addresses are always reachable.
@@ -43,8 +43,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from mcpgw_sdk import settings
 from mcpgw_sdk.errors import ConfigError, McpgwError
+from mcpgw_sdk.settings import resolve
 
 METADATA = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
@@ -146,11 +146,6 @@ def document_texts(content: Any) -> list[str]:
     return texts
 
 
-def document_authorities(content: Any) -> frozenset[Authority]:
-    """Authorities written literally in a document's destination texts (see :func:`document_texts`)."""
-    return authorities(document_texts(content))
-
-
 def _normalise(address: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -241,13 +236,12 @@ class Guard:
 
     def __init__(self, *, allow_argument_hosts: Iterable[str] | None = None,
                  allow_hosts: Iterable[str] | None = None, ttl: float = 5.0):
-        cidrs = settings.get("allow_argument_hosts", list(allow_argument_hosts) if allow_argument_hosts is not None
-                             else None)
+        cidrs = list(allow_argument_hosts) if allow_argument_hosts is not None else resolve().allow_argument_hosts
         try:
             self.allowed = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
         except ValueError as exc:
             raise ConfigError(f"allow_argument_hosts: {exc}") from None
-        hosts = settings.get("outbound_allow_hosts", list(allow_hosts) if allow_hosts is not None else None)
+        hosts = list(allow_hosts) if allow_hosts is not None else resolve().outbound_allow_hosts
         try:
             self.allowed_hosts = frozenset(_allow_entry(h) for h in hosts)
         except ValueError as exc:

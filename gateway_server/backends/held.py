@@ -24,9 +24,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from mcpgw_sdk import settings
 from mcpgw_sdk.client import McpError
 from mcpgw_sdk.errors import StorageError
+from mcpgw_sdk.settings import resolve
 
 from . import InputRefused
 
@@ -123,10 +123,17 @@ def forget(held_id: str) -> Held | None:
         return _held.pop(held_id, None)
 
 
-def refusal(principal: str) -> str | None:
-    """Why a new held call of ``principal`` is refused (``max_held_calls[_per_principal]``), or ``None``."""
-    total = int(settings.get("max_held_calls"))
-    per_principal = int(settings.get("max_held_calls_per_principal"))
+def refusal(principal: str, *, total: int | None = None, per_principal: int | None = None) -> str | None:
+    """Why a new held call of ``principal`` is refused (``max_held_calls[_per_principal]``), or ``None``.
+
+    ``total`` and ``per_principal`` are those settings (the caller's, resolved when it was built);
+    left ``None`` they are resolved now.
+    """
+    if total is None or per_principal is None:
+        resolved = resolve()
+        total = resolved.max_held_calls if total is None else total
+        per_principal = resolved.max_held_calls_per_principal if per_principal is None else per_principal
+    total, per_principal = int(total), int(per_principal)
     with _held_lock:
         if total > 0 and len(_held) >= total:
             return f"too many held calls in this gateway process (max_held_calls={total}); try again later"
@@ -162,7 +169,7 @@ def next_turn(held: Held, upstream: str, what: str, deadline: float) -> dict[str
 
 def _gone(upstream: str) -> InputRefused:
     return InputRefused(-32602, f"requestState refused: the held call of upstream {upstream} has expired or "
-                        f"already finished (held calls wait {float(settings.get('held_call_timeout')):g}s); "
+                        f"already finished (held calls wait {_wait():g}s); "
                         "start the request again without requestState")
 
 
@@ -253,7 +260,7 @@ class Relay:
             return
         out: dict[str, Any]
         try:
-            left = min(float(message.get("left", 0)), float(settings.get("held_call_timeout")) * 2)
+            left = min(float(message.get("left", 0)), _wait() * 2)
             turn = resume_here(str(message.get("upstream")), str(message.get("what")), str(message.get("held")),
                                str(message.get("principal")), message.get("responses") or {},
                                time.monotonic() + max(left, 0.0))
@@ -300,19 +307,31 @@ class Relay:
 
 
 _relay: Relay | None = None
+_held_call_timeout: float | None = None  # the configuring gateway's setting; None: resolve it when needed
 
 
-def configure(sessions: Any) -> None:
-    """Route retries between processes through ``sessions`` when it can (the Redis store); else none."""
-    global _relay
+def _wait() -> float:
+    """The ``held_call_timeout`` setting of the gateway that configured this module."""
+    wait = _held_call_timeout
+    return float(resolve().held_call_timeout if wait is None else wait)
+
+
+def configure(sessions: Any, *, held_call_timeout: float | None = None) -> None:
+    """Route retries between processes through ``sessions`` when it can (the Redis store); else none.
+
+    ``held_call_timeout`` is the gateway's setting (``None``: resolved when needed).
+    """
+    global _relay, _held_call_timeout
+    _held_call_timeout = held_call_timeout
     previous, _relay = _relay, (Relay(sessions) if sessions.relays else None)
     if previous is not None:
         previous.stop()
 
 
 def shutdown() -> None:
-    """Stop listening for relayed retries."""
-    global _relay
+    """Stop listening for relayed retries (and forget the configuring gateway's ``held_call_timeout``)."""
+    global _relay, _held_call_timeout
+    _held_call_timeout = None
     previous, _relay = _relay, None
     if previous is not None:
         previous.stop()

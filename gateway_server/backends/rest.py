@@ -20,12 +20,16 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from mcpgw_sdk import settings
+from mcpgw_sdk import config_model
+from mcpgw_sdk.config_model import POSITIONS, Prompt, Tool
+from mcpgw_sdk.config_model import RestServer as RestEntry
 from mcpgw_sdk.errors import McpgwError
+from mcpgw_sdk.settings import Settings, resolve
 from mcpgw_sdk.templates import quote_segment, quote_url_text, render_deadline
 
 from ..token_exchange import ExchangeFailed, TokenExchange, without_credentials
@@ -34,10 +38,11 @@ from .content import error_result, http_error_result, parse_json, response_resul
 from .guard import Authority, Refused, authorities, document_texts, url_authority
 from .http import HttpClient, HttpError, default_client
 
-POSITIONS = ("path", "query", "header", "body", "form-data", "file")
 #: The ``inputRequests`` key of a tool's ``elicit`` question, and the state it goes out with (sealed by the core).
 ELICIT_KEY = "elicit"
 ELICIT_STATE = "mcpgw-rest-elicit/1"
+#: The tenant of a document that names none (the model's default).
+NO_TENANT = config_model.default(config_model.Document, "tenant")
 MODERN_VERSION = "2026-07-28"
 
 
@@ -214,41 +219,37 @@ def _quote_field(text: str) -> str:
 class _Tool:
     """A tool of the server, compiled once per snapshot."""
 
-    def __init__(self, tool: dict[str, Any], descriptor: dict[str, Any]):
-        name = tool["name"]
+    def __init__(self, tool: Tool, descriptor: dict[str, Any]):
+        name = tool.name
         self.name = name
         self.descriptor = descriptor
-        self.method = str(tool.get("method") or "GET").upper()
+        self.method = tool.method.upper()
         where = f"tools[{name}]"
-        endpoint = str(tool.get("endpoint") or "")
+        endpoint = tool.endpoint
         # Arguments whose value is inserted into the URL as URL text (``raw: true``): they may hold slashes.
-        self.raw = frozenset(arg["name"] for arg in tool.get("args") or [] if arg.get("raw") is True)
+        self.raw = frozenset(arg.name for arg in tool.args if arg.raw is True)
         self.endpoint = _template(endpoint, f"{where}.endpoint", url=True, raw=self.raw)
-        self.headers = {key: _template(value, f"{where}.headers.{key}")
-                        for key, value in (tool.get("headers") or {}).items()}
-        body = tool.get("requestBody")
+        self.headers = {key: _template(value, f"{where}.headers.{key}") for key, value in tool.headers.items()}
+        body = tool.request_body
         self.request_body = _template(body, f"{where}.requestBody") if body not in (None, "") else None
-        response = tool.get("responseBody")
+        response = tool.response_body
         self.response_body = _template(response, f"{where}.responseBody") if response not in (None, "") else None
-        self.output_schema = tool.get("outputSchema")
-        self.timeout = float(tool["timeout"]) if tool.get("timeout") is not None else None
-        self.retries = int(tool.get("retries") or 0)
-        self.max_bytes = int(tool["maxResponseBytes"]) if tool.get("maxResponseBytes") is not None else None
-        self.proxy = tool.get("proxy") or None
-        elicit = tool.get("elicit")
+        self.output_schema = tool.output_schema
+        self.timeout = float(tool.timeout) if tool.timeout is not None else None
+        self.retries = int(tool.retries)
+        self.max_bytes = int(tool.max_response_bytes) if tool.max_response_bytes is not None else None
+        self.proxy = tool.proxy
+        elicit = tool.elicit
         # (message template, requestedSchema, {answer field: argument}) of the question asked before the call.
-        self.elicit = None if not isinstance(elicit, dict) else (
-            _template(elicit.get("message") or "", f"{where}.elicit.message"),
-            dict(elicit.get("requestedSchema") or {}), dict(elicit.get("fill") or {}))
-        self.args: list[tuple[str, str, str | None, Any]] = []
-        for arg in tool.get("args") or []:
-            self.args.append((arg["name"], arg.get("position") or "body", arg.get("type"), arg.get("default")))
+        self.elicit = None if elicit is None else (
+            _template(elicit.message, f"{where}.elicit.message"), dict(elicit.requested_schema), dict(elicit.fill))
+        self.args: list[tuple[str, str, str | None, Any]] = [(arg.name, arg.position, arg.type, arg.default)
+                                                             for arg in tool.args]
         self.by_position = {position: [a for a in self.args if a[1] == position] for position in POSITIONS}
         # ``field``: the name an argument is sent under (query key, header, form field, JSON property).
-        self.wire = {arg["name"]: arg["field"] for arg in tool.get("args") or [] if arg.get("field")}
+        self.wire = {arg.name: arg.field for arg in tool.args if arg.field}
         # Templates can only reach the client's request by naming it; without that, skip building it.
-        self.uses_request = any("request" in str(text) for text in
-                                [endpoint, body, response, *(tool.get("headers") or {}).values()])
+        self.uses_request = any("request" in str(text) for text in [endpoint, body, response, *tool.headers.values()])
 
 
 class RestServer:
@@ -257,7 +258,8 @@ class RestServer:
     ``server`` is the ``servers[]`` entry, ``tools`` the document's ``tools``
     (filtered by the server's ``allowedTools``, kept in config order),
     ``document`` the whole document (its ``prompts`` are served too). ``client``
-    defaults to the process-wide pooled client.
+    defaults to the process-wide pooled client; ``settings`` (``forward_headers``,
+    ``tool_timeout``, ``max_response_bytes``) to :func:`~mcpgw_sdk.settings.resolve`'s.
     """
 
     #: A REST call never notifies the client and is bounded by its tool timeout (see ``backends.may_notify``).
@@ -265,26 +267,31 @@ class RestServer:
     #: What a REST server offers is fixed by its document (see ``backends.static_capabilities``).
     static_capabilities = True
 
-    def __init__(self, *, name: str, server: dict[str, Any], tools: list[dict[str, Any]],
-                 document: Any = None, client: HttpClient | None = None, **_ignored: Any):
+    def __init__(self, *, name: str, server: RestEntry | dict[str, Any], tools: list[Tool] | list[dict[str, Any]],
+                 document: Any = None, client: HttpClient | None = None, settings: Settings | None = None,
+                 prompts: tuple[Prompt, ...] | None = None, **_ignored: Any):
         self.name = name
-        self.server = server
+        settings = settings if settings is not None else resolve()
+        entry = server if isinstance(server, RestEntry) else RestEntry.from_dict(server)
+        self.server = entry
         content = getattr(document, "content", document) or {}
         self.client = client
-        config = server.get("config") or {}
-        self.config = {key: _template(value, f"servers[{server.get('name', name)}].config.{key}")
+        config = entry.config
+        self.config = {key: _template(value, f"servers[{entry.name or name}].config.{key}")
                        for key, value in config.items()}
-        allowed = server.get("allowedTools")
-        allowed_set = set(allowed) if allowed is not None else None
+        allowed_set = set(entry.allowed_tools) if entry.allowed_tools is not None else None
         from mcpgw_sdk.documents import tool_input_schema
 
+        typed = [tool if isinstance(tool, Tool) else Tool.from_dict(tool) for tool in tools]
         self.tools: dict[str, _Tool] = {}
-        for tool in tools:
-            if allowed_set is not None and tool.get("name") not in allowed_set:
+        for tool in typed:
+            if allowed_set is not None and tool.name not in allowed_set:
                 continue
-            self.tools[tool["name"]] = _Tool(tool, self._descriptor(tool, tool_input_schema(tool)))
-        self.prompts = {p["name"]: p for p in content.get("prompts") or [] if isinstance(p, dict) and "name" in p}
-        self.tenant = content.get("tenant") or "default"  # whose fallback secrets its templates may read
+            self.tools[tool.name] = _Tool(tool, self._descriptor(tool.raw, tool_input_schema(tool.raw)))
+        if prompts is None:
+            prompts = tuple(Prompt.from_dict(p) for p in content.get("prompts") or [] if isinstance(p, dict) and "name" in p)
+        self.prompts = {p.name: p for p in prompts}
+        self.tenant = content.get("tenant") or NO_TENANT  # whose fallback secrets its templates may read
         # A config of plain values (the common case) is the same for every call: build it once.
         self.plain_config = ({key: tpl.text for key, tpl in self.config.items()}
                              if all(isinstance(tpl, _Plain) for tpl in self.config.values()) else None)
@@ -293,15 +300,14 @@ class RestServer:
                 compiled.endpoint = _constant(compiled.endpoint, self.plain_config)
         # Authorities (scheme, host, port) the document writes, for all its tools: found at the first call
         # (see literal_hosts), not when the snapshot is built (a big catalog builds many servers never called).
-        self._literal_inputs = (content, config, tools)
+        self._literal_inputs = (content, config, typed)
         self._literals: frozenset[Authority] | None = None
         self.config_uses_request = any("request" in str(value) for value in config.values())
-        self.forward_headers = tuple(h.strip().lower() for h in settings.get("forward_headers") if h.strip())
-        self.default_timeout = float(settings.get("tool_timeout"))
-        self.default_max_bytes = int(settings.get("max_response_bytes"))
+        self.forward_headers = tuple(h.strip().lower() for h in settings.forward_headers if h.strip())
+        self.default_timeout = float(settings.tool_timeout)
+        self.default_max_bytes = int(settings.max_response_bytes)
         # tokenExchange (RFC 8693): the caller's OAuth token is traded for one meant for this server.
-        spec = server.get("tokenExchange")
-        self.exchange = TokenExchange(spec, server=name) if isinstance(spec, dict) else None
+        self.exchange = TokenExchange(entry.token_exchange, server=name) if entry.token_exchange is not None else None
 
     def literal_hosts(self) -> frozenset[Authority]:
         """The authorities this server's tools may reach when they are loopback/private (computed once)."""
@@ -337,7 +343,7 @@ class RestServer:
         if tool is None:
             return error_result(f"unknown tool {name!r} on server {self.name!r}")
         if tool.proxy:
-            return error_result(f"tool {name!r} uses a proxy ({tool.proxy.get('type', 'http')}), which mcpgw "
+            return error_result(f"tool {name!r} uses a proxy ({tool.proxy.type}), which mcpgw "
                                 "does not support yet; remove tools[].proxy")
         ctx = ctx or CallContext()
         arguments = arguments or {}
@@ -438,9 +444,9 @@ class RestServer:
     # -- prompts -------------------------------------------------------------
     def list_prompts(self) -> list[dict[str, Any]]:
         """The document's prompts as MCP prompt descriptors."""
-        return [{"name": p["name"], "description": p.get("description") or "",
-                 "arguments": [{"name": a["name"], "description": a.get("description") or "",
-                                "required": bool(a.get("required"))} for a in p.get("arguments") or []]}
+        return [{"name": p.name, "description": p.description,
+                 "arguments": [{"name": a.name, "description": a.description, "required": bool(a.required)}
+                               for a in p.arguments]}
                 for p in self.prompts.values()]
 
     def get_prompt(self, name: str, arguments: dict[str, Any] | None, ctx: CallContext | None = None) -> dict:
@@ -449,16 +455,16 @@ class RestServer:
         if prompt is None:
             raise LookupError(f"unknown prompt {name!r}")
         arguments = arguments or {}
-        missing = [a["name"] for a in prompt.get("arguments") or [] if a.get("required") and a["name"] not in arguments]
+        missing = [a.name for a in prompt.arguments if a.required and a.name not in arguments]
         if missing:
             raise ValueError(f"prompt {name!r}: missing required argument(s) {', '.join(missing)}")
         messages = []
-        for item in prompt.get("promptResponse") or []:
-            text = str((item.get("content") or {}).get("text", ""))
+        for item in prompt.prompt_response:
+            text = str(item.content.text)
             for key, value in arguments.items():
                 text = text.replace("{" + key + "}", _as_text(value))
-            messages.append({"role": item.get("role", "user"), "content": {"type": "text", "text": text}})
-        return {"description": prompt.get("description") or "", "messages": messages}
+            messages.append({"role": item.role, "content": {"type": "text", "text": text}})
+        return {"description": prompt.description, "messages": messages}
 
     # -- the call ------------------------------------------------------------
     def _call(self, tool: _Tool, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
@@ -597,7 +603,7 @@ class RestServer:
             return json.dumps(body_args, ensure_ascii=False).encode("utf-8")
         return None
 
-    def _literal_authorities(self, content: Any, config: dict[str, Any], tools: list[dict[str, Any]],
+    def _literal_authorities(self, content: Any, config: Mapping[str, Any], tools: list[Tool],
                              ) -> frozenset[Authority]:
         """The authorities this server's tools may reach when they are loopback/private.
 
@@ -609,7 +615,7 @@ class RestServer:
         from mcpgw_sdk.templates import request_context
 
         texts = document_texts(content) + [str(v) for v in config.values()] + \
-            [str(t.get("endpoint") or "") for t in tools]
+            [t.endpoint for t in tools]
         found = set(authorities(texts))
         context: dict[str, Any] = {"args": {}, "request": request_context(None, None, None), "config": {}}
         try:

@@ -41,11 +41,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from mcpgw_sdk import settings
 from mcpgw_sdk.client import MODERN_VERSION, McpClient, McpConnectionError, McpError, McpSessionExpired, McpTimeout
+from mcpgw_sdk.config_model import MCP_TYPES, POLICIES, Document, McpServer, default
 from mcpgw_sdk.errors import ConfigError, McpgwError
 from mcpgw_sdk.mcp_transports import RESERVED_META_PREFIX
 from mcpgw_sdk.redact import redact_text
+from mcpgw_sdk.settings import Settings, resolve
 from mcpgw_sdk.templates import compile_template, forbidden_env, request_context
 
 from ..token_exchange import TokenExchange, without_credentials
@@ -53,9 +54,9 @@ from . import CallContext, InputRefused, credentials, held
 from .guard import Authority, Guard, authorities, default_guard, document_texts, url_authority
 
 log = logging.getLogger("mcpgw.upstream")
+#: The tenant of a document that names none (the model's default).
+NO_TENANT = default(Document, "tenant")
 
-TYPES = ("stdio", "sse", "streamable-http")
-POLICIES = ("onStart", "onDemand")
 # Capabilities of the downstream client that the upstream may use through a session of its own.
 CALLBACK_CAPABILITIES = ("sampling", "elicitation", "roots")
 # The shared session offers the call-scoped callbacks; each request is routed to the client whose call
@@ -190,11 +191,12 @@ class _Link:
 class UpstreamServer:
     """A backend for one ``mcpServers`` entry of a config document.
 
-    ``spec`` is the entry (``type``, ``command``/``args``/``env`` or ``url``/``headers``,
-    ``policy``, ``allowedTools``/``deniedTools``, ``timeout``); ``server`` is accepted as
-    its alias. ``onStart`` connects in the background at construction and reconnects
-    (restarting a stdio process) with exponential backoff; ``onDemand`` connects at first
-    use and closes after ``idle_timeout`` seconds without calls.
+    ``spec`` is the entry: a :class:`~mcpgw_sdk.config_model.McpServer` or its dict (``type``,
+    ``command``/``args``/``env`` or ``url``/``headers``, ``policy``, ``allowedTools``/``deniedTools``,
+    ``timeout``; absent keys take the model's defaults); ``server`` is accepted as its alias.
+    ``onStart`` connects in the background at construction and reconnects (restarting a stdio
+    process) with exponential backoff; ``onDemand`` (the default) connects at first use and
+    closes after ``idle_timeout`` seconds without calls.
 
     >>> up = UpstreamServer(name="files", spec={"type": "stdio", "command": "python",  # doctest: +SKIP
     ...                                            "args": ["server.py"], "policy": "onDemand"})
@@ -210,49 +212,53 @@ class UpstreamServer:
     max_links: int = 64
     stable_after: float = 10.0
 
-    def __init__(self, *, name: str, spec: dict[str, Any] | None = None, server: dict[str, Any] | None = None,
-                 document: dict[str, Any] | None = None, start: bool = True):
-        spec = dict(spec if spec is not None else server or {})
+    def __init__(self, *, name: str, spec: McpServer | dict[str, Any] | None = None,
+                 server: McpServer | dict[str, Any] | None = None, document: dict[str, Any] | None = None,
+                 start: bool = True, settings: Settings | None = None):
+        given = spec if spec is not None else server
+        entry = given if isinstance(given, McpServer) else McpServer.from_dict(given or {})
+        self.entry = entry
         self.name = name
-        self.spec = spec
+        settings = settings if settings is not None else resolve()
+        # Held calls (a legacy upstream asking a modern caller): how long each waits, how many may wait.
+        self.held_call_timeout = float(settings.held_call_timeout)
+        self.held_limits = {"total": int(settings.max_held_calls),
+                            "per_principal": int(settings.max_held_calls_per_principal)}
         self.document = document or {}
         where = f"mcpServers[{name}]"
-        self.type = spec.get("type") or ("stdio" if spec.get("command") else "streamable-http")
-        if self.type not in TYPES:
-            raise ConfigError(f"{where}.type: {self.type!r} is not one of {', '.join(TYPES)}")
-        self.policy = spec.get("policy") or "onStart"
+        self.type = entry.type
+        if self.type not in MCP_TYPES:
+            raise ConfigError(f"{where}.type: {self.type!r} is not one of {', '.join(MCP_TYPES)}")
+        self.policy = entry.policy
         if self.policy not in POLICIES:
             raise ConfigError(f"{where}.policy: {self.policy!r} is not one of {', '.join(POLICIES)}")
-        if self.type == "stdio" and not spec.get("command"):
+        if self.type == "stdio" and not entry.command:
             raise ConfigError(f"{where}.command: required for a stdio server")
-        if self.type != "stdio" and not spec.get("url"):
+        if self.type != "stdio" and not entry.url:
             raise ConfigError(f"{where}.url: required for a {self.type} server")
         try:
-            self.timeout = float(spec.get("timeout") or 30)
+            self.timeout = float(entry.timeout)
         except (TypeError, ValueError):
-            raise ConfigError(f"{where}.timeout: {spec.get('timeout')!r} is not a number of seconds") from None
-        self.allowed = None if spec.get("allowedTools") is None else set(spec["allowedTools"])
-        self.denied = set(spec.get("deniedTools") or ())
-        self.config = {k: str(v) for k, v in (spec.get("config") or {}).items()}
+            raise ConfigError(f"{where}.timeout: {entry.timeout!r} is not a number of seconds") from None
+        self.allowed = None if entry.allowed_tools is None else set(entry.allowed_tools)
+        self.denied = set(entry.denied_tools)
+        # Not a document key (validation refuses it): embedders and tests give upstream templates a config.
+        self.config = {k: str(v) for k, v in ((entry.raw or {}).get("config") or {}).items()}
         self._templates = {
-            "env": {k: compile_template(str(v), field=f"{where}.env.{k}") for k, v in (spec.get("env") or {}).items()},
-            "headers": {k: compile_template(str(v), field=f"{where}.headers.{k}")
-                        for k, v in (spec.get("headers") or {}).items()},
+            "env": {k: compile_template(str(v), field=f"{where}.env.{k}") for k, v in entry.env.items()},
+            "headers": {k: compile_template(str(v), field=f"{where}.headers.{k}") for k, v in entry.headers.items()},
         }
-        self._url = compile_template(str(spec.get("url") or ""), field=f"{where}.url")
-        texts = [str(v) for v in (spec.get("env") or {}).values()] + \
-            [str(v) for v in (spec.get("headers") or {}).values()] + [str(spec.get("url") or "")]
+        self._url = compile_template(str(entry.url or ""), field=f"{where}.url")
+        texts = [str(v) for v in entry.env.values()] + [str(v) for v in entry.headers.values()] + [str(entry.url or "")]
         # tokenExchange (RFC 8693): each caller's OAuth token is traded for one meant for this upstream.
-        exchange = spec.get("tokenExchange")
-        self.exchange = TokenExchange(exchange, server=name) \
-            if isinstance(exchange, dict) and self.type != "stdio" else None
+        self.exchange = TokenExchange(entry.token_exchange, server=name) \
+            if entry.token_exchange is not None and self.type != "stdio" else None
         # Credentials taken from the client's request (or exchanged for it) cannot ride a session other
         # clients share.
         self.per_request = self.exchange is not None or any(
             _USES_REQUEST.search(text) or _USES_SECRETS.search(text) for text in texts)
-        self.tenant = (self.document.get("tenant") if isinstance(self.document, dict) else None) or "default"
-        default_era = "auto" if self.type == "streamable-http" else "legacy"
-        self.era_mode = str(spec.get("era") or default_era)
+        self.tenant = (self.document.get("tenant") if isinstance(self.document, dict) else None) or NO_TENANT
+        self.era_mode = str(entry.era)
         if self.era_mode not in ERAS or (self.type == "sse" and self.era_mode == MODERN_VERSION):
             raise ConfigError(f"{where}.era: {self.era_mode!r} is not one of "
                               f"{', '.join(ERAS if self.type != 'sse' else ('auto', 'legacy'))}")
@@ -292,10 +298,11 @@ class UpstreamServer:
         self.restarts = 0
         self.capabilities_seen: dict[str, Any] = {}
         # A template that can never render (env() of a name not allowed) fails this server, not its document.
-        self._broken = next(filter(None, (forbidden_env(str(v), field=f"{where}.{part}.{k}")
+        env_allowed = frozenset(settings.template_env)
+        self._broken = next(filter(None, (forbidden_env(str(v), field=f"{where}.{part}.{k}", allowed=env_allowed)
                                           for part in ("env", "headers")
-                                          for k, v in (spec.get(part) or {}).items())), None) \
-            or forbidden_env(str(spec.get("url") or ""), field=f"{where}.url")
+                                          for k, v in getattr(entry, part).items())), None) \
+            or forbidden_env(str(entry.url or ""), field=f"{where}.url", allowed=env_allowed)
         if self._broken:
             self._state, self.last_error = "failed", self._broken
             log.warning("upstream %s: %s", self.name, self._broken)
@@ -424,7 +431,7 @@ class UpstreamServer:
         the ``url`` renders to with no client request data (``config`` and ``env()`` are the
         operator's). A URL rendered from the client's request is trusted only when it equals one.
         """
-        texts = document_texts(self.document) + [str(self.spec.get("url") or "")] + list(self.config.values())
+        texts = document_texts(self.document) + [str(self.entry.url or "")] + list(self.config.values())
         found = set(authorities(texts))
         try:
             url = self._url.render({"config": self.config, "request": request_context({}, {}, {})}).strip()
@@ -460,11 +467,11 @@ class UpstreamServer:
         ``mode`` is the client's era (default: the classification, else the configured ``era``).
         """
         url, env, headers = self._render(ctx)
-        target = self.spec["command"] if self.type == "stdio" else url
+        target = self.entry.command if self.type == "stdio" else url
         # Every HTTP connection (the url, an SSE endpoint it announces) is checked after DNS resolution.
         connector = None if self.type == "stdio" else (self.guard or default_guard()).connector(self.literal_hosts)
         client = McpClient(target, transport=self.type, headers=headers, env=env,
-                           args=[str(a) for a in self.spec.get("args") or []],
+                           args=[str(a) for a in self.entry.args],
                            timeout=max(self.timeout, self.connect_timeout),
                            client_capabilities=capabilities, name=self.name, grace=self.grace,
                            client_info={"name": f"mcpgw/{self.name}", "version": "1"}, connector=connector,
@@ -1111,12 +1118,12 @@ class UpstreamServer:
         (``prompts/get``, ``resources/read``), raised here or by the retry that meets them.
         """
         principal = _principal(ctx)
-        refused = held.refusal(principal)
+        refused = held.refusal(principal, **self.held_limits)
         if refused is not None:
             if tool:
                 return _error_result(f"upstream {self.name}: {what} refused: {refused}")
             raise McpError(-32603, f"upstream {self.name}: {what} refused: {refused}")
-        call = held.Held(self.name, float(settings.get("held_call_timeout")), principal)
+        call = held.Held(self.name, self.held_call_timeout, principal)
         client = link.client
         upstream_id = client.next_id()
         declared = {k for k in CALLBACK_CAPABILITIES if k in (ctx.client_capabilities or {})}

@@ -78,13 +78,15 @@ def refresh_document(store, backend_url: str) -> str | None:
     return note
 
 
-def prepare(db: str, backend_url: str, *, notes: list[str] | None = None) -> str | None:
+def prepare(db: str, backend_url: str, *, notes: list[str] | None = None,
+            admin_password: str | None = None) -> str | None:
     """Upgrade the database, store the demo document, ensure ``admin``; return a generated password or None.
 
     The demo document is refreshed only while it is the demo's own (:func:`refresh_document`); what was
-    left alone is said in ``notes``.
+    left alone is said in ``notes``. ``admin_password`` is the setting (``None``: resolved now).
     """
-    from mcpgw_sdk.store import open_store
+    from mcpgw_sdk.opening import open_store
+    from mcpgw_sdk.store import AccountStore, require_part
 
     store = open_store(db, check=False)
     try:
@@ -92,15 +94,16 @@ def prepare(db: str, backend_url: str, *, notes: list[str] | None = None) -> str
         note = refresh_document(store, backend_url)
         if note and notes is not None:
             notes.append(note)
-        password = settings.get("admin_password")
+        password = settings.resolve().admin_password if admin_password is None else admin_password
+        accounts = require_part(store, AccountStore, "create users")
         try:
-            store.get_user("admin")
+            accounts.get_user("admin")
         except NotFound:
             generated = None if password else secrets.token_urlsafe(12)
-            store.create_user("admin", password or generated, role="admin")
+            accounts.create_user("admin", password or generated, role="admin")
             return generated
         if password:
-            store.set_password("admin", password)
+            accounts.set_password("admin", password)
         return None
     finally:
         store.close()
@@ -197,7 +200,8 @@ def _wait_ready(child: Child, url: str, timeout: float, stop: threading.Event) -
 def run_demo(*, cli, db: str | None, host: str, port: int, backend_port: int, api_port: int, console_port: int,
              console: bool, api: bool, echo=print) -> int:
     """Run the demo until SIGINT/SIGTERM; return the exit code."""
-    db = settings.get("database_url", db)
+    resolved = settings.resolve({"database_url": db})
+    db = resolved.database_url
     backend_url = os.environ.get("MCPGW_DEMO_BACKEND_URL") or f"http://{host}:{backend_port}"
     ports = {"gateway": (port, "--port")}
     if not os.environ.get("MCPGW_DEMO_BACKEND_URL"):
@@ -212,7 +216,7 @@ def run_demo(*, cli, db: str | None, host: str, port: int, backend_port: int, ap
         echo(f"Error: {exc}")
         return 1
     notes: list[str] = []
-    generated = prepare(db, backend_url, notes=notes)
+    generated = prepare(db, backend_url, notes=notes, admin_password=resolved.admin_password)
     logs = Path(tempfile.mkdtemp(prefix="mcpgw-demo-"))
     gateway_url = f"http://{host}:{port}"
     env = dict(os.environ, MCPGW_DATABASE_URL=db, MCPGW_GATEWAY_URL=gateway_url, PYTHONUNBUFFERED="1")

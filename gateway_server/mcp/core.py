@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcpgw_sdk.client import McpError
+from mcpgw_sdk.config_model import Cache, default
 
 from ..backends import CallContext, InputRefused, credentials, may_notify, static_capabilities
 from . import jsonrpc, modern, mrtr, versions
@@ -343,8 +344,9 @@ def handle_request(route: Any, session: Any, method: str, params: dict[str, Any]
 
 #: Default cache lifetimes (``routers[].cache`` overrides them): lists and discover may be reused for a
 #: minute; a resource read is stale at once unless the router says otherwise.
-DEFAULT_TTL_MS = 60_000
-DEFAULT_READ_TTL_MS = 0
+DEFAULT_TTL_MS = default(Cache, "ttlMs")
+DEFAULT_READ_TTL_MS = default(Cache, "readTtlMs")
+_NO_CACHE = Cache()
 #: Results that carry ``ttlMs``/``cacheScope``.
 CACHEABLE = frozenset({"server/discover", "tools/list", "prompts/list", "resources/list",
                        "resources/templates/list", "resources/read"})
@@ -463,14 +465,11 @@ def cache_hints(route: Any, principal: Any, method: str) -> dict[str, Any]:
     principal may be scoped to some tools), or an upstream is connected per request with the
     caller's headers. ``public`` otherwise. Every page of a list gets the same scope.
     """
-    settings = getattr(route, "cache", None) or {}
-    if method == "resources/read":
-        ttl = settings.get("readTtlMs", DEFAULT_READ_TTL_MS)
-    else:
-        ttl = settings.get("ttlMs", DEFAULT_TTL_MS)
+    cache = getattr(route, "cache", None) or _NO_CACHE
+    ttl = cache.read_ttl_ms if method == "resources/read" else cache.ttl_ms
     per_route = route._memo.get("per_caller")
     if per_route is None:
-        per_route = route._memo["per_caller"] = bool(route.auth and (route.auth.get("mode") or "none") != "none") \
+        per_route = route._memo["per_caller"] = route.auth_mode != "none" \
             or any(getattr(b, "per_request", False) for b in route.backends)
     per_caller = principal is not None or per_route
     return {"ttlMs": int(ttl), "cacheScope": "private" if per_caller else "public"}

@@ -22,10 +22,6 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 SERVER_BUSY = -32000  # implementation-defined server error: a limit of this gateway was reached
 
-_HTTP_STATUS = {PARSE_ERROR: 400, INVALID_REQUEST: 400, METHOD_NOT_FOUND: 404, INVALID_PARAMS: 400,
-                INTERNAL_ERROR: 500}
-
-
 class JsonRpcError(Exception):
     """Raised by the core to answer a request with a JSON-RPC error ``code``."""
 
@@ -48,11 +44,6 @@ def error_from(exc: BaseException) -> JsonRpcError:
     if isinstance(exc, (AuthError, Forbidden)):
         return JsonRpcError(INVALID_REQUEST, str(exc))
     return JsonRpcError(INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
-
-
-def http_status(code: int) -> int:
-    """The HTTP status a transport uses when an error must be answered at the HTTP level."""
-    return _HTTP_STATUS.get(code, 400)
 
 
 def result(msg_id: Any, value: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mcpgw_sdk import settings
+from mcpgw_sdk.settings import resolve
 
 from .jsonrpc import INVALID_PARAMS, JsonRpcError
 
@@ -200,7 +200,7 @@ def current() -> Sealer:
     with _lock:
         if _current is None:
             log.warning("no requestState key was loaded: states sealed now open in this process only")
-            _current = Sealer(secrets.token_bytes(32), ttl=settings.get("state_ttl"))
+            _current = Sealer(secrets.token_bytes(32), ttl=resolve().state_ttl)
         return _current
 
 
@@ -214,16 +214,16 @@ def load_secret(store: Any, explicit: str | None = None) -> str:
     from ..api.auth import ApiState
     from ..api.auth import load_secret as load
 
-    state = None
-    if store is not None and not getattr(store, "read_only", False) and hasattr(store, "set_value"):
-        state = ApiState.of(store)
-    return load(state, explicit, setting="state_secret", name=SECRET_NAME,
+    return load(ApiState.of(store), explicit, setting="state_secret", name=SECRET_NAME,
                 warning="no database to keep the requestState secret in: MRTR states open in this process only",
                 logger=log)
 
 
-def install_from(store: Any) -> Sealer:
-    """Load the secret (:func:`load_secret`) and the ``state_ttl`` setting; install and return the sealer."""
-    sealer = Sealer(load_secret(store).encode(), ttl=settings.get("state_ttl"))
+def install_from(store: Any, *, secret: str | None = None, ttl: float | None = None) -> Sealer:
+    """Load the secret (:func:`load_secret`) and install a sealer whose states live ``ttl`` seconds; return it.
+
+    ``secret`` and ``ttl`` are the ``state_secret`` and ``state_ttl`` settings (``None``: resolved now).
+    """
+    sealer = Sealer(load_secret(store, secret).encode(), ttl=resolve().state_ttl if ttl is None else ttl)
     install(sealer)
     return sealer

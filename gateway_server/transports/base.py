@@ -308,7 +308,7 @@ def sse_event(message: Any, event: str = "message") -> bytes:
 def authenticate(gateway: Any, route: Any, environ: dict[str, Any],
                  start_response: StartResponse) -> tuple[Any, list[bytes] | None]:
     """The caller's principal (``None`` for an open router), or the 401/403 response to send."""
-    if not route.auth or (route.auth.get("mode") or "none") == "none":
+    if route.auth_mode == "none":
         if gateway.local_bind or gateway.allow_anonymous:
             return None, None
         return None, respond_error(
