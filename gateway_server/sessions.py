@@ -237,30 +237,25 @@ class MemorySessionStore(SessionStore):
         return True
 
     def listen(self, session_id: str, *, timeout: float) -> Iterator[dict[str, Any] | None]:
-        """Yield messages (``None`` on idle timeouts) until the session ends or the iterator is closed."""
+        """Messages (``None`` on idle timeouts) until the session ends or ``close()``; subscribed on return.
+
+        Registering at once, not on the first ``next()``, matters: a stream yields its ``endpoint`` event
+        before it reads this iterator, and a reply posted in between must not find the session deaf.
+        """
         q: queue.Queue = queue.Queue()
         with self._lock:
             if session_id not in self._sessions:
-                return
+                return iter(())
             self._streams.setdefault(session_id, []).append(q)
-        try:
-            while True:
-                try:
-                    item = q.get(timeout=timeout)
-                except queue.Empty:
-                    item = None
-                if item is _CLOSED:
-                    return
-                if session_id in self._sessions:
-                    self._sessions[session_id].last_seen = time.monotonic()
-                yield item
-        finally:
-            with self._lock:
-                streams = self._streams.get(session_id)
-                if streams and q in streams:
-                    streams.remove(q)
-                    if not streams:
-                        del self._streams[session_id]
+        return _MemoryListener(self, session_id, q, timeout)
+
+    def _forget(self, session_id: str, q: queue.Queue) -> None:
+        with self._lock:
+            streams = self._streams.get(session_id)
+            if streams and q in streams:
+                streams.remove(q)
+                if not streams:
+                    del self._streams[session_id]
 
     def attach(self, session_id: str, sink: Any) -> bool:
         """Send the session's messages to ``sink.put`` until it ends (an open stream, without a greenlet)."""
@@ -291,3 +286,35 @@ class MemorySessionStore(SessionStore):
             self.delete(sid)
         return len(stale)
 
+
+class _MemoryListener:
+    """One open stream of a :class:`MemorySessionStore` session: an iterator over its queue."""
+
+    __slots__ = ("store", "session_id", "q", "timeout", "closed")
+
+    def __init__(self, store: MemorySessionStore, session_id: str, q: queue.Queue, timeout: float):
+        self.store, self.session_id, self.q, self.timeout, self.closed = store, session_id, q, timeout, False
+
+    def __iter__(self) -> _MemoryListener:
+        return self
+
+    def __next__(self) -> dict[str, Any] | None:
+        if self.closed:
+            raise StopIteration
+        try:
+            item = self.q.get(timeout=self.timeout)
+        except queue.Empty:
+            item = None
+        if item is _CLOSED:
+            self.close()
+            raise StopIteration
+        session = self.store._sessions.get(self.session_id)
+        if session is not None:
+            session.last_seen = time.monotonic()
+        return item
+
+    def close(self) -> None:
+        """Stop listening (idempotent)."""
+        if not self.closed:
+            self.closed = True
+            self.store._forget(self.session_id, self.q)

@@ -178,6 +178,21 @@ def test_deliver_without_listener_is_false(make_store):
     assert store.deliver("no-such-session", {"jsonrpc": "2.0", "method": "x"}) is False
 
 
+def test_listen_is_subscribed_when_it_returns(make_store):
+    # A stream yields its endpoint event before it first reads its listener: a reply posted in between
+    # must reach the listener, not find the session without a stream.
+    store = make_store()
+    s = session()
+    store.save(s)
+    listener = store.listen(s.id, timeout=5)
+    try:
+        assert store.deliver(s.id, {"jsonrpc": "2.0", "id": 1, "result": {}}) is True
+        assert next(iter(listener)) == {"jsonrpc": "2.0", "id": 1, "result": {}}
+    finally:
+        listener.close()
+    assert store.deliver(s.id, {"jsonrpc": "2.0", "method": "x"}) is False
+
+
 def test_delete_ends_listen_loop(make_store):
     store = make_store()
     s = session()
