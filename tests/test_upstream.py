@@ -152,6 +152,8 @@ def test_list_changed_fires_listeners(servers, http_url):
     events: list[dict] = []
     up.add_listener(events.append)
     assert "fresh_tool" not in {t["name"] for t in up.list_tools()}
+    # a change made before the upstream acknowledged the listen stream would go unseen
+    wait_for(lambda: up.era != "modern" or up.lists_followed.is_set(), what="the list-changes stream")
     assert text(up.call_tool("add_tool", {"name": "fresh_tool"}, CallContext())) == "added fresh_tool"
     wait_for(lambda: events, what="tools_changed")
     assert events[0] == {"type": "tools_changed", "server": "dyn"}

@@ -280,6 +280,8 @@ class UpstreamServer:
         self._holder: _Link | None = None
         self._resource_listen: tuple[_Link, Any] | None = None
         self._resource_ack: threading.Event | None = None
+        #: Set once a modern upstream acknowledged the stream that follows its list changes (tests wait on it).
+        self.lists_followed = threading.Event()
         self._subscribed: set[str] = set()  # the URIs the holder has subscribed upstream
         self._links: dict[Any, _Link] = {}
         self._inflight: dict[tuple[Any, Any], tuple[McpClient, Any]] = {}
@@ -864,8 +866,11 @@ class UpstreamServer:
             return
         if method == "notifications/subscriptions/acknowledged":
             ack = self._resource_ack
-            if ack is not None and "resourceSubscriptions" in ((msg.get("params") or {}).get("notifications") or {}):
+            wanted = (msg.get("params") or {}).get("notifications") or {}
+            if ack is not None and "resourceSubscriptions" in wanted:
                 ack.set()
+            if any(flag in wanted for flag in ("toolsListChanged", "promptsListChanged", "resourcesListChanged")):
+                self.lists_followed.set()
             return
         if link is None:
             return
