@@ -23,7 +23,10 @@ def streamlit_command(*, host: str, port: int) -> list[str]:
             "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none",
             "--global.developmentMode", "false",
-            "--client.toolbarMode", "minimal"]  # no "Deploy" button: this app is not deployed to Streamlit Cloud
+            "--client.toolbarMode", "minimal",  # no "Deploy" button: this app is not deployed to Streamlit Cloud
+            # No full garbage collection after every run: with a document of thousands of tools in the
+            # session it took about as long as the run itself, holding the GIL. Python still collects.
+            "--runner.postScriptGC", "false"]
 
 
 def console_env(*, db: str | None, gateway_url: str | None) -> dict[str, str]:

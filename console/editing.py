@@ -146,10 +146,10 @@ def save(store: Store, content: dict[str, Any], *, user: User, base_version: int
         check_tenant(user, str(content.get("tenant") or ""))
     except Forbidden as exc:
         return SaveOutcome(errors=[FieldError("tenant", str(exc).split(": ", 1)[-1])])
-    errors = validate(content) or set_errors(store, content) or policy_errors(content, user)
-    if errors:
-        return SaveOutcome(errors=errors)
     if base_version is None:
+        errors = problems(store, content, user)
+        if errors:
+            return SaveOutcome(errors=errors)
         try:
             current = store.get_document(content["tenant"], content["name"])
         except NotFound:
@@ -162,11 +162,18 @@ def save(store: Store, content: dict[str, Any], *, user: User, base_version: int
         doc = store.save_document(clone(content), author=user.name, base_version=base_version, actor=user)
     except ConflictError as exc:
         return SaveOutcome(conflict=exc)
+    # The store validated the document (once, for a save that goes through); the editor's own checks
+    # word and place the problems by field, as Validate shows them.
     except ConfigError as exc:
-        return SaveOutcome(errors=errors_of(exc))
+        return SaveOutcome(errors=problems(store, content, user) or errors_of(exc))
     except Forbidden as exc:
-        return SaveOutcome(errors=[parse_error(str(exc))])
+        return SaveOutcome(errors=problems(store, content, user) or [parse_error(str(exc))])
     return SaveOutcome(document=doc)
+
+
+def problems(store: Store, content: dict[str, Any], user: User) -> list[FieldError]:
+    """What keeps ``content`` from being saved by ``user``, by field: the document, the set, the policy."""
+    return validate(content) or set_errors(store, content) or policy_errors(content, user)
 
 
 def policy_errors(content: dict[str, Any], user: User) -> list[FieldError]:

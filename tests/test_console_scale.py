@@ -23,7 +23,7 @@ from mcpgw_sdk import open_store
 from tests.fixtures_gateway import run_gateway
 from tests.fixtures_store import seed_console_users
 from tests.helpers import Procs, free_port, wait_http, wsgi_server
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS, PW, TIMEOUT, choose, fill, goto, idle, login, shot
+from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS, IDLE, PW, TIMEOUT, choose, fill, goto, idle, login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -105,9 +105,40 @@ def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(TIMEOUT)
     pg = context.new_page()
+    pg.runs = Runs(pg)
     yield pg
     shot(pg, f"last-{request.node.name}", settle=False)
     context.close()
+
+
+class Runs:
+    """The script runs the console finished for a page, counted from its ``script_finished`` messages.
+
+    A step is timed until the run it caused has finished and the browser shows its result, polled every
+    animation frame: Playwright's ``expect`` polls every 500 ms once its first quarter second has passed,
+    which added up to half a second to a step, and a quick run may end before ``idle`` sees it start.
+    """
+
+    def __init__(self, page):
+        self.page, self.done = page, 0
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+
+    def _frame(self, payload) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        if isinstance(payload, bytes):
+            msg = ForwardMsg.FromString(payload)
+            if msg.HasField("script_finished") and msg.script_finished in (
+                    ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY):
+                self.done += 1
+
+    def settle(self, since: int, timeout: float = TIMEOUT / 1000) -> None:
+        """Wait until a run after the ``since``-th has finished, then until the page has rendered it."""
+        deadline = time.monotonic() + timeout
+        while self.done <= since:
+            assert time.monotonic() < deadline, "no script run finished"
+            self.page.wait_for_timeout(5)  # lets Playwright deliver the frames
+        self.page.wait_for_function(IDLE, polling="raf", timeout=TIMEOUT)
 
 
 class Clock:
@@ -154,7 +185,9 @@ def open_big(page, stack) -> None:
     login(page, stack, "admin")
     goto(page, "Editor")
     with Clock(f"open the {BIG}-tool document"):
+        since = page.runs.done
         choose(page, "Document", "acme/big")
+        page.runs.settle(since)
         expect(tool_box(page, "big_0000")).to_be_visible()
 
 
@@ -174,7 +207,9 @@ def test_switching_documents_shows_and_saves_only_the_second(stack, page):
     shot(page, "20-editor-small")
 
     with Clock(f"switch to the {BIG}-tool document"):
+        since = page.runs.done
         choose(page, "Document", "acme/big")
+        page.runs.settle(since)
         box = tool_box(page, "big_0000")
         expect(box.get_by_role("textbox", name="Endpoint", exact=True)).to_have_value(f"{base}/big/0")
     expect(box.get_by_role("textbox", name="Description", exact=True)).to_have_value("Big tool 0")
@@ -188,16 +223,21 @@ def test_switching_documents_shows_and_saves_only_the_second(stack, page):
     shot(page, "21-editor-big-after-switch")
 
     with Clock("find one tool by name"):
+        since = page.runs.done
         fill(page, "Search tools by name", "big_0777")
+        page.runs.settle(since)
         box = tool_box(page, "big_0777")
         expect(box.get_by_role("textbox", name="Endpoint", exact=True)).to_have_value(f"{base}/big/777")
+    field = box.get_by_role("textbox", name="Description", exact=True)
+    field.fill("Edited in the browser")
     with Clock("edit one field of one tool"):
-        field = box.get_by_role("textbox", name="Description", exact=True)
-        field.fill("Edited in the browser")
+        since = page.runs.done
         field.press("Enter")
-        idle(page)
+        page.runs.settle(since)
     with Clock("save"):
+        since = page.runs.done
         page.get_by_role("button", name="Save", exact=True).click()
+        page.runs.settle(since)
         expect(page.get_by_text("Saved acme/big as version 2.")).to_be_visible()
     shot(page, "22-editor-big-saved")
 
@@ -217,7 +257,9 @@ def test_bulk_header_timeout_and_deny_reach_the_gateway(stack, page):
     page.get_by_role("textbox", name="Header name").fill("Authorization")  # a form: sent by its buttons
     page.get_by_role("textbox", name="Header value (template; empty removes it)").fill("Bearer bulk-secret")
     with Clock(f"set a header on {BIG} tools"):
+        since = page.runs.done
         page.get_by_role("button", name="Set header on the server's tools").click()
+        page.runs.settle(since)
         expect(page.get_by_text(f"Header Authorization set on {BIG} of {BIG} tool(s) of big.")).to_be_visible()
     page.get_by_role("textbox", name="Timeout (s)").fill("12")
     page.get_by_role("button", name="Set timeout on the server's tools").click()
@@ -227,7 +269,9 @@ def test_bulk_header_timeout_and_deny_reach_the_gateway(stack, page):
     expect(page.get_by_text("Denied 100 tool(s) on big.")).to_be_visible()
     shot(page, "23-editor-bulk-edits")
     with Clock("save the bulk edits"):
+        since = page.runs.done
         page.get_by_role("button", name="Save", exact=True).click()
+        page.runs.settle(since)
         expect(page.get_by_text("Saved acme/big as version")).to_be_visible()
 
     content = store.get_document("acme", "big").content
@@ -268,12 +312,15 @@ def test_failed_save_shows_problems_in_view_and_validate_never_says_not_saved(st
     expect(page.get_by_text("Not valid: 1 problem(s)")).to_be_in_viewport()
     expect(page.get_by_text("Not saved")).to_have_count(0)
     with Clock(f"switch the {BIG}-tool document to YAML mode"):
+        since = page.runs.done
         page.get_by_text("YAML", exact=True).click()
-        idle(page)
+        page.runs.settle(since)
         expect(page.get_by_role("textbox", name="YAML", exact=True)).to_be_visible()
     expect(page.get_by_text("template does not parse")).to_have_count(0)
     with Clock("validate in YAML mode"):
+        since = page.runs.done
         page.get_by_role("button", name="Validate", exact=True).click()
+        page.runs.settle(since)
         expect(page.get_by_text("Not valid: 1 problem(s)")).to_be_visible()
     expect(page.get_by_text("Not saved")).to_have_count(0)
     shot(page, "25-editor-yaml-validate")

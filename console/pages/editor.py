@@ -2,7 +2,10 @@
 
 Every widget key carries the form key (``editing.form_key``: document and version), so a value typed
 for one document can never show up in, or be saved into, another. Form mode shows one tool at a time
-(searched by name) and bulk edits per REST server, so a document of thousands of tools stays quick.
+(searched by name) and bulk edits per REST server, so a document of thousands of tools stays quick. A
+closed section (a REST server, a router's tool shaping, the upstream MCP servers) is laid out only once
+opened, and a save that goes through shows its outcome in the same run: each run redraws the page in the
+browser, which costs more than the run itself.
 """
 
 import pandas as pd
@@ -70,9 +73,21 @@ def table(name, make, columns, **kwargs):
     return edited.to_dict("records")
 
 
+def document_labels():
+    """``tenant/name`` of the documents the user may open, listed again only when the configuration changed.
+
+    Listing reads every document in full; the revision is one query, and every save, delete or
+    membership change moves it.
+    """
+    stamp = (store.revision(), user)
+    listed = state.get("ed_docs")
+    if listed is None or listed[0] != stamp:
+        listed = state["ed_docs"] = (stamp, [f"{d.tenant}/{d.name}" for d in access.visible_documents(store, user)])
+    return listed[1]
+
+
 def pick_document():
-    docs = access.visible_documents(store, user)
-    labels = [NEW] + [f"{d.tenant}/{d.name}" for d in docs]
+    labels = [NEW] + document_labels()
     if "ed_pick_next" in state:
         state["ed_pick"] = state.pop("ed_pick_next")
     current = state.get("ed_ident")
@@ -84,7 +99,12 @@ def pick_document():
             state["ed_ident"] = None
         return
     if choice != current or "ed_draft" not in state:
-        doc = next(d for d in docs if f"{d.tenant}/{d.name}" == choice)
+        try:
+            doc = store.get_document(*choice.split("/", 1))
+        except NotFound:
+            state.pop("ed_docs", None)
+            st.error(f"{choice} does not exist any more.")
+            st.stop()
         load(doc.content, ident=choice, base=doc.version)
 
 
@@ -118,7 +138,11 @@ def form_mode(draft, errors):
 
     st.subheader("REST servers")
     for i, server in enumerate(draft.get("servers") or []):
-        with st.expander(f"Server {server.get('name', i)}", expanded=bool(editing.errors_at(errors, f"servers[{i}]"))):
+        box = lazy_expander(f"Server {server.get('name', i)}", f"srv{i}", errors=errors, path=f"servers[{i}]",
+                            tables=[f"srv{i}_config"])
+        if box is None:
+            continue
+        with box:
             editing.put(server, "description", st.text_input("Description", server.get("description", ""),
                                                              key=k(f"srv{i}_desc")))
             allowed = server.get("allowedTools")
@@ -136,13 +160,17 @@ def form_mode(draft, errors):
     tools_section(draft, errors)
 
     st.subheader("Upstream MCP servers")
-    upstream = table("mcp", lambda: editing.mcp_to_rows(draft.get("mcpServers")), editing.MCP_COLUMNS,
-                     column_config={"type": st.column_config.SelectboxColumn(
-                         options=["stdio", "sse", "streamable-http"])})
-    servers = editing.rows_to_mcp(upstream, original=draft.get("mcpServers"))
-    if servers or "mcpServers" in draft:
-        draft["mcpServers"] = servers
-    ui.field_errors(errors, "mcpServers")
+    box = lazy_expander(f"Upstream servers ({len(draft.get('mcpServers') or [])})", "mcp", errors=errors,
+                        path="mcpServers", tables=["mcp"])
+    if box is not None:
+        with box:
+            upstream = table("mcp", lambda: editing.mcp_to_rows(draft.get("mcpServers")), editing.MCP_COLUMNS,
+                             column_config={"type": st.column_config.SelectboxColumn(
+                                 options=["stdio", "sse", "streamable-http"])})
+            servers = editing.rows_to_mcp(upstream, original=draft.get("mcpServers"))
+            if servers or "mcpServers" in draft:
+                draft["mcpServers"] = servers
+            ui.field_errors(errors, "mcpServers")
 
     st.subheader("Prompts")
     prompts_text = st.text_area("Prompts (YAML list)", yaml.safe_dump(draft.get("prompts"), sort_keys=False).strip()
@@ -155,6 +183,23 @@ def form_mode(draft, errors):
         if prompts or "prompts" in draft:
             draft["prompts"] = prompts or []
     ui.field_errors(errors, "prompts")
+
+
+def lazy_expander(label, name, *, errors, path, tables):
+    """A closed expander whose content is neither run nor sent while it stays closed: None then.
+
+    Open, the caller fills it. It opens by itself when ``path`` has problems. Its state outlives a
+    bulk edit (which renews the widget keys), not a load. The rows of ``tables`` in it are read from
+    the draft again when it reopens: the browser forgot the edits made to them, the draft did not.
+    """
+    here = bool(editing.errors_at(errors, path))
+    box = st.expander(label, expanded=here, key=f"ed_t_{state['ed_form']}:{name}{'!' if here else ''}",
+                      on_change="rerun")
+    if box.open:
+        return box
+    for table_name in tables:
+        state.pop(f"ed_rows_{k(table_name)}", None)
+    return None
 
 
 def bulk_form(draft, i, server):
@@ -248,8 +293,11 @@ def tools_section(draft, errors):
 def shaping_form(i, router, errors):
     """A router's tool shaping (``routers[i].tools``): one row per reshaped tool (docs/tool-shaping.md)."""
     path = f"routers[{i}]"
-    with st.expander(f"Tool shaping — {router.get('prefix') or i}",
-                     expanded=bool(editing.errors_at(errors, f"{path}.tools"))):
+    box = lazy_expander(f"Tool shaping — {router.get('prefix') or i}", f"shape{i}", errors=errors,
+                        path=f"{path}.tools", tables=[f"shape{i}"])
+    if box is None:
+        return
+    with box:
         st.caption("Rename, describe or hide the tools this router exposes. Tool: the name the router would "
                    'expose. Arguments (JSON): {"org": {"fixed": "acme"}, "q": {"description": "…", '
                    '"default": 20}}; fixed arguments are hidden from clients and always sent.')
@@ -363,6 +411,30 @@ def switch_mode(mode):
     state["ed_last_mode"] = mode
 
 
+def heading(draft, base):
+    """The line under the picker: which document, which version, how many tools."""
+    return (f"{draft.get('tenant')}/{draft.get('name')} · "
+            + (f"editing version {base}" if base else "new document, not saved yet")
+            + f" · {len(draft.get('tools') or [])} tool(s)")
+
+
+def saved_in_place(doc):
+    """Make the stored ``doc`` the draft without laying the form out again: its fields show what was saved.
+
+    The widget keys stay, and with them what the browser holds; the tool shown, the search and the open
+    sections move to the new version's form key.
+    """
+    old, new = state["ed_form"], editing.form_key(state["ed_ident"], doc.version)
+    mine = f"ed_t_{old}:"
+    for key in [key for key in state.keys() if str(key).startswith(mine) and new != old]:
+        state[f"ed_t_{new}:{key[len(mine):]}"] = state[key]
+    state["ed_draft"] = editing.clone(doc.content)
+    state["ed_base"] = doc.version
+    state["ed_form"] = new
+    state["ed_errors"] = []
+    state["ed_conflict"] = None
+
+
 def conflict_box():
     conflict = state.get("ed_conflict")
     if not conflict:
@@ -427,9 +499,8 @@ if state.get("ed_ident") is None and "ed_draft" not in state:
 draft = state["ed_draft"]
 errors = state.get("ed_errors") or []
 base = state.get("ed_base")
-st.caption(f"{draft.get('tenant')}/{draft.get('name')} · "
-           + (f"editing version {base}" if base else "new document, not saved yet")
-           + f" · {len(draft.get('tools') or [])} tool(s)")
+head = st.empty()
+head.caption(heading(draft, base))
 if "ed_mode_next" in state:
     state["ed_mode"] = state.pop("ed_mode_next")
 mode = st.radio("Mode", ["Form", "YAML"], horizontal=True, key="ed_mode")
@@ -473,8 +544,13 @@ if save:
     outcome_of = None if foreign else editing.save(store, draft, user=user, base_version=base)
     if outcome_of is not None and outcome_of.ok:
         doc = outcome_of.document
-        load(doc.content, ident=f"{doc.tenant}/{doc.name}", base=doc.version)
-        state["ed_pick_next"] = f"{doc.tenant}/{doc.name}"
+        if base is not None and not errors:  # the page shows what was saved: no second run
+            saved_in_place(doc)
+            head.caption(heading(state["ed_draft"], doc.version))
+            save = False
+        else:  # a new document joins the picker; problems shown at fields go
+            load(doc.content, ident=f"{doc.tenant}/{doc.name}", base=doc.version)
+            state["ed_pick_next"] = f"{doc.tenant}/{doc.name}"
         state["ed_outcome"] = ("success", f"Saved {doc.tenant}/{doc.name} as version {doc.version}."
                                if doc.version != base else "No changes: the stored version is the same.", [])
     elif foreign:
@@ -486,6 +562,7 @@ if save:
         else:
             state["ed_errors"] = []
             state.pop("ed_outcome", None)
+if save:
     st.rerun()
 if delete:
     try:
