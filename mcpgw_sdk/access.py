@@ -47,9 +47,8 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from .errors import Forbidden, NotFound
-from .records import ApiKey, ChatSession, User
+from .records import ADMIN, ApiKey, ChatSession, User
 
-ADMIN = "admin"
 #: The actions :meth:`Access.may` and :meth:`Access.require_tenant` take: each names an ``Access.may_<action>(tenant)``.
 TENANT_ACTIONS = ("see", "edit", "delete", "roll_back", "import", "export", "read_audit")
 

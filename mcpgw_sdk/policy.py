@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import ConfigError, Forbidden
-from .records import User
+from .records import ADMIN, User
 
 #: Environment names (exact, or prefixes ending in ``*``) a member's stdio entry may not set: each makes
 #: a program run code the document chooses, or find other programs than the operator allow-listed.
@@ -66,7 +66,7 @@ def violations(content: dict[str, Any], *, actor: User | None, allowed: Iterable
     ``actor`` ``None`` is code on the host (CLI, SDK) and admins may save anything; ``allowed`` defaults
     to the ``stdio_commands`` setting.
     """
-    if actor is None or actor.role == "admin":
+    if actor is None or actor.role == ADMIN:
         return []
     servers = content.get("mcpServers") or []
     if not any(isinstance(s, dict) and s.get("type") == "stdio" for s in servers):

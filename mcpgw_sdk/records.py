@@ -22,8 +22,10 @@ class Tenant:
     description: str = ""
 
 
+#: The role that manages everything (users, tenants, every document).
+ADMIN = "admin"
 #: A user's ``role``: ``admin`` manages everything, ``member`` the tenants it belongs to.
-ROLES = ("admin", "member")
+ROLES = (ADMIN, "member")
 #: The role of a user created without one.
 DEFAULT_ROLE = "member"
 

@@ -186,3 +186,13 @@ def test_roles_are_defined_once():
     from mcpgw_sdk.records import DEFAULT_ROLE, ROLES
 
     assert tuple(ROLE["enum"]) == ROLES and DEFAULT_ROLE in ROLES
+    # no module spells a role out again: they import it
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for path in [*root.glob("mcpgw_sdk/**/*.py"), *root.glob("gateway_server/**/*.py"), *root.glob("console/**/*.py")]:
+        if path.name == "records.py":
+            continue
+        code = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith(">>>"))
+        assert not re.search(r"role\s*[!=]=\s*[\"']admin|[!=]=\s*[\"']admin[\"']", code), path

@@ -7,6 +7,7 @@ from console import access, ui
 from console import keys as keyforms
 from mcpgw_sdk.access import Access
 from mcpgw_sdk.errors import ConfigError, ConflictError, Forbidden, NotFound
+from mcpgw_sdk.records import ADMIN, DEFAULT_ROLE
 from mcpgw_sdk.workspace import Workspace
 
 user = ui.require_user()
@@ -100,7 +101,7 @@ def users_section():
         cols = st.columns(4)
         name = cols[0].text_input("Name", key="us_add_name")
         password = cols[1].text_input("Password", type="password", key="us_add_password")
-        role = cols[2].selectbox("Role", ["member", "admin"], key="us_add_role")
+        role = cols[2].selectbox("Role", [DEFAULT_ROLE, ADMIN], key="us_add_role")
         tenants = cols[3].multiselect("Tenants", tenant_names, key="us_add_tenants")
         if st.form_submit_button("Add user"):
             if not name.strip() or not password:
@@ -120,13 +121,13 @@ def users_section():
         target = users[names.index(pick)]
         with st.form(f"us_edit_{pick}"):
             cols = st.columns(3)
-            role = cols[0].selectbox("Role", ["member", "admin"], index=0 if target.role == "member" else 1)
+            role = cols[0].selectbox("Role", [DEFAULT_ROLE, ADMIN], index=0 if target.role == DEFAULT_ROLE else 1)
             active = cols[1].checkbox("Active", value=target.active)
             tenants = cols[2].multiselect("Tenants", tenant_names, default=[t for t in target.tenants
                                                                             if t in tenant_names])
             password = st.text_input("New password (leave empty to keep)", type="password")
             if st.form_submit_button("Save user"):
-                if not Access(user).may_remove(target.name) and (role != "admin" or not active):
+                if not Access(user).may_remove(target.name) and (role != ADMIN or not active):
                     st.error("Role: you cannot demote or deactivate yourself")
                 else:
                     store.update_user(target.name, role=role, active=active, tenants=tenants)

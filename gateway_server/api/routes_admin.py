@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from mcpgw_sdk.errors import ConfigError, ConflictError, NotFound
-from mcpgw_sdk.records import DEFAULT_ROLE
+from mcpgw_sdk.records import ADMIN, DEFAULT_ROLE
 
 from .common import access, caller, encode, json_body, store
 
@@ -55,7 +55,7 @@ def update_user(name):
     data = json_body("UserUpdate")
     store().get_user(name)
     if name == caller().name:
-        if data.get("role", "admin") != "admin" or data.get("active", True) is False:
+        if data.get("role", ADMIN) != ADMIN or data.get("active", True) is False:
             raise ConflictError("you cannot demote or disable yourself; ask another admin")
         if "password" in data:
             raise ConflictError("change your own password with POST /api/v1/me/password (it needs the current one)")

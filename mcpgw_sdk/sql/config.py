@@ -220,7 +220,7 @@ class SqlConfig(SqlBase, ConfigStore):
         """
         K, U, Ms = self.m.ApiKey, self.m.User, self.m.Membership
         member = Ms.select(Ms.id).where(Ms.user == K.user, Ms.tenant == K.tenant)
-        return (U.role == "admin") | pw.fn.EXISTS(member)
+        return (U.role == r.ADMIN) | pw.fn.EXISTS(member)
 
     def _live_keys(self, now: datetime) -> tuple[r.ApiKey, ...]:
         K, U = self.m.ApiKey, self.m.User
@@ -250,7 +250,7 @@ class SqlConfig(SqlBase, ConfigStore):
         def create():
             user_row, tenant_row = self._user_row(user), self._tenant_row(tenant)
             Ms = self.m.Membership
-            if user_row.role != "admin" and Ms.get_or_none(Ms.user == user_row.id, Ms.tenant == tenant_row.id) is None:
+            if user_row.role != r.ADMIN and Ms.get_or_none(Ms.user == user_row.id, Ms.tenant == tenant_row.id) is None:
                 raise Forbidden(f"tenant: user {user!r} is not a member of tenant {tenant!r}")
             row = self.m.ApiKey.create(name=name or "", prefix=security.shown_prefix(secret),
                                        secret_hash=security.hash_secret(secret), user=user_row.id,
