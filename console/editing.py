@@ -13,7 +13,7 @@ import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcpgw_sdk.config_model import Arg, Tool, default, default_position
+from mcpgw_sdk.config_model import MCP_TYPES, Arg, Tool, default, default_position
 from mcpgw_sdk.errors import ConfigError, ConflictError, Forbidden, NotFound
 from mcpgw_sdk.records import Document, User
 from mcpgw_sdk.store import Store
@@ -25,6 +25,12 @@ ARG_COLUMNS = ("name", "position", "type", "required", "description", "default")
 ARG_POSITIONS = ("query", "path", "header", "body", "form-data", "file")
 ARG_TYPES = ("string", "integer", "number", "boolean", "array", "object")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: What a new row starts with: a new tool's method and type are the model's defaults, a new argument sits
+#: where a default (GET) tool's arguments go, a new upstream is the first type the form offers.
+NEW_METHOD = default(Tool, "method")
+NEW_POSITION = default_position(NEW_METHOD)
+NEW_ARG_TYPE = default(Arg, "type")
+NEW_MCP_TYPE = MCP_TYPES[0]
 
 
 @dataclass(frozen=True)
@@ -226,9 +232,9 @@ def rows_to_args(rows: list[dict[str, Any]], *, original: list[dict[str, Any]] |
         if blank(row.get("name")):
             continue
         arg = {k: v for k, v in copy.deepcopy(by_name.get(row["name"], {})).items() if k not in ARG_COLUMNS}
-        arg = {"name": str(row["name"]).strip(), "position": row.get("position") or "query",
+        arg = {"name": str(row["name"]).strip(), "position": row.get("position") or NEW_POSITION,
                "required": bool(row.get("required")) and not blank(row.get("required")),
-               "type": row.get("type") or default(Arg, "type"), **arg}
+               "type": row.get("type") or NEW_ARG_TYPE, **arg}
         if not blank(row.get("description")):
             arg["description"] = str(row["description"])
         if not blank(row.get("default")):
@@ -253,7 +259,7 @@ def split_list(text: str) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
-def add_arg(tool: dict[str, Any], *, name: str, position: str = "query", type: str = "string",
+def add_arg(tool: dict[str, Any], *, name: str, position: str = NEW_POSITION, type: str = NEW_ARG_TYPE,
             required: bool = False, description: str = "") -> list[FieldError]:
     """Append an argument to ``tool`` in place; return errors (and change nothing) when it is not acceptable."""
     name = name.strip()
@@ -270,7 +276,7 @@ def add_arg(tool: dict[str, Any], *, name: str, position: str = "query", type: s
     return []
 
 
-def add_tool(content: dict[str, Any], *, name: str, method: str = "GET", endpoint: str = "",
+def add_tool(content: dict[str, Any], *, name: str, method: str = NEW_METHOD, endpoint: str = "",
              server: str | None = None) -> list[FieldError]:
     """Append a tool (and allow it on the REST server ``server`` or the first one); errors change nothing."""
     name = name.strip()
@@ -352,7 +358,7 @@ def rows_to_routers(rows: list[dict[str, Any]], *, original: list[dict[str, Any]
 
 def mcp_to_rows(servers: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """Upstream MCP servers as rows (``args`` space separated)."""
-    return [{"name": s.get("name", ""), "type": s.get("type", "stdio"), "command": s.get("command", ""),
+    return [{"name": s.get("name", ""), "type": s.get("type", NEW_MCP_TYPE), "command": s.get("command", ""),
              "args": " ".join(s.get("args") or []), "url": s.get("url", "")} for s in servers or []]
 
 
@@ -363,7 +369,7 @@ def rows_to_mcp(rows: list[dict[str, Any]], *, original: list[dict[str, Any]] | 
     for row in rows:
         if blank(row.get("name")):
             continue
-        item = {"name": str(row["name"]).strip(), "type": row.get("type") or "stdio",
+        item = {"name": str(row["name"]).strip(), "type": row.get("type") or NEW_MCP_TYPE,
                 **{k: copy.deepcopy(v) for k, v in old.get(row["name"], {}).items() if k not in MCP_COLUMNS}}
         for key in ("command", "url"):
             if not blank(row.get(key)):

@@ -9,6 +9,7 @@ from typing import Any
 
 import requests
 
+from mcpgw_sdk.config_model import Router
 from mcpgw_sdk.documents import normalize_prefix
 from mcpgw_sdk.errors import ConflictError, Forbidden, NotFound
 from mcpgw_sdk.records import Document, User
@@ -37,7 +38,7 @@ def served_prefixes(documents: list[Document]) -> list[Served]:
     for doc in documents:
         for router in doc.content.get("routers") or []:
             names = router.get("servers") or ([router["server"]] if router.get("server") else [])
-            auth = (router.get("auth") or {}).get("mode") or "none"
+            auth = Router.from_dict(router).mode
             items.append(Served(doc.tenant, doc.name, str(router.get("prefix", "")), tuple(names), auth,
                                 router.get("disabled") is True, doc.version))
     return sorted(items, key=lambda s: s.prefix)

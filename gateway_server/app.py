@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from mcpgw_sdk.config_model import DEFAULT_TENANT
 from mcpgw_sdk.records import AuditRecord
 from mcpgw_sdk.redact import redact_json
 from mcpgw_sdk.settings import Settings, resolve
@@ -498,7 +499,7 @@ class Gateway:
         for backend in self.snapshot.backends.values():
             if hasattr(backend, "status"):
                 doc = getattr(backend, "document", None) or {}
-                out.append({"document": f"{doc.get('tenant') or 'default'}/{doc.get('name')}", **backend.status()})
+                out.append({"document": f"{doc.get('tenant') or DEFAULT_TENANT}/{doc.get('name')}", **backend.status()})
         return sorted(out, key=lambda st: (st["document"], st["server"]))
 
     def close_expired_sessions(self) -> int:

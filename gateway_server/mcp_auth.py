@@ -7,7 +7,7 @@ returns a :class:`Principal` (or ``None`` for an open router) or raises
 send. Nothing here touches Flask or the database; the only IO is the JWKS fetch
 of :class:`OAuthVerifier`, cached by PyJWT and made through the outbound guard.
 
->>> authenticate({"mode": "none"}, {}, keys=KeyIndex(()), tenant="t",
+>>> authenticate(Auth(mode="none"), {}, keys=KeyIndex(()), tenant="t",
 ...              resource_url="http://h/t/mcp", metadata_url="http://h/.well-known/x", oauth=None) is None
 True
 """
@@ -219,13 +219,10 @@ class OAuthVerifier:
         self._literal_hosts = authorities([issuer or "", jwks_uri or ""])
 
     @classmethod
-    def from_config(cls, auth: dict[str, Any], **kwargs: Any) -> OAuthVerifier:
+    def from_config(cls, auth: Auth, **kwargs: Any) -> OAuthVerifier:
         """Build from a router's ``auth`` block (``issuer``, ``jwksUri``, ``audience``, ``scopes``)."""
-        scopes = auth.get("scopes") or ()
-        if isinstance(scopes, str):
-            scopes = scopes.split()
-        return cls(issuer=auth.get("issuer"), jwks_uri=auth.get("jwksUri"), audience=auth.get("audience"),
-                   scopes=scopes, **kwargs)
+        return cls(issuer=auth.issuer, jwks_uri=auth.jwks_uri, audience=list(auth.audience) or None,
+                   scopes=_scopes(auth), **kwargs)
 
     def _discover(self) -> str:
         base = self.issuer.rstrip("/")
@@ -284,7 +281,13 @@ def _authenticate_key(headers: dict[str, str], *, keys: KeyIndex, tenant: str, n
                      servers=frozenset(key.servers) if key.servers else None)
 
 
-def _authenticate_oauth(auth: dict[str, Any], headers: dict[str, str], *, tenant: str, resource_url: str,
+def _scopes(auth: Auth) -> tuple[str, ...]:
+    """``auth.scopes``: a space-separated string or a list."""
+    scopes = auth.scopes or ()
+    return tuple(scopes.split() if isinstance(scopes, str) else scopes)
+
+
+def _authenticate_oauth(auth: Auth, headers: dict[str, str], *, tenant: str, resource_url: str,
                         metadata_url: str, oauth: OAuthVerifier | None) -> Principal:
     token = bearer_token(headers)
     if not token:
@@ -313,7 +316,7 @@ def _authenticate_oauth(auth: dict[str, Any], headers: dict[str, str], *, tenant
 CREDENTIAL_HEADERS = ("authorization", "x-api-key")
 
 
-def backend_headers(auth: dict[str, Any] | None, headers: dict[str, str]) -> dict[str, str]:
+def backend_headers(auth: Auth | None, headers: dict[str, str]) -> dict[str, str]:
     """The request headers backends may see: without the gateway credential when the router checks one.
 
     A router with ``auth.mode`` ``apikey`` or ``oauth2`` consumes ``Authorization`` and
@@ -322,15 +325,15 @@ def backend_headers(auth: dict[str, Any] | None, headers: dict[str, str]) -> dic
     An open router keeps them (Unla documents forward the client's own backend token that way).
     ``headers`` have lower-case names; the same dict is returned when nothing is removed.
 
-    >>> backend_headers({"mode": "apikey"}, {"x-api-key": "k", "accept": "*/*"})
+    >>> backend_headers(Auth(mode="apikey"), {"x-api-key": "k", "accept": "*/*"})
     {'accept': '*/*'}
     """
-    if (auth or {}).get("mode") in ("apikey", "oauth2") and any(name in headers for name in CREDENTIAL_HEADERS):
+    if auth is not None and auth.mode in ("apikey", "oauth2") and any(name in headers for name in CREDENTIAL_HEADERS):
         return {k: v for k, v in headers.items() if k not in CREDENTIAL_HEADERS}
     return headers
 
 
-def authenticate(auth: dict[str, Any] | None, headers: dict[str, str], *, keys: KeyIndex, tenant: str,
+def authenticate(auth: Auth | None, headers: dict[str, str], *, keys: KeyIndex, tenant: str,
                  resource_url: str, metadata_url: str, oauth: OAuthVerifier | None = None,
                  now: datetime | None = None) -> Principal | None:
     """Decide whether a request may reach a router; ``headers`` have lower-case names.
@@ -341,13 +344,13 @@ def authenticate(auth: dict[str, Any] | None, headers: dict[str, str], *, keys: 
     subject's Principal, 401 (``Bearer …, resource_metadata="…"``) for a missing/invalid/expired
     token or wrong audience, 403 for a missing scope.
     """
-    mode = (auth or {}).get("mode") or NO_AUTH
+    mode = auth.mode if auth is not None else NO_AUTH
     if mode == "none":
         return None
     if mode == "apikey":
         return _authenticate_key(headers, keys=keys, tenant=tenant, now=now)
     if mode == "oauth2":
-        return _authenticate_oauth(auth or {}, headers, tenant=tenant, resource_url=resource_url,
+        return _authenticate_oauth(auth or Auth(), headers, tenant=tenant, resource_url=resource_url,
                                    metadata_url=metadata_url, oauth=oauth)
     raise ValueError(f"auth.mode: {mode!r} is not one of {', '.join(MODES)}")
 
@@ -369,15 +372,13 @@ def metadata_path(prefix: str) -> str:
     return "/.well-known/oauth-protected-resource/" + prefix.strip("/")
 
 
-def protected_resource_metadata(auth: dict[str, Any] | None, resource_url: str) -> dict[str, Any]:
+def protected_resource_metadata(auth: Auth | None, resource_url: str) -> dict[str, Any]:
     """The RFC 9728 document describing a router protected by OAuth 2.1."""
-    auth = auth or {}
-    scopes = auth.get("scopes") or []
-    if isinstance(scopes, str):
-        scopes = scopes.split()
+    auth = auth or Auth()
+    scopes = _scopes(auth)
     meta: dict[str, Any] = {
         "resource": resource_url,
-        "authorization_servers": [auth["issuer"]] if auth.get("issuer") else [],
+        "authorization_servers": [auth.issuer] if auth.issuer else [],
         "bearer_methods_supported": ["header"],
     }
     if scopes:

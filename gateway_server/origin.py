@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from typing import Any
 from urllib.parse import urlsplit
 
 from mcpgw_sdk.config_model import Cors, default
@@ -98,38 +97,38 @@ def own_origins(*, local_bind: bool, port: int | str, public_url: str = "") -> f
     return frozenset(found)
 
 
-def origin_allowed(origin: str | None, own: frozenset[str], cors: dict[str, Any] | None) -> bool:
+def origin_allowed(origin: str | None, own: frozenset[str], cors: Cors | None) -> bool:
     """Whether a request with this ``Origin`` may be served (no ``Origin`` always may)."""
     if not origin:
         return True
     origin = origin.strip().rstrip("/").lower()
     if origin in own:
         return True
-    allowed = (cors or {}).get("allowOrigins") or []
+    allowed = cors.allow_origins if cors is not None else ()
     return "*" in allowed or origin in {str(a).rstrip("/").lower() for a in allowed}
 
 
-# A router's cors block as validated: an empty or absent list means the model's default.
+# An empty list means the model's default, as an absent one does (the model keeps an empty list as given).
 _METHODS, _HEADERS, _EXPOSE = (default(Cors, key) for key in ("allowMethods", "allowHeaders", "exposeHeaders"))
 
 
-def cors_headers(origin: str | None, cors: dict[str, Any] | None, *, preflight: bool = False) -> list[tuple[str, str]]:
+def cors_headers(origin: str | None, cors: Cors | None, *, preflight: bool = False) -> list[tuple[str, str]]:
     """CORS response headers for an allowed cross-origin request (empty when the router has no ``cors``)."""
-    if not origin or not cors:
+    if not origin or cors is None:
         return []
-    allowed = cors.get("allowOrigins") or []
+    allowed = cors.allow_origins
     if "*" not in allowed and origin.rstrip("/").lower() not in {str(a).rstrip("/").lower() for a in allowed}:
         return []
-    credentials = bool(cors.get("allowCredentials"))
+    credentials = cors.allow_credentials
     headers = [("Access-Control-Allow-Origin", origin if credentials or "*" not in allowed else "*"),
                ("Vary", "Origin")]
     if credentials:
         headers.append(("Access-Control-Allow-Credentials", "true"))
-    expose = cors.get("exposeHeaders") or _EXPOSE
+    expose = cors.expose_headers or _EXPOSE
     headers.append(("Access-Control-Expose-Headers", ", ".join(expose)))
     if preflight:
-        methods = cors.get("allowMethods") or _METHODS
-        allow_headers = cors.get("allowHeaders") or _HEADERS
+        methods = cors.allow_methods or _METHODS
+        allow_headers = cors.allow_headers or _HEADERS
         headers += [("Access-Control-Allow-Methods", ", ".join(methods)),
                     ("Access-Control-Allow-Headers", ", ".join(allow_headers)),
                     ("Access-Control-Max-Age", "600")]

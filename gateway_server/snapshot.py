@@ -26,7 +26,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from mcpgw_sdk.config_model import Auth, Cache, McpServer, RestServer, Router, default
+from mcpgw_sdk.config_model import Auth, Cache, Cors, McpServer, RestServer, Router, Shape, default
 from mcpgw_sdk.documents import TOOL_NAME_RE, disabled_prefixes, tool_prefix, validate
 from mcpgw_sdk.errors import ConfigError
 
@@ -146,13 +146,13 @@ class Route:
     tools: dict[str, ToolEntry]
     tool_list: tuple[dict[str, Any], ...]
     prompts: dict[str, dict[str, Any]]
-    cors: dict[str, Any] | None
-    auth: dict[str, Any] | None
+    cors: Cors | None
+    auth: Auth | None
     sse_prefix: str
     digest: str  # changes when the visible tool list changes
     hidden: tuple[str, ...] = ()  # why upstream tools are not served (name collisions, invalid names)
     cache: Cache = Cache()  # routers[].cache: ttlMs/readTtlMs of modern-era cache hints
-    #: The router as the model reads it (``cors``/``auth`` above are its blocks as validated, for mcp_auth/origin).
+    #: The router as the model reads it.
     router: Router | None = field(default=None, compare=False, repr=False)
     _by_version: dict[str, list] = field(default_factory=dict, compare=False, repr=False)
     #: What the core derives once per route (per snapshot): modern capabilities, whether it may notify, …
@@ -360,7 +360,7 @@ def _build_document(key: str, content: dict[str, Any], previous: Snapshot,
         raise
 
 
-def _check_auth(key: str, prefix: str, auth: dict[str, Any] | None) -> None:
+def _check_auth(key: str, prefix: str, router: Router) -> None:
     """Raise ConfigError for an ``auth`` block that could not serve a request.
 
     :func:`validate` already refuses these; checking again where the route is built means no
@@ -369,10 +369,10 @@ def _check_auth(key: str, prefix: str, auth: dict[str, Any] | None) -> None:
     """
     from .mcp_auth import OAuthVerifier, auth_config_errors
 
-    problems = auth_config_errors(auth, f"routers[{prefix}].auth")
-    if not problems and (auth or {}).get("mode") == "oauth2":
+    problems = auth_config_errors((router.raw or {}).get("auth"), f"routers[{prefix}].auth")
+    if not problems and router.mode == "oauth2":
         try:
-            OAuthVerifier.from_config(auth)
+            OAuthVerifier.from_config(router.auth)
         except ValueError as exc:
             problems = [f"routers[{prefix}].auth: {exc}"]
     if problems:
@@ -388,8 +388,7 @@ def _routes(key: str, content: dict[str, Any], routers: list[Router], by_name: d
         if router.disabled is True:
             continue
         prefix = "/" + router.prefix.strip("/")
-        blocks = router.raw or {}
-        _check_auth(key, prefix, blocks.get("auth"))
+        _check_auth(key, prefix, router)
         names = list(router.backends)
         missing = [n for n in names if n not in by_name]
         if missing:
@@ -397,7 +396,7 @@ def _routes(key: str, content: dict[str, Any], routers: list[Router], by_name: d
         tools: dict[str, ToolEntry] = {}
         tool_list: list[dict[str, Any]] = []
         hidden: list[str] = []
-        shapes: dict[str, Any] = dict(router.tools)
+        shapes: dict[str, Shape] = dict(router.tools)
         shaped: set[str] = set()
         for name in names:
             backend = by_name[name]
@@ -408,7 +407,7 @@ def _routes(key: str, content: dict[str, Any], routers: list[Router], by_name: d
                 change = shapes.get(visible)
                 if change is not None:
                     shaped.add(visible)
-                    if change.get("hidden"):
+                    if change.hidden:
                         continue
                     result = shape(tool if visible == tool["name"] else {**tool, "name": visible}, change)
                     for problem in result.problems:
@@ -441,7 +440,7 @@ def _routes(key: str, content: dict[str, Any], routers: list[Router], by_name: d
         routes[prefix] = Route(
             prefix=prefix, tenant=content["tenant"], document=key, servers=tuple(names),
             backends=tuple(by_name[n] for n in names), tools=tools, tool_list=tuple(tool_list),
-            prompts=prompts, cors=blocks.get("cors"), auth=blocks.get("auth"),
+            prompts=prompts, cors=router.cors, auth=router.auth,
             sse_prefix=router.sse_prefix.rstrip("/"), digest=_digest(tool_list),
             hidden=tuple(hidden), cache=router.cache, router=router)
     return routes

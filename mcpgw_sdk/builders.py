@@ -415,7 +415,7 @@ class DocumentBuilder:
     [{'server': 'users', 'prefix': '/default/users'}]
     """
 
-    def __init__(self, name: str, *, tenant: str = "default", content: dict[str, Any] | None = None,
+    def __init__(self, name: str, *, tenant: str = config_model.DEFAULT_TENANT, content: dict[str, Any] | None = None,
                  version: int | None = None, store: ConfigStore | None = None, author: str | None = None,
                  record: Document | None = None):
         if content is None:

@@ -80,15 +80,17 @@ def default_era(kind: str) -> str:
 
 
 def _f(key: str, default: Any = None, *, required: bool = False, stored: bool = False, sub: type | None = None,
-       many: bool = False, strings: bool = False, computed: str = "", raw: bool = False) -> Any:
+       many: bool = False, keyed: bool = False, strings: bool = False, computed: str = "", raw: bool = False) -> Any:
     """A model field: its document ``key``, its one ``default`` and how it is read.
 
     ``required``: a valid document always has it (the default is then only the type's empty value).
     ``stored``: the validator writes the default into the normalised dict. ``sub``: a nested type
-    (``many``: a list of them, kept as a tuple). ``strings``: a list of strings, kept as a tuple.
+    (``many``: a list of them, kept as a tuple; ``keyed``: a map of names to them, kept as a dict).
+    ``strings``: a list of strings, kept as a tuple.
     ``computed``: the default depends on another field (the docs say so in these words).
     """
-    meta = {"key": key, "required": required, "stored": stored, "sub": sub, "many": many, "strings": strings, "computed": computed}
+    meta = {"key": key, "required": required, "stored": stored, "sub": sub, "many": many, "keyed": keyed,
+            "strings": strings, "computed": computed}
     if raw:  # the entry's dict itself: for digests and templates, not a document key
         return field(default=None, compare=False, repr=False, metadata={"key": None})
     if isinstance(default, dict):
@@ -126,24 +128,27 @@ def default(cls: type, key: str) -> Any:
     return next(_default_of(f) for f in model_fields(cls) if f.metadata["key"] == key)
 
 
-_PLANS: dict[type, tuple[list, list, list, Any]] = {}
+_PLANS: dict[type, tuple[list, list, list, list, Any]] = {}
 _RAW_TYPES: set[type] = set()
 
 
-def _plan(cls: type) -> tuple[list, list, list, Any]:
+def _plan(cls: type) -> tuple[list, list, list, list, Any]:
     """How :func:`_build` fills ``cls``'s slots: plain fields ``(setter, key, default)``, map fields
-    ``(setter, key, factory)``, and fields read with a conversion ``(setter, key, default, sub, many)``."""
-    plain, maps, read = [], [], []
+    ``(setter, key, factory)``, fields read with a conversion ``(setter, key, default, sub, many)`` and
+    maps of nested types ``(setter, key, sub)``."""
+    plain, maps, read, keyed = [], [], [], []
     for f in model_fields(cls):
         setter, key, meta = getattr(cls, f.name).__set__, f.metadata["key"], f.metadata
-        if f.default_factory is not dataclasses.MISSING:
+        if meta["keyed"]:
+            keyed.append((setter, key, meta["sub"]))
+        elif f.default_factory is not dataclasses.MISSING:
             maps.append((setter, key, f.default_factory))
         elif meta["sub"] is not None or meta["strings"]:
             read.append((setter, key, f.default, meta["sub"], meta["many"]))
         else:
             plain.append((setter, key, f.default))
     raw = cls.raw.__set__ if cls in _RAW_TYPES else None
-    _PLANS[cls] = plan = (plain, maps, read, raw)
+    _PLANS[cls] = plan = (plain, maps, read, keyed, raw)
     return plan
 
 
@@ -153,7 +158,7 @@ def _build(cls: type, data: Mapping[str, Any]) -> Any:
     A snapshot builds one per tool of a catalog, so this fills the slots directly: a frozen dataclass's
     ``__init__`` costs a guarded ``setattr`` per field, about three times as much.
     """
-    plain, maps, read, raw = _PLANS.get(cls) or _plan(cls)
+    plain, maps, read, keyed, raw = _PLANS.get(cls) or _plan(cls)
     obj = object.__new__(cls)
     get = data.get
     for setter, key, value in plain:
@@ -172,6 +177,10 @@ def _build(cls: type, data: Mapping[str, Any]) -> Any:
             elif isinstance(given, dict) and given:  # an empty block is no block, as dict readers saw it
                 value = sub.from_dict(given)
         setter(obj, value)
+    for setter, key, sub in keyed:
+        given = get(key)
+        setter(obj, {name: sub.from_dict(item) for name, item in given.items() if isinstance(item, dict)}
+               if isinstance(given, dict) else {})
     if raw is not None:
         raw(obj, data)
     return obj
@@ -257,7 +266,7 @@ class Shape(_Model):
     title: str | None = _f("title")
     description: str | None = _f("description")
     hidden: bool = _f("hidden", False)
-    arguments: Mapping[str, Any] = _f("arguments", _EMPTY)
+    arguments: Mapping[str, ShapeArg] = _f("arguments", _EMPTY, sub=ShapeArg, keyed=True)
     annotations: Annotations | None = _f("annotations", sub=Annotations)
 
 
@@ -274,7 +283,7 @@ class Router(_Model):
     auth: Auth | None = _f("auth", sub=Auth)
     disabled: bool = _f("disabled", False)
     cache: Cache = _f("cache", Cache(), sub=Cache)
-    tools: Mapping[str, Any] = _f("tools", _EMPTY)
+    tools: Mapping[str, Shape] = _f("tools", _EMPTY, sub=Shape, keyed=True)
     raw: Mapping[str, Any] | None = _f("", raw=True)
 
     @property

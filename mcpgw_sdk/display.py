@@ -16,6 +16,8 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from .config_model import Tool, default
+
 _STYLE = ("<style>.mcpgw table{border-collapse:collapse;margin:4px 0}"
           ".mcpgw th,.mcpgw td{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}"
           ".mcpgw code{background:#f4f4f4}.mcpgw .muted{color:#777}"
@@ -232,7 +234,7 @@ def tool_html(tool: dict[str, Any], *, tenant: str = "", document: str = "", ser
     if tool.get("description"):
         parts.append(f"<div>{escape(tool['description'])}</div>")
     if tool.get("endpoint"):
-        parts.append(f"<div><code>{escape(tool.get('method', 'GET'))} {escape(tool['endpoint'])}</code></div>")
+        parts.append(f"<div><code>{escape(tool.get('method', default(Tool, 'method')))} {escape(tool['endpoint'])}</code></div>")
     parts.append(_args_table(tool.get("args", [])))
     if tool.get("responseBody"):
         parts.append(f"<div>response: <code>{escape(tool['responseBody'])}</code></div>")

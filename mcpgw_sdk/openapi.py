@@ -31,6 +31,7 @@ from urllib.parse import quote, urljoin
 
 import yaml
 
+from .config_model import DEFAULT_TENANT
 from .documents import TOOL_NAME_RE, validate
 from .errors import ConfigError
 
@@ -661,7 +662,7 @@ def _option_map(value: Mapping[str, Any] | None, what: str) -> dict[str, str]:
     return {k: str(v) for k, v in value.items()}
 
 
-def from_openapi(spec: dict | str, *, name: str, tenant: str = "default", prefix: str | None = None,
+def from_openapi(spec: dict | str, *, name: str, tenant: str = DEFAULT_TENANT, prefix: str | None = None,
                  base_url: str | None = None, headers: Mapping[str, str] | None = None,
                  config: Mapping[str, str] | None = None) -> dict:
     """Convert an OpenAPI spec (a dict, or text/path/URL for :func:`load_spec`) into a validated document.

@@ -33,6 +33,7 @@ import posixpath
 from collections.abc import Iterable
 from typing import Any
 
+from .config_model import DEFAULT_TENANT
 from .errors import ConfigError, Forbidden
 from .records import ADMIN, User
 
@@ -72,7 +73,7 @@ def violations(content: dict[str, Any], *, actor: User | None, allowed: Iterable
     if not any(isinstance(s, dict) and s.get("type") == "stdio" for s in servers):
         return []
     commands = set(allowed_commands(allowed))
-    label = f"{content.get('tenant', 'default')}/{content.get('name')}"
+    label = f"{content.get('tenant', DEFAULT_TENANT)}/{content.get('name')}"
     problems = []
     for i, server in enumerate(servers):
         if not isinstance(server, dict) or server.get("type") != "stdio":

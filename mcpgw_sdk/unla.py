@@ -27,6 +27,7 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
 
+from .config_model import DEFAULT_TENANT
 from .documents import UNLA_DROPPED, iter_templates
 from .errors import ConfigError, TemplateError
 
@@ -676,7 +677,7 @@ def is_unla(content: dict) -> bool:
 
 
 def _label(content: dict) -> str:
-    return f"{content.get('tenant') or 'default'}/{content.get('name') or '?'}"
+    return f"{content.get('tenant') or DEFAULT_TENANT}/{content.get('name') or '?'}"
 
 
 def from_unla(content: dict) -> dict:

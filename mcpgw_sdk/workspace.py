@@ -21,6 +21,7 @@ from typing import Any
 
 from . import records as r
 from .builders import DocumentBuilder
+from .config_model import DEFAULT_TENANT
 from .display import Diff, ServerInfo, Table, ToolInfo, VersionTable
 from .documents import Problems
 from .errors import ConfigError, NotFound, ReadOnlyError
@@ -97,7 +98,7 @@ class Workspace:
         return f"<Workspace {self.store.url}>"
 
     # -- documents -----------------------------------------------------------
-    def document(self, name: str, *, tenant: str = "default") -> DocumentBuilder:
+    def document(self, name: str, *, tenant: str = DEFAULT_TENANT) -> DocumentBuilder:
         """The document ``tenant/name`` to edit: the stored one, or a new empty one.
 
         >>> doc = gw.document("users", tenant="default")  # doctest: +SKIP
@@ -416,7 +417,7 @@ class Workspace:
         """
         return self.import_files([path], format=format)
 
-    def openapi(self, spec: Any, *, name: str, tenant: str = "default", prefix: str | None = None,
+    def openapi(self, spec: Any, *, name: str, tenant: str = DEFAULT_TENANT, prefix: str | None = None,
                 base_url: str | None = None, headers: dict[str, str] | None = None,
                 config: dict[str, str] | None = None) -> DocumentBuilder:
         """Convert an OpenAPI/Swagger spec (dict, file path or URL) into an unsaved document.
@@ -435,7 +436,7 @@ class Workspace:
         doc.content = content
         return doc
 
-    def import_openapi(self, spec: Any, *, name: str, tenant: str = "default", prefix: str | None = None,
+    def import_openapi(self, spec: Any, *, name: str, tenant: str = DEFAULT_TENANT, prefix: str | None = None,
                        base_url: str | None = None, headers: dict[str, str] | None = None,
                        config: dict[str, str] | None = None) -> DocumentBuilder:
         """Convert an OpenAPI spec into a document and save it (replacing ``tenant/name`` as a new version).

@@ -160,10 +160,27 @@ def test_the_config_format_page_documents_every_field_with_its_type_and_default(
     assert not problems, "\n".join(problems)
 
 
+def test_router_shapings_load_as_model_types():
+    router = model.Router.from_dict({"prefix": "/p", "tools": {"t": {"name": "u", "hidden": True,
+                                                                      "arguments": {"a": {"fixed": 1}, "b": {}}}}})
+    shaping = router.tools["t"]
+    assert (shaping.name, shaping.hidden, shaping.annotations) == ("u", True, None)
+    assert shaping.arguments == {"a": model.ShapeArg(fixed=1), "b": model.ShapeArg()}
+    assert model.Router.from_dict({"prefix": "/p"}).tools == {}
+
+
 def test_no_consumer_re_defaults_what_the_model_decides():
-    pattern = re.compile(r"""\.get\(["'](policy|position|era|mode|ttlMs|readTtlMs|header|timeout)["']\)\s*or\s*["'\d]""")
+    keys = r"(policy|position|era|mode|ttlMs|readTtlMs|header|timeout)"
+    literal = r"""(\)\s*or\s*|,\s*)["']"""  # .get(key) or "x" / .get(key, "x")
+    pattern = re.compile("|".join([
+        rf"""\.get\(["']{keys}["']\)\s*or\s*["'\d]""",
+        rf"""\.get\(["']method["']{literal}(GET|POST)""",  # a JSON-RPC message's method is another matter
+        rf"""\.get\(["']tenant["']{literal}{model.DEFAULT_TENANT}""",
+        rf"""\.get\(["']type["']{literal}({"|".join(model.MCP_TYPES)})["']""",
+        rf"""tenant: str = ["']{model.DEFAULT_TENANT}["']""",
+    ]))
     found = []
-    for folder in ("gateway_server", "mcpgw_sdk"):
+    for folder in ("gateway_server", "mcpgw_sdk", "console"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             for n, line in enumerate(path.read_text().splitlines(), 1):
                 if pattern.search(line):

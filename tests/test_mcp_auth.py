@@ -19,6 +19,7 @@ from gateway_server.mcp_auth import (
     metadata_path,
     protected_resource_metadata,
 )
+from mcpgw_sdk.config_model import Auth, Router
 from mcpgw_sdk.records import ApiKey
 from tests.auth_issuer import Issuer
 
@@ -44,13 +45,13 @@ def keys():
 
 
 def _apikey(headers, keys):
-    return authenticate({"mode": "apikey"}, headers, keys=keys, tenant="acme", resource_url=RESOURCE,
+    return authenticate(Auth(mode="apikey"), headers, keys=keys, tenant="acme", resource_url=RESOURCE,
                         metadata_url=METADATA, oauth=None)
 
 
 def test_open_router_needs_no_credentials(keys):
     assert authenticate(None, {}, keys=keys, tenant="acme", resource_url=RESOURCE, metadata_url=METADATA) is None
-    assert authenticate({"mode": "none"}, {}, keys=keys, tenant="acme", resource_url=RESOURCE,
+    assert authenticate(Auth(mode="none"), {}, keys=keys, tenant="acme", resource_url=RESOURCE,
                         metadata_url=METADATA) is None
 
 
@@ -87,7 +88,7 @@ def test_apikey_refusals_are_401(keys, headers):
 
 def test_unknown_mode_is_a_clear_error(keys):
     with pytest.raises(ValueError, match="auth.mode"):
-        authenticate({"mode": "basic"}, {}, keys=keys, tenant="acme", resource_url=RESOURCE, metadata_url=METADATA)
+        authenticate(Auth(mode="basic"), {}, keys=keys, tenant="acme", resource_url=RESOURCE, metadata_url=METADATA)
 
 
 # -- OAuth 2.1 with a real issuer serving its JWKS over HTTP ------------------------------------------
@@ -104,7 +105,7 @@ def _oauth(issuer, token, *, verifier=None, auth=None):
     auth = auth or {"mode": "oauth2", "issuer": issuer.url, "jwksUri": issuer.url + "/jwks.json",
                     "scopes": ["mcp:tools"]}
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    return authenticate(auth, headers, keys=KeyIndex(()), tenant="acme", resource_url=RESOURCE,
+    return authenticate(Auth.from_dict(auth), headers, keys=KeyIndex(()), tenant="acme", resource_url=RESOURCE,
                         metadata_url=METADATA, oauth=verifier)
 
 
@@ -157,7 +158,7 @@ def test_oauth_missing_scope_is_403_insufficient_scope(issuer):
 
 def test_protected_resource_metadata_is_rfc9728():
     auth = {"mode": "oauth2", "issuer": "https://idp.example", "scopes": ["mcp:tools"]}
-    assert protected_resource_metadata(auth, RESOURCE) == {
+    assert protected_resource_metadata(Auth.from_dict(auth), RESOURCE) == {
         "resource": RESOURCE,
         "authorization_servers": ["https://idp.example"],
         "scopes_supported": ["mcp:tools"],
@@ -203,23 +204,23 @@ def test_unusable_auth_block_keeps_the_last_good_route():
 
     good = {"mode": "oauth2", "issuer": "https://idp.example", "scopes": "mcp:tools"}
     first = build_snapshot(config(1, good), make=lambda kind, **kw: _NoBackend(**kw))
-    assert not first.errors and first.routes["/acme/x"].auth == good
+    assert not first.errors and first.routes["/acme/x"].auth == Auth.from_dict(good)
     second = build_snapshot(config(2, {"mode": "oauth2", "audience": "x"}), first,
                             make=lambda kind, **kw: _NoBackend(**kw))
     assert second.errors["acme/locked"] == [
         "acme/locked: routers[0].auth.issuer: required for mode oauth2 (or give routers[0].auth.jwksUri)"]
-    assert second.routes["/acme/x"].auth == good  # still served with the last good block
+    assert second.routes["/acme/x"].auth == Auth.from_dict(good)  # still served with the last good block
     # the route builder refuses it too, whatever let it through validation
     with pytest.raises(ConfigError, match=r"routers\[/acme/x\]\.auth\.issuer: required"):
-        _check_auth("acme/locked", "/acme/x", {"mode": "oauth2"})
-    _check_auth("acme/locked", "/acme/x", None)
-    _check_auth("acme/locked", "/acme/x", {"mode": "apikey"})
+        _check_auth("acme/locked", "/acme/x", Router.from_dict({"prefix": "/acme/x", "auth": {"mode": "oauth2"}}))
+    _check_auth("acme/locked", "/acme/x", Router.from_dict({"prefix": "/acme/x"}))
+    _check_auth("acme/locked", "/acme/x", Router.from_dict({"prefix": "/acme/x", "auth": {"mode": "apikey"}}))
 
 
 def test_backend_headers_drop_the_gateway_credential_only_when_it_is_checked():
     headers = {"authorization": "Bearer t", "x-api-key": "k", "accept": "*/*"}
     for mode in ("apikey", "oauth2"):
-        assert backend_headers({"mode": mode}, headers) == {"accept": "*/*"}
+        assert backend_headers(Auth(mode=mode), headers) == {"accept": "*/*"}
     assert backend_headers(None, headers) is headers
-    assert backend_headers({"mode": "none"}, headers) is headers
+    assert backend_headers(Auth(mode="none"), headers) is headers
     assert headers == {"authorization": "Bearer t", "x-api-key": "k", "accept": "*/*"}  # not changed in place

@@ -13,6 +13,7 @@ import streamlit as st
 import yaml
 
 from console import access, editing, ui
+from mcpgw_sdk.config_model import MCP_TYPES
 from mcpgw_sdk.errors import ConfigError, NotFound
 
 NEW = "+ New document"
@@ -166,7 +167,7 @@ def form_mode(draft, errors):
         with box:
             upstream = table("mcp", lambda: editing.mcp_to_rows(draft.get("mcpServers")), editing.MCP_COLUMNS,
                              column_config={"type": st.column_config.SelectboxColumn(
-                                 options=["stdio", "sse", "streamable-http"])})
+                                 options=list(MCP_TYPES))})
             servers = editing.rows_to_mcp(upstream, original=draft.get("mcpServers"))
             if servers or "mcpServers" in draft:
                 draft["mcpServers"] = servers
@@ -317,7 +318,7 @@ def tool_form(draft, i, tool, errors):
     with st.expander(f"Tool {tool.get('name', i)}", expanded=True):
         cols = st.columns([1, 4])
         methods = list(editing.HTTP_METHODS)
-        method = tool.get("method", "GET").upper()
+        method = tool.get("method", editing.NEW_METHOD).upper()
         tool["method"] = cols[0].selectbox("Method", methods, methods.index(method) if method in methods else 0,
                                            key=k(f"tool{i}_method"))
         tool["endpoint"] = cols[1].text_input("Endpoint", tool.get("endpoint", ""), key=k(f"tool{i}_endpoint"))

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from mcpgw_sdk import settings
+from mcpgw_sdk.config_model import DEFAULT_TENANT
 from mcpgw_sdk.errors import McpgwError, NotFound
 
 CONFIG = Path(__file__).resolve().parent / "config.yaml"
@@ -56,7 +57,7 @@ def refresh_document(store, backend_url: str) -> str | None:
     deleted is never overwritten: their version stays the newest.
     """
     wanted = demo_document(backend_url)
-    tenant, name = wanted.get("tenant") or "default", wanted["name"]
+    tenant, name = wanted.get("tenant") or DEFAULT_TENANT, wanted["name"]
     try:
         current = store.get_document(tenant, name, include_deleted=True)
     except NotFound:
