@@ -7,6 +7,7 @@ every message it receives to ``deliver`` and reports a dropped connection to
 
 from __future__ import annotations
 
+import _thread
 import base64
 import collections
 import json
@@ -411,6 +412,8 @@ class StreamableHttpTransport(_HttpBase):
         self._deliver: Deliver | None = None
         self._closed: Closed | None = None
         self._answers: dict[Any, urllib3.BaseHTTPResponse] = {}
+        self._path = urllib3.util.parse_url(url).request_uri
+        self._url_pool: Any = None
 
     def start(self, deliver: Deliver, closed: Closed) -> None:
         self._deliver, self._closed = deliver, closed
@@ -441,10 +444,10 @@ class StreamableHttpTransport(_HttpBase):
     def send(self, message: Message, timeout: float | None = None) -> None:
         if "method" in message and "id" in message:
             # A request's answer may stream for a while: read it on a thread of its own, and give up
-            # reading a silent stream a little after the caller stopped waiting.
+            # reading a silent stream a little after the caller stopped waiting. A bare one (a greenlet under
+            # gevent): threading.Thread's start handshake costs more, once per call, than the POST's bookkeeping.
             read = None if timeout is None else timeout + 5.0
-            threading.Thread(target=self._post, args=(message, read), daemon=True,
-                             name=f"mcp-post-{self.name}").start()
+            _thread.start_new_thread(self._post, (message, read))
         else:
             self._post(message, self.timeout)
 
@@ -455,8 +458,14 @@ class StreamableHttpTransport(_HttpBase):
         headers["Content-Type"] = "application/json"
         body = json.dumps(message, separators=(",", ":")).encode()
         try:
-            resp = self.pool.request("POST", self.url, body=body, headers=headers, preload_content=False,
-                                     redirect=False, timeout=self._timeout(read_timeout))
+            # Straight to the URL's connection pool: the pool manager's per-call URL parsing and header merging
+            # buy nothing for one fixed URL.
+            pool = self._url_pool
+            if pool is None or pool.pool is None:  # first use, or closed by pool.clear()
+                pool = self._url_pool = self.pool.connection_from_url(self.url)
+            resp = pool.urlopen(
+                "POST", self._path, body=body, headers=headers, preload_content=False, redirect=False,
+                assert_same_host=False, timeout=self._timeout(read_timeout))
         except urllib3.exceptions.HTTPError as exc:
             return self._fail(request_id, is_request, f"POST {self.url} failed: {exc}")
         clean = False
