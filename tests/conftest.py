@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from tests.browser import launch
 from tests.helpers import Procs, redis_available
 
 pytest_plugins = ["tests.fixtures_store", "tests.fixtures_gateway"]
@@ -99,6 +100,17 @@ def procs(tmp_path):
 def redis_url():
     """The test Redis URL (``MCPGW_TEST_REDIS``); skipped locally, failed under CI, when Redis is down."""
     return redis_available()
+
+
+@pytest.fixture(scope="module")
+def browser(stack):
+    """Headless Chromium for a browser test module (see tests/browser.py).
+
+    It comes after the module's own ``stack`` fixture, which skips the module where Playwright or Chromium
+    is missing and starts the console the pages open.
+    """
+    with launch() as chromium:
+        yield chromium
 
 
 # -- the two layers ----------------------------------------------------------------------------------

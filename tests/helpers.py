@@ -1,18 +1,23 @@
-"""Utilities the tests share: free ports, polling with a deadline, real subprocesses."""
+"""Utilities the tests share: free ports, polling with a deadline, real subprocesses, a recording backend."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from socketserver import ThreadingMixIn
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import requests
@@ -192,3 +197,81 @@ def unavailable(reason: str):
     if os.environ.get("CI"):
         pytest.fail(f"unavailable in CI: {reason}")
     pytest.skip(reason)
+
+
+class RecordingBackend:
+    """An in-process HTTP backend on a free loopback port that records every request it receives.
+
+    Each request is appended to :attr:`seen` as a dict: ``method``; ``target``, the request target
+    exactly as it arrived (no decoding, no normalizing); ``path``, its percent-decoded path; ``query``,
+    the first value of each query parameter; ``headers``, with lower-case names; ``content_type``; and
+    ``body``, the bytes. Every request is answered 200 with JSON: ``answer`` when given, else the record
+    itself with the body in base64, so a test can also read it from what a tool call returns.
+
+    A context manager; :attr:`url` is its base URL::
+
+        with RecordingBackend() as backend:
+            requests.get(f"{backend.url}/a%2Fb?q=1")
+            assert backend.take()[0]["target"] == "/a%2Fb?q=1"
+    """
+
+    def __init__(self, answer: Any = None):
+        self.answer = answer
+        self.seen: list[dict] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _recording_handler(self))
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+
+    def record(self, request: dict) -> bytes:
+        """Keep ``request`` and return the answer to send for it."""
+        with self._lock:
+            self.seen.append(request)
+        if self.answer is not None:
+            return json.dumps(self.answer).encode()
+        return json.dumps({**request, "body": base64.b64encode(request["body"]).decode()}).encode()
+
+    def clear(self) -> None:
+        """Forget the requests recorded so far."""
+        with self._lock:
+            self.seen.clear()
+
+    def take(self) -> list[dict]:
+        """The requests recorded so far, forgotten here."""
+        with self._lock:
+            seen = list(self.seen)
+            self.seen.clear()
+        return seen
+
+    def __enter__(self) -> RecordingBackend:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _recording_handler(backend: RecordingBackend) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _record(self):
+            size = int(self.headers.get("Content-Length") or 0)
+            path, _, query = self.path.partition("?")
+            answer = backend.record({
+                "method": self.command, "target": self.path, "path": unquote(path),
+                "query": {k: v[0] for k, v in parse_qs(query).items()},
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "content_type": self.headers.get("Content-Type", ""),
+                "body": self.rfile.read(size) if size else b""})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _record  # noqa: N815 - http.server's spelling
+
+        def log_message(self, *args):
+            pass
+
+    return Handler

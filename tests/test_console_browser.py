@@ -18,17 +18,11 @@ import pytest
 import requests
 
 from mcpgw_sdk import open_store
+from tests.browser import PW, TIMEOUT, browser_missing, choose, fill, goto, idle, login, open_page, shot
 from tests.fixtures_store import seed_console_users
 from tests.helpers import ROOT, Procs, free_port, python, wait_for, wait_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-PW = {"admin": "admin-pass-1", "bob": "bob-pass-12"}
-TIMEOUT = 30_000  # ms, for Playwright's expectations
 
 
 def openapi_spec(base_url: str) -> dict:
@@ -44,12 +38,7 @@ def openapi_spec(base_url: str) -> dict:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Backend, gateway, fake OpenAI and console processes on one SQLite database."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing = "the playwright package (pip install playwright; never `playwright install`)"
-    else:
-        missing = "" if Path(CHROMIUM).exists() else f"{CHROMIUM} (scripts/system-deps.sh installs it)"
+    missing = browser_missing()
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"browser tests need {missing}")
@@ -89,90 +78,10 @@ def stack(tmp_path_factory):
         store.close()
 
 
-@pytest.fixture(scope="module")
-def browser(stack):
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=TIMEOUT)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser, request):
-    context = browser.new_context(viewport={"width": 1400, "height": 1600})
-    context.set_default_timeout(TIMEOUT)
-    pg = context.new_page()
-    yield pg
-    shot(pg, f"last-{request.node.name}", settle=False)  # the state the test ended in, to look at when it fails
-    context.close()
-
-
-# -- helpers ----------------------------------------------------------------------------
-def shot(page, name: str, *, settle: bool = True) -> None:
-    if settle:
-        idle(page)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-IDLE = """() => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    return app !== null && app.getAttribute("data-test-script-state") === "notRunning"
-        && document.querySelector('[data-stale="true"]') === null;
-}"""
-
-
-def idle(page) -> None:
-    """Wait until Streamlit has finished running the script and no stale element is left."""
-    page.wait_for_function(IDLE, timeout=TIMEOUT)
-
-
-def login(page, stack, name: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(stack["console"])
-    page.get_by_label("User name").fill(name)
-    page.get_by_label("Password", exact=True).fill(PW[name])
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
-    idle(page)
-
-
-def goto(page, title: str) -> None:
-    from playwright.sync_api import expect
-
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
-    expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
-    idle(page)
-
-
-def choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label`` (reopening it if a rerun closed the list)."""
-    idle(page)
-    box = page.get_by_role("combobox", name=label, exact=True)
-    choice = page.get_by_role("option", name=option, exact=True)
-    for _ in range(3):
-        box.click()
-        try:
-            choice.wait_for(timeout=5000)
-        except Exception:  # noqa: BLE001 - a rerun replaced the list; open it again
-            continue
-        choice.click()
-        break
-    else:
-        raise AssertionError(f"no option {option!r} in {label!r}")
-    idle(page)
-
-
-def fill(page, label: str, value: str) -> None:
-    """Type into a text input and commit it (Streamlit reads it on Enter)."""
-    field = page.get_by_role("textbox", name=label, exact=True)
-    field.fill(value)
-    field.press("Enter")
-    idle(page)
+    with open_page(browser, request, height=1600) as pg:
+        yield pg
 
 
 def mcp_tools(url: str) -> dict:

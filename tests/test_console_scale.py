@@ -1,7 +1,7 @@
 """The editor on a 1,500-tool document, in a real browser (Debian's Chromium driven by Playwright).
 
 A real console and a real gateway share one SQLite database holding a 3-tool and a 1,500-tool document
-whose tools call a recording WSGI backend in this process. The tests print how long opening, editing
+whose tools call a recording backend in this process. The tests print how long opening, editing
 and saving take (not gating), check that switching documents shows (and saves) only the second one,
 that a bulk header edit reaches the backend on every tool through the official MCP client, and that a
 failed save shows its problems where the user looks. Screenshots go to ``test-artifacts/screenshots/``.
@@ -10,9 +10,7 @@ failed save shows its problems where the user looks. Screenshots go to ``test-ar
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from mcpgw_sdk import open_store
+from tests.browser import IDLE, PW, TIMEOUT, browser_missing, choose, fill, goto, idle, login, open_page, shot
 from tests.fixtures_gateway import run_gateway
 from tests.fixtures_store import seed_console_users
-from tests.helpers import Procs, free_port, wait_http, wsgi_server
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS, IDLE, PW, TIMEOUT, choose, fill, goto, idle, login, shot
+from tests.helpers import Procs, RecordingBackend, free_port, wait_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,64 +49,36 @@ def big_doc(base: str) -> dict:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """A recording backend (in this process), a gateway and a console on one database."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("browser tests need the playwright package (never `playwright install`)")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"browser tests need {CHROMIUM}")
-    seen: list[dict] = []
-
-    def app(environ, start_response):
-        seen.append({"path": environ["PATH_INFO"], "authorization": environ.get("HTTP_AUTHORIZATION")})
-        start_response("200 OK", [("Content-Type", "application/json")])
-        return [json.dumps(seen[-1]).encode()]
-
-    server = wsgi_server(app)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    tmp = tmp_path_factory.mktemp("scale")
-    db = f"sqlite:///{tmp / 'mcpgw.db'}"
-    store = open_store(db, check=False)
-    store.upgrade()
-    seed_console_users(store, PW)
-    store.save_document(small_doc(base), author="admin")
-    store.save_document(big_doc(base), author="admin")
-    procs = Procs(tmp)
-    try:
-        gateway = run_gateway(procs, db, reload_interval=0.5, revision=store.revision())
-        port = free_port()
-        procs.start([str(Path(sys.executable).parent / "mcpgw"), "console", "--db", db, "--port", str(port)],
-                    name="console", env={"MCPGW_GATEWAY_URL": gateway.base})
-        console = f"http://127.0.0.1:{port}"
-        wait_http(f"{console}/_stcore/health", timeout=60, status=200)
-        yield {"store": store, "console": console, "gateway": gateway, "base": base, "seen": seen}
-    finally:
-        procs.stop()
-        server.shutdown()
-        store.close()
-
-
-@pytest.fixture(scope="module")
-def browser(stack):
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=TIMEOUT)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+    missing = browser_missing()
+    if missing:
+        pytest.skip(f"browser tests need {missing}")
+    with RecordingBackend() as backend:
+        tmp = tmp_path_factory.mktemp("scale")
+        db = f"sqlite:///{tmp / 'mcpgw.db'}"
+        store = open_store(db, check=False)
+        store.upgrade()
+        seed_console_users(store, PW)
+        store.save_document(small_doc(backend.url), author="admin")
+        store.save_document(big_doc(backend.url), author="admin")
+        procs = Procs(tmp)
+        try:
+            gateway = run_gateway(procs, db, reload_interval=0.5, revision=store.revision())
+            port = free_port()
+            procs.start([str(Path(sys.executable).parent / "mcpgw"), "console", "--db", db, "--port", str(port)],
+                        name="console", env={"MCPGW_GATEWAY_URL": gateway.base})
+            console = f"http://127.0.0.1:{port}"
+            wait_http(f"{console}/_stcore/health", timeout=60, status=200)
+            yield {"store": store, "console": console, "gateway": gateway, "base": backend.url, "seen": backend.seen}
+        finally:
+            procs.stop()
+            store.close()
 
 
 @pytest.fixture
 def page(browser, request):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(TIMEOUT)
-    pg = context.new_page()
-    pg.runs = Runs(pg)
-    yield pg
-    shot(pg, f"last-{request.node.name}", settle=False)
-    context.close()
+    with open_page(browser, request, height=1000) as pg:
+        pg.runs = Runs(pg)
+        yield pg
 
 
 class Runs:
@@ -283,7 +253,7 @@ def test_bulk_header_timeout_and_deny_reach_the_gateway(stack, page):
     listed, results = call_tools(gateway.mcp_url("/acme/big"), ["big_0100", "big_0777", "big_1499"])
     assert listed == BIG - 100
     assert not any(r.is_error for r in results), results
-    assert [(s["path"], s["authorization"]) for s in seen] == [
+    assert [(s["path"], s["headers"].get("authorization")) for s in seen] == [
         (f"/big/{i}", "Bearer bulk-secret") for i in (100, 777, 1499)]
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,7 +25,7 @@ from mcpgw_sdk.client import McpClient
 from mcpgw_sdk.openapi import from_openapi, load_spec, parse_spec_text
 from mcpgw_sdk.templates import env_names
 from tests.fixtures_gateway import run_gateway, seed
-from tests.helpers import Procs, unavailable
+from tests.helpers import Procs, RecordingBackend, unavailable
 
 EXAMPLES = Path(__file__).resolve().parent.parent / ".tools/node_modules/@readme/oas-examples"
 ENV = {"PETS_PETSTORE_AUTH": "pet-token", "PETS_API_KEY": "pet key&1", "SEC_BASIC": "dXNlcjpwYXNz",
@@ -42,37 +40,10 @@ def example(name: str) -> dict:
     return load_spec(str(path))
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    """Answers every request with what it received: method, raw target, headers, body (base64)."""
-
-    def _echo(self):
-        size = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(size) if size else b""
-        answer = json.dumps({"method": self.command, "target": self.path,
-                             "headers": {k.lower(): v for k, v in self.headers.items()},
-                             "body": base64.b64encode(body).decode()}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _echo  # noqa: N815 - the http.server spelling
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def backend():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with RecordingBackend() as server:
+        yield server.url
 
 
 def _servers_to(spec: dict, backend: str) -> dict:

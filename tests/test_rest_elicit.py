@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
-import threading
 
 import pytest
 import requests
@@ -20,7 +18,7 @@ import requests
 from mcpgw_sdk.documents import validate
 from mcpgw_sdk.errors import ConfigError
 from tests.fixtures_gateway import run_gateway, seed
-from tests.helpers import Procs, wsgi_server
+from tests.helpers import Procs, RecordingBackend
 
 PREFIX = "/gateway/elicit"
 MODERN = "2026-07-28"
@@ -39,39 +37,26 @@ def document(base: str) -> dict:
                                   "fill": {"reason": "reason"}}}]}
 
 
-class Recorder:
-    """A REST backend that records ``METHOD path?query`` of every request and answers ``{"ok": true}``."""
+class Recorder(RecordingBackend):
+    """A REST backend that records every request and answers ``{"ok": true}``."""
 
     def __init__(self):
-        self.calls: list[str] = []
-        self.lock = threading.Lock()
+        super().__init__({"ok": True})
 
-    def __call__(self, environ, start_response):
-        query = environ.get("QUERY_STRING")
-        with self.lock:
-            self.calls.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}" + (f"?{query}" if query else ""))
-        start_response("200 OK", [("Content-Type", "application/json")])
-        return [json.dumps({"ok": True}).encode()]
-
-    def take(self) -> list[str]:
-        with self.lock:
-            calls, self.calls = self.calls, []
+    def calls(self) -> list[str]:
+        """``METHOD path?query`` of each request recorded so far, forgotten here."""
+        calls = []
+        for request in self.take():
+            query = request["target"].partition("?")[2]
+            calls.append(f"{request['method']} {request['path']}" + (f"?{query}" if query else ""))
         return calls
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    recorder = Recorder()
-    server = wsgi_server(recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        with Procs(tmp_path_factory.mktemp("elicit")) as procs:
-            url = f"sqlite:///{procs.log_dir / 'gw.db'}"
-            yield run_gateway(procs, url, revision=seed(url, document(base))), recorder
-    finally:
-        server.shutdown()
-        server.server_close()
+    with Recorder() as recorder, Procs(tmp_path_factory.mktemp("elicit")) as procs:
+        url = f"sqlite:///{procs.log_dir / 'gw.db'}"
+        yield run_gateway(procs, url, revision=seed(url, document(recorder.url))), recorder
 
 
 @pytest.fixture
@@ -115,7 +100,7 @@ def test_accepting_calls_the_backend_with_the_filled_argument(gw, mode):
     result, asked = call(proc, mode, accept)
     assert not result.is_error, result
     assert asked == ["Delete ada@example.com?"]
-    assert recorder.take() == ["DELETE /users/ada@example.com?reason=left"]
+    assert recorder.calls() == ["DELETE /users/ada@example.com?reason=left"]
 
 
 @pytest.mark.parametrize("mode", [MODERN, "legacy"])
@@ -124,7 +109,7 @@ def test_declining_never_reaches_the_backend(gw, mode):
     result, asked = call(proc, mode, decline)
     assert asked == ["Delete ada@example.com?"]
     assert "declined" in result.content[0].text and "nothing was sent" in result.content[0].text, result
-    assert recorder.take() == []
+    assert recorder.calls() == []
 
 
 def test_confirm_false_counts_as_declining(gw):
@@ -133,7 +118,7 @@ def test_confirm_false_counts_as_declining(gw):
     proc, recorder = gw
     result, _ = call(proc, MODERN, lambda p: types.ElicitResult(action="accept", content={"confirm": False}))
     assert "declined" in result.content[0].text, result
-    assert recorder.take() == []
+    assert recorder.calls() == []
 
 
 # --- raw modern requests ---------------------------------------------------------------------------------
@@ -169,10 +154,10 @@ def test_the_modern_question_and_its_sealed_state(gw):
     bad = post(proc, {**CALL, "inputResponses": {"elicit": {"action": "accept", "content": {"confirm": "yes"}}},
                       "requestState": state})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == -32602, bad.text
-    assert recorder.take() == []
+    assert recorder.calls() == []
     done = post(proc, {**CALL, "inputResponses": yes, "requestState": state}).json()["result"]
     assert done.get("isError") is not True and done["resultType"] == "complete", done
-    assert recorder.take() == ["DELETE /users/bo@example.com"]
+    assert recorder.calls() == ["DELETE /users/bo@example.com"]
 
 
 def test_a_modern_client_without_elicitation_gets_32021(gw):
@@ -180,7 +165,7 @@ def test_a_modern_client_without_elicitation_gets_32021(gw):
     resp = post(proc, CALL, capabilities={"sampling": {}})
     error = resp.json()["error"]
     assert error["code"] == -32021 and error["data"] == {"requiredCapabilities": {"elicitation": {}}}, error
-    assert recorder.take() == []
+    assert recorder.calls() == []
 
 
 def test_a_legacy_client_without_elicitation_gets_a_tool_error(gw):
@@ -194,7 +179,7 @@ def test_a_legacy_client_without_elicitation_gets_a_tool_error(gw):
 
     result = asyncio.run(main())
     assert result.is_error and "elicitation capability" in result.content[0].text, result
-    assert recorder.take() == []
+    assert recorder.calls() == []
 
 
 # --- validation at save --------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Tool shaping (``routers[].tools``) on a REST tool and an upstream MCP tool, over both MCP eras.
 
-One gateway aggregates a REST server (a recording WSGI backend in this process) and the conformance
+One gateway aggregates a REST server (a recording backend in this process) and the conformance
 fixture (stdio) under one prefix, and reshapes both: ``api_search`` becomes ``find_issues`` with a
 title, a description, an annotation, a new argument description, a default and a fixed hidden
 ``org``; ``fixture_echo`` becomes ``say`` with its ``text`` fixed; ``api_delete_all`` and
@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
-from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -22,7 +20,7 @@ import requests
 from mcpgw_sdk import documents
 from mcpgw_sdk.errors import ConfigError
 from tests.fixtures_gateway import FIXTURE, run_gateway, seed
-from tests.helpers import Procs, wsgi_server
+from tests.helpers import Procs, RecordingBackend
 from tests.test_mrtr import MODERN
 
 PREFIX = "/gateway/shaped"
@@ -57,32 +55,18 @@ def _document(base: str) -> dict:
 
 @pytest.fixture(scope="module")
 def shaped(tmp_path_factory):
-    seen: list[dict] = []
-
-    def app(environ, start_response):
-        seen.append({"method": environ["REQUEST_METHOD"], "path": environ["PATH_INFO"],
-                     "query": {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}})
-        start_response("200 OK", [("Content-Type", "application/json")])
-        return [json.dumps(seen[-1]).encode()]
-
-    server = wsgi_server(app)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        with Procs(tmp_path_factory.mktemp("shaping")) as procs:
-            url = f"sqlite:///{procs.log_dir / 'gw.db'}"
-            gw = run_gateway(procs, url, revision=seed(url, _document(base)))
-            yield gw, seen
-    finally:
-        server.shutdown()
+    with RecordingBackend() as backend, Procs(tmp_path_factory.mktemp("shaping")) as procs:
+        url = f"sqlite:///{procs.log_dir / 'gw.db'}"
+        gw = run_gateway(procs, url, revision=seed(url, _document(backend.url)))
+        yield gw, backend
 
 
 @pytest.mark.parametrize("mode", ["legacy", MODERN])
 def test_clients_of_both_eras_see_and_call_the_shaped_tools(shaped, mode):
     from mcp import Client
 
-    gw, seen = shaped
-    seen.clear()
+    gw, backend = shaped
+    backend.clear()
 
     async def main():
         async with Client(gw.mcp_url(PREFIX), mode=mode) as client:
@@ -115,7 +99,7 @@ def test_clients_of_both_eras_see_and_call_the_shaped_tools(shaped, mode):
     assert json.loads(overridden.content[0].text)["query"] == {"org": "acme", "q": "bug", "limit": "2"}
     assert not said.is_error and said.content[0].text == "fixed words", said
     assert isinstance(hidden, Exception) or hidden.is_error, hidden
-    assert [r["path"] for r in seen] == ["/search", "/search"], seen  # the hidden DELETE never went out
+    assert [r["path"] for r in backend.seen] == ["/search", "/search"], backend.seen  # the hidden DELETE never went out
 
 
 def test_a_shape_no_upstream_tool_matches_is_reported_in_readyz(shaped):

@@ -17,7 +17,6 @@ import email.policy
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from mcpgw_sdk.opening import open_store
 from mcpgw_sdk.templates import render
 from mcpgw_sdk.unla import import_document, translate
 from tests.fixtures_gateway import run_gateway, seed
-from tests.helpers import Procs, wsgi_server
+from tests.helpers import Procs, RecordingBackend
 
 PREFIX = "/default/orders"
 MCPGW = str(Path(sys.executable).with_name("mcpgw"))
@@ -83,25 +82,11 @@ EXPECTED_ORDER = ('{"customer": "c42", "note": "say \\"hi\\"", "count": 2, "line
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A gateway subprocess serving the imported Unla document over a recording backend; yields (gateway, seen)."""
-    seen: list[dict] = []
-
-    def app(environ, start_response):
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        seen.append({"method": environ["REQUEST_METHOD"], "path": environ["PATH_INFO"],
-                     "content_type": environ.get("CONTENT_TYPE", ""), "body": environ["wsgi.input"].read(length)})
-        start_response("200 OK", [("Content-Type", "application/json")])
-        return [json.dumps({"lines": [{"sku": "A-1"}, {"sku": "B-2"}, {"sku": "C-3"}]}).encode()]
-
-    server = wsgi_server(app)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        with Procs(tmp_path_factory.mktemp("unla-fidelity")) as procs:
-            url = f"sqlite:///{procs.log_dir / 'gw.db'}"
-            document = import_document(unla_orders(base), format="unla")
-            yield run_gateway(procs, url, revision=seed(url, document)), seen
-    finally:
-        server.shutdown()
+    answer = {"lines": [{"sku": "A-1"}, {"sku": "B-2"}, {"sku": "C-3"}]}
+    with RecordingBackend(answer) as backend, Procs(tmp_path_factory.mktemp("unla-fidelity")) as procs:
+        url = f"sqlite:///{procs.log_dir / 'gw.db'}"
+        document = import_document(unla_orders(backend.url), format="unla")
+        yield run_gateway(procs, url, revision=seed(url, document)), backend.seen
 
 
 def call(gateway, tool: str, arguments: dict) -> dict:

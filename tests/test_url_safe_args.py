@@ -9,8 +9,6 @@ tools alike. Then the endpoint checks of validation, as ``doc.problems()``, ``gw
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
@@ -24,24 +22,9 @@ from mcpgw_sdk.openapi import from_openapi
 from mcpgw_sdk.opening import open_store
 from mcpgw_sdk.unla import from_unla
 from tests.fixtures_gateway import run_gateway, seed
-from tests.helpers import Procs
+from tests.helpers import Procs, RecordingBackend
 
 PREFIX = "/default/urls"
-
-
-class _Recorder(BaseHTTPRequestHandler):
-    """Answers every GET with the request target exactly as it arrived (no decoding, no normalizing)."""
-
-    def do_GET(self):  # noqa: N802 - the http.server spelling
-        body = json.dumps({"raw": self.path}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 def url_tools() -> list[dict]:
@@ -82,14 +65,8 @@ def openapi_document(base: str) -> dict:
 @pytest.fixture(scope="module")
 def backend():
     """The recording backend; yields its ``/v2`` base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v2"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with RecordingBackend() as server:
+        yield f"{server.url}/v2"
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +86,7 @@ def received(gateway, tool: str, arguments: dict, prefix: str = PREFIX) -> str:
     with McpClient(gateway.mcp_url(prefix)) as client:
         result = client.call_tool(tool, arguments)
     assert not result.get("isError"), result
-    return json.loads(result["content"][0]["text"])["raw"]
+    return json.loads(result["content"][0]["text"])["target"]
 
 
 TRAVERSAL = "../../admin/delete?all=1#"
