@@ -500,17 +500,21 @@ def sse_memory(args, urls: dict, gateway: subprocess.Popen) -> dict:
             "rss_after_kib": after, "kib_per_session": (after - before) / max(opened, 1)}
 
 
-def reload_time(args, db: str, urls: dict) -> dict:
-    """Write ``args.documents`` documents in one transaction; time until /readyz shows the revision."""
+def one_tool_documents(count: int, base: str, tenant: str) -> list[dict]:
+    """``count`` documents of one REST tool each (``GET {base}/users/{email}``), one prefix each."""
+    return [{"name": f"{tenant}-{i}", "tenant": tenant, "routers": [{"server": "s", "prefix": f"/{tenant}/d{i}"}],
+             "servers": [{"name": "s", "allowedTools": ["get_user"], "config": {"base": base}}],
+             "tools": [{"name": "get_user", "method": "GET", "endpoint": "{{ config.base }}/users/{email}",
+                        "args": [{"name": "email", "position": "path", "required": True, "type": "string"}]}]}
+            for i in range(count)]
+
+
+def write_and_wait(gateway_url: str, db: str, docs: list[dict], *, timeout: float = 300) -> dict:
+    """Write ``docs`` in one transaction; seconds the write took and until ``/readyz`` shows its revision."""
     import requests
 
     from mcpgw_sdk.opening import open_store
 
-    docs = [{"name": f"bench-{i}", "tenant": "bench", "routers": [{"server": "s", "prefix": f"/bench/d{i}"}],
-             "servers": [{"name": "s", "allowedTools": ["get_user"], "config": {"base": urls["backend"]}}],
-             "tools": [{"name": "get_user", "method": "GET", "endpoint": "{{ config.base }}/users/{email}",
-                        "args": [{"name": "email", "position": "path", "required": True, "type": "string"}]}]}
-            for i in range(args.documents)]
     store = open_store(db)
     try:
         started = time.monotonic()
@@ -519,15 +523,21 @@ def reload_time(args, db: str, urls: dict) -> dict:
         revision = store.revision()
     finally:
         store.close()
-    deadline = written + 120
-    while time.monotonic() < deadline:
-        ready = requests.get(urls["gateway"] + "/readyz", timeout=30).json()
+    while time.monotonic() < written + timeout:
+        ready = requests.get(gateway_url + "/readyz", timeout=60).json()
         if (ready.get("revision") or 0) >= revision:
-            seen = time.monotonic()
-            return {"documents": args.documents, "write_s": written - started, "visible_after_write_s": seen - written,
+            return {"write_s": written - started, "visible_s": time.monotonic() - written,
                     "routes": len(ready.get("routes") or []), "errors": len(ready.get("documents_with_errors") or {})}
         time.sleep(0.02)
-    return {"documents": args.documents, "write_s": written - started, "visible_after_write_s": float("nan")}
+    return {"write_s": written - started, "visible_s": float("nan"), "routes": 0, "errors": 0}
+
+
+def reload_time(args, db: str, urls: dict) -> dict:
+    """Write ``args.documents`` documents in one transaction; time until /readyz shows the revision."""
+    seen = write_and_wait(urls["gateway"], db, one_tool_documents(args.documents, urls["backend"], "bench"),
+                          timeout=120)
+    return {"documents": args.documents, "write_s": seen["write_s"], "visible_after_write_s": seen["visible_s"],
+            "routes": seen["routes"], "errors": seen["errors"]}
 
 
 # -- main ------------------------------------------------------------------------

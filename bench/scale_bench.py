@@ -35,12 +35,14 @@ from gateway_bench import (  # noqa: E402
     PREFIX,
     ROOT,
     free_port,
+    one_tool_documents,
     rss_kib,
     setup,
     start,
     start_backend,
     stop,
     wait_url,
+    write_and_wait,
 )
 
 LIMITS_ENV = {"MCPGW_MAX_SESSIONS": "0", "MCPGW_MAX_SESSIONS_PER_ROUTER": "0", "MCPGW_MAX_SESSIONS_PER_PRINCIPAL": "0",
@@ -266,36 +268,10 @@ def list_pages(url: str) -> dict:
 
 def reload_many(url: str, db: str, documents: int, backend: str) -> dict:
     """Write ``documents`` one-tool documents in one transaction; seconds until ``/readyz`` shows the revision."""
-    docs = [{"name": f"many-{i}", "tenant": "many", "routers": [{"server": "s", "prefix": f"/many/d{i}"}],
-             "servers": [{"name": "s", "config": {"base": backend}}],
-             "tools": [{"name": "get_user", "method": "GET", "endpoint": "{{ config.base }}/users/{email}",
-                        "args": [{"name": "email", "position": "path", "required": True, "type": "string"}]}]}
-            for i in range(documents)]
-    first = _write_and_wait(url, db, docs)
+    docs = one_tool_documents(documents, backend, "many")
+    first = write_and_wait(url, db, docs)
     edited = dict(docs[documents // 2], tools=[{**docs[documents // 2]["tools"][0], "description": "edited"}])
-    return {**first, "edit": _write_and_wait(url, db, [edited])}
-
-
-def _write_and_wait(url: str, db: str, docs: list[dict]) -> dict:
-    import requests
-
-    from mcpgw_sdk.opening import open_store
-
-    store = open_store(db)
-    try:
-        started = time.monotonic()
-        store.import_documents(docs, author="bench")
-        written = time.monotonic()
-        revision = store.revision()
-    finally:
-        store.close()
-    while time.monotonic() < written + 300:
-        ready = requests.get(url + "/readyz", timeout=60).json()
-        if (ready.get("revision") or 0) >= revision:
-            return {"write_s": written - started, "visible_s": time.monotonic() - written,
-                    "routes": len(ready.get("routes") or [])}
-        time.sleep(0.02)
-    return {"write_s": written - started, "visible_s": float("nan"), "routes": 0}
+    return {**first, "edit": write_and_wait(url, db, [edited])}
 
 
 def catalogs(args, workdir: Path, backend: str) -> None:
