@@ -120,7 +120,7 @@ def start(tmp: Path, proxies: bool, install: bool) -> tuple[list[subprocess.Pope
                                   stdout=log, stderr=log, env={**os.environ, "MCPGW_LOG_LEVEL": "WARNING",
                                                                "MCPGW_AUDIT": "false"}))
     base = f"http://127.0.0.1:{gw_port}"
-    where: dict[str, Any] = {"fixture": fixture_url, "mcpgw": base, "n/a": {}}
+    where: dict[str, Any] = {"fixture": fixture_url, "mcpgw": base, "gateway_pid": procs[-1].pid, "n/a": {}}
 
     def ready() -> bool:
         ups = requests.get(f"{base}/readyz", timeout=2).json().get("upstreams") or []
@@ -172,8 +172,14 @@ def client_for(target: str, transport: str, era: str, where: dict[str, Any]) -> 
     return McpClient(spot, timeout=30, mode=mode).connect()
 
 
-def load(client: McpClient, concurrency: int, duration: float) -> tuple[float, float, float, int]:
-    """(calls/s, p50 ms, p99 ms, errors) of ``tools/call echo`` from ``concurrency`` threads for ``duration`` s."""
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of process ``pid`` so far (``/proc/<pid>/stat``, clock-tick resolution)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(client: McpClient, concurrency: int, duration: float) -> tuple[float, float, float, int, int]:
+    """(calls/s, p50 ms, p99 ms, errors, calls) of ``tools/call echo`` from ``concurrency`` threads for ``duration`` s."""
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
     errors = [0] * concurrency
     stop = time.monotonic() + duration
@@ -198,9 +204,9 @@ def load(client: McpClient, concurrency: int, duration: float) -> tuple[float, f
     elapsed = time.monotonic() - begun
     flat = sorted(x for part in latencies for x in part)
     if not flat:
-        return 0.0, 0.0, 0.0, sum(errors)
+        return 0.0, 0.0, 0.0, sum(errors), 0
     p99 = flat[min(len(flat) - 1, int(len(flat) * 0.99))]
-    return len(flat) / elapsed, statistics.median(flat) * 1000, p99 * 1000, sum(errors)
+    return len(flat) / elapsed, statistics.median(flat) * 1000, p99 * 1000, sum(errors), len(flat)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -235,14 +241,24 @@ def main(argv: list[str] | None = None) -> None:
                         clients[row] = client
                     except Exception as exc:  # noqa: BLE001 - a proxy that cannot serve this era is a row of n/a
                         missing[row] = f"{type(exc).__name__}: {str(exc)[:120]}"
-        results: dict[tuple[tuple[str, str, str], int], list[tuple[float, float, float, int]]] = {}
+        results: dict[tuple[tuple[str, str, str], int], list[tuple[float, float, float, int, int]]] = {}
+        # CPU seconds the gateway process spent during each mcpgw row's runs (the figure the shared machine
+        # moves least), and this process's (the load client, also our SDK) during each row's.
+        gw_cpu: dict[tuple[tuple[str, str, str], int], float] = {}
+        client_cpu: dict[tuple[tuple[str, str, str], int], float] = {}
+        gateway_pid = where["gateway_pid"]
         for _ in range(args.rounds):
             for concurrency in (1, 10):
                 for row, client in clients.items():
+                    gw0, cl0 = cpu_seconds(gateway_pid), time.process_time()
                     results.setdefault((row, concurrency), []).append(load(client, concurrency, args.duration))
-        print(f"\ntools/call echo, {args.rounds} round(s) of {args.duration:g} s, medians (min-max of calls/s)")
+                    client_cpu[(row, concurrency)] = client_cpu.get((row, concurrency), 0.0) + time.process_time() - cl0
+                    if row[2] == "mcpgw":
+                        gw_cpu[(row, concurrency)] = gw_cpu.get((row, concurrency), 0.0) + cpu_seconds(gateway_pid) - gw0
+        print(f"\ntools/call echo, {args.rounds} round(s) of {args.duration:g} s, medians (min-max of calls/s); "
+              "CPU µs per call over all rounds: the gateway's (gw) and the load client's (client)")
         print(f"{'transport':<16} {'era':<7} {'target':<14} {'conc':>4} {'calls/s':>8} {'range':>11} "
-              f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+              f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'gw µs':>6} {'client µs':>9}")
         med: dict[tuple[tuple[str, str, str], int], tuple[float, float, float]] = {}
         for (row, concurrency), runs in results.items():
             rate = statistics.median(r[0] for r in runs)
@@ -250,8 +266,10 @@ def main(argv: list[str] | None = None) -> None:
             p99 = statistics.median(r[2] for r in runs)
             med[(row, concurrency)] = (rate, p50, p99)
             spread = f"{min(r[0] for r in runs):.0f}-{max(r[0] for r in runs):.0f}"
+            calls = sum(r[4] for r in runs) or 1
+            gw = f"{gw_cpu[(row, concurrency)] / calls * 1e6:.0f}" if (row, concurrency) in gw_cpu else "-"
             print(f"{row[0]:<16} {row[1]:<7} {row[2]:<14} {concurrency:>4} {rate:>8.0f} {spread:>11} {p50:>7.2f} "
-                  f"{p99:>7.2f} {sum(r[3] for r in runs):>6}")
+                  f"{p99:>7.2f} {sum(r[3] for r in runs):>6} {gw:>6} {client_cpu[(row, concurrency)] / calls * 1e6:>9.0f}")
         for row, why in missing.items():
             print(f"{row[0]:<16} {row[1]:<7} {row[2]:<14}  n/a: {why}")
         print("\nproxy vs direct, same transport and era, same run (targets: +0.3 ms p50 at 1 client, "

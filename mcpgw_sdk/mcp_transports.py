@@ -10,6 +10,7 @@ from __future__ import annotations
 import _thread
 import base64
 import collections
+import http.client
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from urllib.parse import urljoin
 
 import urllib3
 
+from . import http_pool
 from .errors import McpConnectionError, McpSessionExpired, McpTimeout
 
 # A stdio server inherits nothing of our environment (a gateway's holds its database URL and secrets): it
@@ -405,15 +407,17 @@ class _HttpBase:
 class StreamableHttpTransport(_HttpBase):
     """Streamable HTTP: POST each message; JSON or SSE answers; a GET stream for server→client messages."""
 
-    def __init__(self, url: str, **kwargs: Any):
-        super().__init__(url, **kwargs)
+    def __init__(self, url: str, *, connector: Connector | None = None, **kwargs: Any):
+        super().__init__(url, connector=connector, **kwargs)
         self.session_id: str | None = None
         self.protocol_version: str | None = None
         self._deliver: Deliver | None = None
         self._closed: Closed | None = None
-        self._answers: dict[Any, urllib3.BaseHTTPResponse] = {}
+        self._answers: dict[Any, Any] = {}
         self._path = urllib3.util.parse_url(url).request_uri
-        self._url_pool: Any = None
+        # The POSTs (every message) on lean keep-alive connections of their own (http_pool explains why);
+        # the rare GET streams and the DELETE stay on urllib3.
+        self._posts = http_pool.Pool(url, connector=connector, connect_timeout=min(self.timeout, 10.0))
 
     def start(self, deliver: Deliver, closed: Closed) -> None:
         self._deliver, self._closed = deliver, closed
@@ -458,22 +462,15 @@ class StreamableHttpTransport(_HttpBase):
         headers["Content-Type"] = "application/json"
         body = json.dumps(message, separators=(",", ":")).encode()
         try:
-            # Straight to the URL's connection pool: the pool manager's per-call URL parsing and header merging
-            # buy nothing for one fixed URL.
-            pool = self._url_pool
-            if pool is None or pool.pool is None:  # first use, or closed by pool.clear()
-                pool = self._url_pool = self.pool.connection_from_url(self.url)
-            resp = pool.urlopen(
-                "POST", self._path, body=body, headers=headers, preload_content=False, redirect=False,
-                assert_same_host=False, timeout=self._timeout(read_timeout))
-        except urllib3.exceptions.HTTPError as exc:
+            resp = self._posts.request("POST", self._path, headers, body, read_timeout=read_timeout)
+        except (OSError, ValueError) as exc:
             return self._fail(request_id, is_request, f"POST {self.url} failed: {exc}")
         clean = False
         if is_request:
             self._answers[request_id] = resp
         try:
             clean = self._handle_post_response(resp, message, request_id, is_request)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+        except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:
             if not self._closing:
                 self._fail(request_id, is_request, f"reading the answer from {self.url} failed: {exc}")
         finally:
@@ -630,6 +627,7 @@ class StreamableHttpTransport(_HttpBase):
                                   timeout=self._timeout(2.0), redirect=False)
             except urllib3.exceptions.HTTPError:
                 pass
+        self._posts.close()
         self.pool.clear()
 
 
