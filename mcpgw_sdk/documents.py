@@ -30,10 +30,12 @@ another document the same prefix). Absent means enabled, so old documents keep t
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,7 +62,7 @@ __all__ = [
     "AUTH_MODES", "POSITIONS", "PREFIX_MAX", "TOOL_NAME_RE", "Problems", "auth_errors", "canonical_json", "check_prefix",
     "content_hash", "disabled_prefixes", "iter_templates", "key", "load", "parse_text", "prefix_problem", "prefixes",
     "tenant_prefix_conflicts", "to_yaml", "tool_input_schema", "tool_prefix", "validate", "validate_set",
-    "visible_tools", "warnings",
+    "validated_mark", "validator_fingerprint", "visible_tools", "warnings",
 ]
 
 TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -1183,6 +1185,46 @@ def canonical_json(content: dict) -> str:
 def content_hash(content: dict) -> str:
     """SHA-256 (hex) of :func:`canonical_json`."""
     return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+
+
+#: The modules whose code decides what :func:`validate` accepts and returns.
+_VALIDATOR_MODULES = ("documents", "config_model", "names", "templates")
+
+
+@functools.lru_cache(maxsize=1)
+def validator_fingerprint() -> str:
+    """What identifies this process's :func:`validate`: a hash of its modules' source, Jinja's and Python's versions.
+
+    Any change to the validator's code gives another fingerprint, so nobody has to remember to bump a
+    constant. ``""`` when the source cannot be read: then no :func:`validated_mark` is made or trusted.
+    """
+    import importlib
+    import sys
+
+    import jinja2
+
+    digest = hashlib.sha256(f"{sys.version}\0{jinja2.__version__}".encode())
+    try:
+        for name in _VALIDATOR_MODULES:
+            digest.update(Path(importlib.import_module(f"{__package__}.{name}").__file__ or "").read_bytes())
+    except (OSError, TypeError):
+        return ""
+    return digest.hexdigest()
+
+
+def validated_mark(text: str | bytes) -> str:
+    """The mark a store keeps beside a document's stored JSON ``text`` when :func:`validate` returned it (hex).
+
+    It is tied to the exact text and to :func:`validator_fingerprint`: text written by another tool, an
+    older version or by hand in the database does not match its mark, so the gateway validates it again;
+    text this validator already accepted is used as it is (``validate`` of its own output returns it
+    unchanged). ``""`` when there is no fingerprint.
+    """
+    fingerprint = validator_fingerprint()
+    if not fingerprint:
+        return ""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    return hashlib.sha256(fingerprint.encode() + b"\0" + data).hexdigest()
 
 
 # libyaml's emitter writes the same text about four times faster (a 1,500-tool document: 0.7 s -> 0.18 s),

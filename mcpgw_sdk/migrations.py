@@ -28,10 +28,23 @@ def _secrets(db: pw.Database, m: SimpleNamespace) -> None:
     db.create_tables([m.Secret], safe=True)
 
 
+def _checked(db: pw.Database, m: SimpleNamespace) -> None:
+    """Add ``document.checked``: the mark that the validator accepted the stored content (no re-check on load).
+
+    ``0001_initial`` creates ``document`` from today's model, which has the column already: add it only when absent.
+    """
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    table = m.Document._meta.table_name
+    if "checked" not in {column.name for column in db.get_columns(table)}:
+        migrate(SchemaMigrator.from_database(db).add_column(table, "checked", pw.CharField(max_length=64, null=True)))
+
+
 #: Every migration, in the order they apply.
 MIGRATIONS: list[tuple[str, Callable[[pw.Database, SimpleNamespace], None]]] = [
     ("0001_initial", _initial),
     ("0002_secrets", _secrets),
+    ("0003_checked", _checked),
 ]
 
 

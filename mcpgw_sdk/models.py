@@ -73,6 +73,8 @@ def define(db: pw.Database) -> SimpleNamespace:
         deleted = pw.BooleanField(default=False)
         updated_at = pw.DateTimeField()
         updated_by = pw.CharField(max_length=100, null=True)
+        #: ``documents.validated_mark(content)`` when the validator accepted it (migration ``0003_checked``).
+        checked = pw.CharField(max_length=64, null=True)
 
         class Meta:
             indexes = ((("tenant", "name"), True),)

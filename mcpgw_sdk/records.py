@@ -68,7 +68,9 @@ class Document:
     """A config document as stored: identity, content (a plain dict) and its current version number.
 
     ``problem`` says why the stored content could not be read (``content`` is then empty); the
-    gateway treats such a document like one that fails validation.
+    gateway treats such a document like one that fails validation. ``checked`` is the store's
+    :func:`~mcpgw_sdk.documents.validated_mark` of the content when it matches this process's
+    validator (the content is then the validator's own output, not to be validated again), else ``""``.
     """
 
     tenant: str
@@ -79,6 +81,7 @@ class Document:
     updated_by: str | None = None
     deleted: bool = False
     problem: str = ""
+    checked: str = field(default="", repr=False, metadata={"internal": True})  # never shown by the API
 
 
 @dataclass(frozen=True)

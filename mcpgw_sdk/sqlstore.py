@@ -1,7 +1,7 @@
 """The SQL store: peewee on SQLite, PostgreSQL and MySQL/MariaDB.
 
 >>> store = SqlStore("sqlite:///:memory:"); store.upgrade()
-['0001_initial', '0002_secrets']
+['0001_initial', '0002_secrets', '0003_checked']
 >>> store.revision()
 1
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import requests
 
@@ -70,6 +71,63 @@ def test_sqlite_text_that_is_not_utf8_costs_only_its_document(sqlite_store):
     docs = {d.name: d for d in sqlite_store.load_config().documents}
     assert "not UTF-8" in docs["a"].problem
     assert docs["b"].content["name"] == "b" and docs["b"].updated_at is None
+
+
+def test_a_row_changed_behind_the_store_is_validated_again(store, monkeypatch):
+    """The store marks what its validator accepted (``document.checked``) and the gateway does not validate a
+    marked document again; a row changed directly keeps a mark that no longer matches, so it is validated,
+    refused with the field named, and the last good version stays served."""
+    from gateway_server import snapshot
+
+    store.save_document(make_document("a"))
+    store.save_document(make_document("b"))
+    first = store.load_config()
+    assert all(d.checked for d in first.documents)
+    validated = []
+    real = snapshot.validate
+    monkeypatch.setattr(snapshot, "validate", lambda content: validated.append(content["name"]) or real(content))
+    good = build_snapshot(first)
+    assert validated == [] and not good.errors and "/default/a" in good.routes
+    tampered = make_document("a")
+    tampered["tools"][0]["method"] = "FETCH"  # valid JSON, not a valid document
+    _overwrite(store, "a", json.dumps(tampered))
+    config = store.load_config()
+    docs = {d.name: d for d in config.documents}
+    assert docs["a"].checked == "" and docs["b"].checked == first.documents[1].checked
+    second = build_snapshot(config, good)
+    assert validated == ["a"]
+    assert any("tools[0].method" in problem and "FETCH" in problem for problem in second.errors["default/a"])
+    assert second.routes["/default/a"] is good.routes["/default/a"]
+    assert "default/b" not in second.errors
+
+
+def test_a_changed_validator_validates_what_the_old_one_marked(store, monkeypatch):
+    from mcpgw_sdk import documents
+
+    store.save_document(make_document("a"))
+    marked = store.load_config().documents[0]
+    assert marked.checked and marked.checked == documents.validated_mark(store.db.execute_sql(
+        "SELECT content FROM document").fetchone()[0])
+    monkeypatch.setattr(documents, "validator_fingerprint", lambda: "another validator")
+    assert store.load_config().documents[0].checked == ""
+    monkeypatch.setattr(documents, "validator_fingerprint", lambda: "")  # its source cannot be read: trust nothing
+    assert documents.validated_mark("{}") == ""
+    assert store.load_config().documents[0].checked == ""
+
+
+def test_validating_a_documents_own_validated_form_changes_nothing():
+    """What the gateway skips for a marked document: validate() of validate()'s output returns it unchanged."""
+    from mcpgw_sdk.documents import validate
+    from mcpgw_sdk.openapi import from_openapi, parse_spec_text
+
+    samples = [make_document("a"), demo_document("http://127.0.0.1:9")]
+    data = Path(__file__).parent / "data"
+    for i, spec in enumerate(("users-openapi30.json", "petstore-swagger2.yaml", "notes-openapi31.yaml")):
+        samples.append(from_openapi(parse_spec_text((data / spec).read_text()), name=f"spec{i}"))
+    for sample in samples:
+        once = validate(sample)
+        assert validate(once) == once
+        assert json.dumps(validate(once)) == json.dumps(once)  # key order too: the stored text is the same
 
 
 class _Exploding(dict):

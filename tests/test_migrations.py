@@ -36,6 +36,28 @@ def test_upgrade_from_an_empty_database(db_url):
     reopened.close()
 
 
+def test_0003_adds_the_checked_column_to_an_older_database(db_url):
+    """A database upgraded before ``0003_checked`` gains ``document.checked``; its documents, written without a
+    mark, load unmarked (the gateway validates them), and what is saved from then on is marked."""
+    from tests.fixtures_store import make_document
+
+    store = SqlStore(db_url)
+    store.upgrade()
+    store.save_document(make_document("a"))
+    store.db.execute_sql("ALTER TABLE document DROP COLUMN checked")
+    store.db.execute_sql("DELETE FROM schema_migration WHERE name = '0003_checked'")
+    store.close()
+    try:
+        assert [name for name, done in store.migration_status() if not done] == ["0003_checked"]
+        assert store.upgrade() == ["0003_checked"]
+        store.save_document(make_document("b"))
+        docs = {d.name: d for d in store.load_config().documents}
+        assert docs["a"].checked == "" and docs["a"].content["name"] == "a"
+        assert docs["b"].checked
+    finally:
+        store.close()
+
+
 def test_concurrent_upgrades_apply_once(db_url):
     stores = [SqlStore(db_url) for _ in range(3)]
     applied, errors = [], []
@@ -68,7 +90,7 @@ def test_migration_required_masks_the_password(db_url):
     message = str(info.value)
     assert "s3cr3t" not in message
     masked = url.replace(":s3cr3t@", ":***@")
-    assert f"database at {masked} needs migrations 0001_initial, 0002_secrets; run: mcpgw db upgrade --db {masked}" \
+    assert f"database at {masked} needs migrations 0001_initial, 0002_secrets, 0003_checked; run: mcpgw db upgrade --db {masked}" \
         == message
     store = SqlStore("postgresql://u:secret@127.0.0.1:1/x")
     assert store.url == "postgresql://u:***@127.0.0.1:1/x"

@@ -70,3 +70,24 @@ def test_a_reload_rebuilds_only_the_documents_that_changed():
     assert set(second.backends) == {d for key in second.built for d in second.built[key]}
     third = build_snapshot(ConfigSet(3, (Document("default", "d0", docs[0], 1),), (), ()), second)
     assert set(third.routes) == {"/default/d0"} and len(third.backends) == 1
+
+
+def test_a_reload_of_stored_documents_skips_validation_and_rebuilds_only_the_edited_one(sqlite_store, monkeypatch):
+    from gateway_server import snapshot
+
+    validated = []
+    real = snapshot.validate
+    monkeypatch.setattr(snapshot, "validate", lambda content: validated.append(content["name"]) or real(content))
+    sqlite_store.import_documents([_doc(i) for i in range(3)])
+    first = build_snapshot(sqlite_store.load_config())
+    assert validated == [] and not first.errors and len(first.routes) == 3
+    edited = _doc(1)
+    edited["tools"][0]["description"] = "edited"
+    sqlite_store.save_document(edited)
+    second = build_snapshot(sqlite_store.load_config(), first)
+    assert validated == []
+    assert second.routes["/default/d0"] is first.routes["/default/d0"]
+    assert second.routes["/default/d2"] is first.routes["/default/d2"]
+    assert second.routes["/default/d1"] is not first.routes["/default/d1"]
+    assert second.routes["/default/d1"].tool_list[0]["description"] == "edited"
+    assert second.routes["/default/d1"].digest != first.routes["/default/d1"].digest

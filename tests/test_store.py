@@ -418,7 +418,7 @@ def test_database_urls():
 
 def test_memory_store_is_shared_across_threads():
     store = SqlStore("sqlite:///:memory:")
-    assert store.upgrade() == ["0001_initial", "0002_secrets"]
+    assert store.upgrade() == ["0001_initial", "0002_secrets", "0003_checked"]
     results, errors = _race(5, lambda i: store.create_document(make_document(f"d{i}")))
     assert not errors and len(results) == 5
     assert len(store.load_config().documents) == 5

@@ -194,10 +194,11 @@ def iso(value: datetime | None) -> str | None:
 
 
 def encode(record: Any, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A record as a JSON-ready dict (datetimes ISO 8601, tuples as lists, ``secret_hash`` never)."""
+    """A record as a JSON-ready dict (datetimes ISO 8601, tuples as lists; ``secret_hash`` and fields marked
+    ``internal``, such as a document's validation mark, never)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(record):
-        if f.name in drop or f.name == "secret_hash":
+        if f.name in drop or f.name == "secret_hash" or f.metadata.get("internal"):
             continue
         value = getattr(record, f.name)
         if isinstance(value, datetime):

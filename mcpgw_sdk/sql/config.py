@@ -85,16 +85,20 @@ class SqlConfig(SqlBase, ConfigStore):
         def load():
             revision = int(self.db.execute_sql(sql, params).fetchone()[0])
             docs = []
-            for name, raw, version, updated_at, updated_by, tenant in (
-                    D.select(D.name, body, D.version, D.updated_at, D.updated_by, Tn.name).join(Tn)
+            for name, raw, version, updated_at, updated_by, tenant, mark in (
+                    D.select(D.name, body, D.version, D.updated_at, D.updated_by, Tn.name, D.checked).join(Tn)
                     .where(D.deleted == False).order_by(Tn.name, D.name).tuples()):  # noqa: E712 - SQL expression
                 content, problem = _decode_content(raw)
+                # Trusted only for the exact text this validator accepted (an edit behind the store's back,
+                # another tool or version leaves a mark that does not match): the gateway then skips validation.
+                checked = mark if mark and not problem and mark == documents.validated_mark(raw) else ""
                 try:
                     updated_at = _aware(updated_at)
                 except (TypeError, ValueError):
                     updated_at = None  # only ever shown: an unreadable timestamp must not cost the document
                 docs.append(r.Document(tenant=tenant, name=name, content=content, version=version,
-                                       updated_at=updated_at, updated_by=updated_by, problem=problem))
+                                       updated_at=updated_at, updated_by=updated_by, problem=problem,
+                                       checked=checked))
             tenants = tuple(self._tenant(t) for t in Tn.select().order_by(Tn.name))
             keys = self._live_keys(_now())
             return r.ConfigSet(revision=revision, documents=tuple(docs), tenants=tenants, keys=keys)
@@ -466,20 +470,21 @@ class SqlConfig(SqlBase, ConfigStore):
         now = _now()
         digest = documents.content_hash(content)
         text = _dumps(content)
+        mark = documents.validated_mark(text)  # ``content`` is validate()'s output (see load_config)
         fresh = row is None
         if fresh:
             tenant_id = tenant_ids[tenant] if tenant_ids and tenant in tenant_ids else \
                 self._ensure_tenant(tenant, content).id
             try:
                 row = D.create(tenant=tenant_id, name=name, content=text, version=1, content_hash=digest,
-                               deleted=False, updated_at=now, updated_by=author)
+                               deleted=False, updated_at=now, updated_by=author, checked=mark)
             except pw.IntegrityError:
                 # Writers are serialised by the revision row lock, so this is a last line of defence.
                 raise ConflictError(f"document {tenant}/{name} was created concurrently",
                                     base_version=base_version) from None
         else:
             expected = row.version
-            changed = D.update(content=text, version=expected + 1, content_hash=digest, deleted=False,
+            changed = D.update(content=text, version=expected + 1, content_hash=digest, deleted=False, checked=mark,
                                updated_at=now, updated_by=author).where(D.id == row.id, D.version == expected).execute()
             if not changed:
                 current = D.get_by_id(row.id)
