@@ -1,6 +1,7 @@
 """Profile the gateway's ``tools/call`` hot path in process. Prints; never asserts.
 
-``python bench/profile_call.py [--calls N] [--top N] [--no-audit] [--sort tottime] [--modern] [--cpu-timer]``
+``python bench/profile_call.py [--calls N] [--top N] [--no-audit] [--sort tottime] [--modern] [--cpu-timer]
+[--stub-backend]``
 
 Starts the demo backend (a subprocess on a free port), builds the gateway app on a
 temporary SQLite database holding the demo document, opens one Streamable HTTP
@@ -65,6 +66,21 @@ def _call(app, body: bytes, session: str | None, extra: dict | None = None) -> t
     return seen["status"], seen["headers"], out
 
 
+def _stub_backend() -> None:
+    """Make the backend HTTP client answer each (method, URL) with a copy of its first real response."""
+    from gateway_server.backends import http
+
+    real, seen = http.HttpClient.request, {}
+
+    def request(self, method: str, url: str, **kwargs):
+        first = seen.get((method, url))
+        if first is None:
+            first = seen[(method, url)] = real(self, method, url, **kwargs)
+        return http.Response(first.status, first.reason, dict(first.headers), first.body, url, method)
+
+    http.HttpClient.request = request
+
+
 def main() -> None:
     """Start the backend, build the app, time and profile calls."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -81,6 +97,9 @@ def main() -> None:
     parser.add_argument("--dump", type=Path, metavar="FILE", help="also save the pstats data to FILE (to diff runs)")
     parser.add_argument("--gevent", action="store_true",
                         help="patch with gevent first, as `mcpgw serve` does (the audit writer's CPU then counts)")
+    parser.add_argument("--stub-backend", action="store_true",
+                        help="answer every backend request with a copy of its first real answer: the gateway's own "
+                             "work per call, without the HTTP client, the backend or the hub")
     options = parser.parse_args()
     if options.gevent:
         from gevent import monkey
@@ -105,6 +124,8 @@ def main() -> None:
         app = create_app(store=store, host="127.0.0.1", port=5235, reload_interval=3600,
                          audit=not options.no_audit)
         app.start()
+        if options.stub_backend:
+            _stub_backend()
         status, headers, _ = _call(app, (
             b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
             b'"capabilities":{},"clientInfo":{"name":"profile","version":"1"}}}'), None)

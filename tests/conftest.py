@@ -126,8 +126,8 @@ def browser(stack):
 # that starts a process by itself). A new module of in-process tests goes in FAST_MODULES.
 
 FAST_MODULES = frozenset({
-    "test_access", "test_api", "test_backend_http", "test_broken_documents", "test_cli", "test_config_model",
-    "test_console_editing", "test_demo", "test_disable", "test_display", "test_docs", "test_doctests",
+    "test_access", "test_api", "test_backend_http", "test_big_results", "test_broken_documents", "test_cli",
+    "test_config_model", "test_console_editing", "test_demo", "test_disable", "test_display", "test_docs", "test_doctests",
     "test_documents", "test_gateway_app", "test_guard", "test_guard_authority", "test_guard_ipv6",
     "test_gunicorn", "test_host_check", "test_key_membership", "test_layering", "test_mcp_auth",
     "test_migrations", "test_modern", "test_mrtr", "test_mrtr_legacy", "test_names", "test_no_remote_assets",

@@ -205,3 +205,33 @@ def test_health_readiness_and_metrics(client):
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and "mcpgw_" in metrics.get_data(as_text=True)
     assert client.get("/gateway/nowhere/mcp").status_code == 404
+
+
+def test_the_audit_record_of_a_call_is_the_models_own(client):
+    """``Gateway.observe`` fills its AuditRecord in one step (``app.audit_record``): the same record, still frozen."""
+    import dataclasses
+
+    from mcpgw_sdk.records import AuditRecord
+
+    gateway = client.application.gateway
+    seen = []
+
+    class Audit:
+        def add(self, record):
+            seen.append(record)
+
+    gateway.audit, before = Audit(), gateway.audit
+    try:
+        sid = initialize(client)
+        called = post(client, rpc("tools/call", {"name": "get_user", "arguments": {"email": "ada@example.com"}},
+                                  id=7), session=sid)
+    finally:
+        gateway.audit = before
+    assert called.json["result"]["isError"] is False
+    [record] = seen
+    expected = AuditRecord(**{f.name: getattr(record, f.name) for f in dataclasses.fields(AuditRecord)})
+    assert record == expected and repr(record) == repr(expected) and hash(record) == hash(expected)
+    assert (record.prefix, record.tool, record.outcome, record.session_id, record.id) == \
+        (DEMO_PREFIX, "get_user", "ok", sid, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.tool = "other"

@@ -129,6 +129,15 @@ def test_list_tools_in_config_order_filtered_by_allowed_tools(demo):
     assert result["isError"] and "unknown tool" in result_text(result)
 
 
+def test_a_tool_is_compiled_at_its_first_call_not_when_the_snapshot_is_built(demo):
+    backend = rest(demo, [echo_tool(), echo_tool(name="other", endpoint="{{ config.base }}/echo/{{ args.x }}")])
+    assert [t["name"] for t in backend.list_tools()] == ["echo", "other"] and backend.tools == {}
+    assert echoed(backend.call_tool("echo", {}, CallContext()))["method"] == "POST"
+    compiled = backend.tools["echo"]  # (the guard's first look at the document's endpoints compiles the others)
+    assert echoed(backend.call_tool("echo", {}, CallContext()))["method"] == "POST"
+    assert backend.tools["echo"] is compiled  # once
+
+
 def test_path_query_header_and_body_positions(demo):
     tool = echo_tool(endpoint="{{ config.base }}/echo/items/{item}", args=[
         {"name": "item", "position": "path", "type": "string"},
@@ -536,3 +545,41 @@ def test_a_slow_body_cannot_outlast_the_tool_timeout(chunked):
         assert elapsed < 2.5, elapsed
     finally:
         drip.close()
+
+
+def test_the_literal_decision_of_a_call_is_its_urls_authority_whatever_the_arguments():
+    """A plain tool's authority is decided once (RestServer._prepare): it must be the one every call reaches."""
+    from gateway_server.backends.guard import url_authority
+    from gateway_server.backends.http import Response
+
+    class Recorder:
+        def __init__(self):
+            self.seen = []
+
+        def request(self, method, url, **kw):
+            self.seen.append((url, kw["literal"], kw["literal_hosts"]))
+            return Response(200, "OK", {"content-type": "text/plain"}, b"ok", url, method)
+
+    path = [{"name": "v", "position": "path", "type": "string"}]
+    raw = [{"name": "v", "position": "path", "type": "string", "raw": True}]
+    tools = [
+        {"name": "fixed", "endpoint": "{{ config.base }}/users/{v}", "args": path},
+        {"name": "query", "endpoint": "http://127.0.0.1:8080?x={v}", "args": path},
+        {"name": "userinfo", "endpoint": "http://me@127.0.0.1/{v}", "args": path},
+        {"name": "raw", "endpoint": "http://127.0.0.1/files/{v}", "args": raw},
+        {"name": "host_arg", "endpoint": "http://{v}/x", "args": path},
+        {"name": "port_arg", "endpoint": "http://127.0.0.1:{v}/x", "args": path},
+        {"name": "templated", "endpoint": "http://{{ args.v }}/x", "args": path},
+    ]
+    recorder = Recorder()
+    server = rest("http://127.0.0.1:5236", tools, client=recorder)
+    values = ["ada@example.com", "evil.example", "@evil.example", "evil.example:80/x", "a#@evil.example",
+              "x/../../y?z=@evil.example", "127.0.0.1:5236", "8080"]
+    for tool in tools:
+        for value in values:
+            server.call_tool(tool["name"], {"v": value}, CallContext())
+    assert server.tools["fixed"].plain and server.tools["fixed"].authority == ("http", "127.0.0.1", 5236)
+    assert server.tools["host_arg"].authority is None and not server.tools["templated"].plain
+    assert len(recorder.seen) == len(tools) * len(values)
+    for url, literal, literal_hosts in recorder.seen:
+        assert literal == (url_authority(url) in literal_hosts), url

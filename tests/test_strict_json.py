@@ -83,3 +83,10 @@ def test_responses_are_strict_json_whatever_they_carry():
     out = jsonrpc.dumps({"id": 1, "result": {"x": float("nan"), "y": float("inf"), "s": "a\ud800b"}})
     assert strict(out) == {"id": 1, "result": {"x": None, "y": None, "s": "a\ufffdb"}}
     assert jsonrpc.parse(rb'{"ok":"\ud83d\ude00","esc":"\\ud800"}') == {"ok": "\U0001F600", "esc": "\\ud800"}
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "utf-16", "utf-32-le", "utf-32"])
+def test_a_body_in_any_json_encoding_parses_to_the_same_message(encoding):
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t", "arguments": {"q": "é✓"}}}
+    body = json.dumps(message, ensure_ascii=False).encode(encoding)
+    assert jsonrpc.parse(body) == message

@@ -54,6 +54,10 @@ class CallContext:
     # The bearer token the caller presented to an ``auth.mode: oauth2`` router (already verified), for
     # backends that exchange it (``tokenExchange``); never a template value, never sent on as it is.
     subject_token: str | None = field(default=None, repr=False)
+    # Set by a transport that writes this call's answer as it reads it (Streamable HTTP JSON answers,
+    # transports.base.respond_json): a REST tool may then return a long pass-through body as a
+    # ``backends.content.StreamedText`` read from the backend while it is sent, never held whole.
+    stream_text: bool = False
 
 
 class InputRefused(Exception):

@@ -35,7 +35,7 @@ from mcpgw_sdk.redact import redact_text, redact_url
 
 from .guard import Guard, Refused
 
-__all__ = ["HttpClient", "HttpError", "TimedOut", "ConnectFailed", "TooLarge", "Refused", "Response",
+__all__ = ["HttpClient", "HttpError", "TimedOut", "ConnectFailed", "TooLarge", "Refused", "Response", "BodyStream",
            "default_client", "decode_body", "parse_headers"]
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -47,6 +47,8 @@ CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-encoding", "accept-language"
                                   "user-agent"})
 _STALE_ERRORS = (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionResetError, BrokenPipeError,
                  ConnectionAbortedError)
+#: Bytes asked of the socket per body read.
+READ_SIZE = 65536
 
 
 class HttpError(McpgwError, OSError):
@@ -72,7 +74,12 @@ class TooLarge(HttpError):
 
 @dataclass
 class Response:
-    """A complete backend response: ``headers`` have lower-case names; ``body`` is already decoded."""
+    """A backend response: ``headers`` have lower-case names; ``body`` is already decoded.
+
+    Complete, unless it was asked for with a ``window`` (:meth:`HttpClient.request`) and its body is
+    longer: then ``body`` is the first part and ``more`` the rest, still on the connection
+    (:meth:`finish` reads it into ``body``).
+    """
 
     status: int
     reason: str
@@ -81,6 +88,20 @@ class Response:
     url: str
     method: str
     _json: Any = field(default=None, repr=False)
+    more: BodyStream | _Inflating | None = field(default=None, repr=False)
+
+    def finish(self) -> Response:
+        """Read the rest of the body (``more``) into ``body``, within the call's limits; returns ``self``.
+
+        Raises :class:`TooLarge`, :class:`TimedOut` or :class:`ConnectFailed` as :meth:`HttpClient.request` does.
+        """
+        more, self.more = self.more, None
+        if more is not None:
+            chunks = [self.body]
+            while chunk := more.read():
+                chunks.append(chunk)
+            self.body = b"".join(chunks)
+        return self
 
     @property
     def content_type(self) -> str:
@@ -225,13 +246,13 @@ class _DeadlineReader(io.RawIOBase):
         super().__init__()
         self._sock = sock
         self._raw = sock.makefile("rb", buffering=0)
-        self._deadline = deadline
+        self.deadline = deadline  # a BodyStream moves it on: only the time spent waiting counts
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int | None:
-        remaining = self._deadline - time.monotonic()
+        remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("the call's time is up")
         self._sock.settimeout(remaining)
@@ -341,6 +362,163 @@ class _TlsConnection(_Connection):
         self.sock = self.context.wrap_socket(self.sock, server_hostname=self.host)
 
 
+class BodyStream:
+    """The body of a response as it arrives: :meth:`read` returns the next bytes, ``b""`` at its end.
+
+    Each read is one receive, checked against ``max_bytes``. The call's time left is spent only
+    while waiting for the backend: a consumer that takes its time between reads (a client reading
+    a streamed answer slowly) does not run the backend's clock. Read to its end, the connection goes
+    back to the pool; :meth:`close` before that, or any error (which closes it too), drops it.
+    """
+
+    __slots__ = ("_client", "_key", "_conn", "_sock", "_raw", "_reader", "_left", "timeout", "max_bytes", "method",
+                 "url", "size", "done")
+
+    def __init__(self, client: HttpClient, key: tuple[str, str, int], conn: _Connection, sock: socket.socket,
+                 raw: http.client.HTTPResponse, deadline: float, timeout: float, max_bytes: int, method: str,
+                 url: str):
+        self._client, self._key, self._conn, self._sock, self._raw = client, key, conn, sock, raw
+        reader = getattr(raw.fp, "raw", None)
+        self._reader = reader if isinstance(reader, _DeadlineReader) else None
+        self._left = deadline - time.monotonic()
+        self.timeout, self.max_bytes, self.method, self.url = timeout, max_bytes, method, url
+        self.size = 0  # bytes read so far
+        self.done = False  # read to its end, or closed
+
+    def too_large(self) -> TooLarge:  # built only when raised: HttpError redacts its URL and text
+        return TooLarge(f"response from {self.method} {self.url} exceeds the limit of {self.max_bytes} bytes "
+                        "(maxResponseBytes)", method=self.method, url=self.url)
+
+    @property
+    def ended(self) -> bool:
+        """Whether every byte of the body was read (the next :meth:`read` gives ``b""``)."""
+        return self.done or self._raw.length == 0
+
+    def read(self) -> bytes:
+        """The next bytes of the body (at most :data:`READ_SIZE`), ``b""`` once it is complete."""
+        if self.done:
+            return b""
+        raw = self._raw
+        started = time.monotonic()
+        left = self._left
+        try:
+            if left <= 0:
+                raise TimeoutError
+            # At most one receive per read1(), bounded by what is left of the call's time: a backend
+            # dripping its body cannot stretch the call past the tool's timeout.
+            if self._reader is not None:
+                self._reader.deadline = started + left
+            self._sock.settimeout(left)
+            chunk = raw.read1(READ_SIZE)
+            if chunk:
+                self.size += len(chunk)
+                if self.size > self.max_bytes:
+                    raise self.too_large()
+                return chunk
+            if raw.length:  # the connection ended before Content-Length bytes arrived
+                raise http.client.IncompleteRead(b"", raw.length)
+            raw.close()  # a finished response: the connection may take the next request
+        except TimeoutError:
+            self.close()
+            method, url = self.method, self.url
+            raise TimedOut(f"timed out after {round(self.timeout, 2):g} s calling {method} {url}", method=method,
+                           url=url) from None
+        except (http.client.HTTPException, OSError) as exc:
+            self.close()
+            if isinstance(exc, HttpError):
+                raise
+            method, url = self.method, self.url
+            raise ConnectFailed(f"connection broken reading the response of {method} {url}", method=method,
+                                url=url) from None
+        finally:
+            self._left = left - (time.monotonic() - started)
+        self.done = True
+        if raw.will_close:
+            self._conn.close()
+        else:
+            self._client._checkin(self._key, self._conn)
+        return b""
+
+    def close(self) -> None:
+        """Drop the connection unless the body was read to its end (then it is already pooled)."""
+        if not self.done:
+            self.done = True
+            self._conn.close()
+
+
+class _Inflating:
+    """A :class:`BodyStream` of a gzip (every member) or deflate body, decoded as it arrives.
+
+    Reads give at most :data:`READ_SIZE` decoded bytes (a small compressed read may hold a lot), the
+    decoded size is checked against ``max_bytes`` too, and a stream cut short or damaged is an error,
+    as :func:`decode_body` has it: a partial body is never taken for the whole one.
+    """
+
+    __slots__ = ("_stream", "_coding", "_dec", "_pending", "size", "method", "url")
+
+    def __init__(self, stream: BodyStream, coding: str):
+        self._stream, self._coding = stream, coding
+        self._dec: Any = None
+        self._pending = b""  # compressed bytes not given to a decoder yet
+        self.size = 0  # decoded bytes so far
+        self.method, self.url = stream.method, stream.url
+
+    @property
+    def ended(self) -> bool:
+        """Whether the decoded body is complete (nothing more to read or decode)."""
+        dec = self._dec
+        return self._stream.ended and not self._pending and (dec is None or (dec.eof and not dec.unconsumed_tail))
+
+    def read(self) -> bytes:
+        """The next decoded bytes, ``b""`` once the body is complete."""
+        stream, coding = self._stream, self._coding
+        try:
+            while True:
+                dec = self._dec
+                if dec is not None and dec.unconsumed_tail:
+                    data, self._pending = dec.unconsumed_tail, b""
+                elif self._pending:
+                    data, self._pending = self._pending, b""
+                else:
+                    data = stream.read()
+                    if not data:
+                        if dec is not None and not dec.eof:
+                            out = dec.decompress(b"", READ_SIZE)  # what the decoder may still hold
+                            if not out:
+                                raise ValueError(f"the {coding} stream is truncated")
+                            self.size += len(out)
+                            if self.size > stream.max_bytes:
+                                raise stream.too_large()
+                            return out
+                        return b""
+                if dec is None or dec.eof:
+                    if dec is not None and (coding == "deflate" or not data.strip(b"\0")):
+                        if data.strip(b"\0"):
+                            raise ValueError(f"unexpected bytes after the end of the {coding} stream")
+                        continue  # padding after the end
+                    raw_deflate = coding == "deflate" and data[:1] != b"\x78"  # as some servers send it
+                    dec = self._dec = zlib.decompressobj(-zlib.MAX_WBITS if raw_deflate else zlib.MAX_WBITS | 32)
+                out = dec.decompress(data, READ_SIZE)
+                if dec.eof and dec.unused_data:
+                    self._pending = dec.unused_data  # the next gzip member, or what follows the end
+                if out:
+                    self.size += len(out)
+                    if self.size > stream.max_bytes:
+                        raise stream.too_large()
+                    return out
+        except HttpError:
+            stream.close()
+            raise
+        except Exception as exc:  # noqa: BLE001 - zlib raises its own error type
+            stream.close()
+            raise ConnectFailed(f"cannot decode the {coding} body of {self.method} {self.url}: {exc}",
+                                method=self.method, url=self.url) from None
+
+    def close(self) -> None:
+        """Drop the connection unless the body was read to its end."""
+        self._stream.close()
+
+
 class HttpClient:
     """Pooled HTTP/1.1 client with the outbound guard, timeouts, redirects and a byte limit.
 
@@ -393,7 +571,8 @@ class HttpClient:
     # -- requests ------------------------------------------------------------
     def request(self, method: str, url: str, *, headers: dict[str, str] | None = None, body: bytes | None = None,
                 timeout: float = 30.0, max_bytes: int = 10 * 1024 * 1024, literal: bool | None = None,
-                literal_hosts: Iterable[Any] = (), max_redirects: int = 5, retries: int = 0) -> Response:
+                literal_hosts: Iterable[Any] = (), max_redirects: int = 5, retries: int = 0,
+                window: int | None = None) -> Response:
         """Send a request and return the complete :class:`Response` (redirects followed).
 
         ``literal`` says whether the first URL's host was written in the operator's
@@ -403,6 +582,11 @@ class HttpClient:
         is in ``literal_hosts`` or equals the previous literal hop's. ``retries``
         repeats idempotent requests on connection errors. Raises :class:`TimedOut`,
         :class:`ConnectFailed`, :class:`TooLarge` or :class:`Refused`.
+
+        ``window``: read at most about this many bytes of the body (decoded: gzip and deflate are decoded
+        as they come; a body in another coding is read whole); when more follows, the response's ``more``
+        is a :class:`BodyStream` of the rest, still on its connection, which the caller must read to its
+        end or close (or :meth:`Response.finish`).
         """
         method = method.upper()
         deadline = time.monotonic() + timeout
@@ -438,10 +622,12 @@ class HttpClient:
             if parts.query:
                 target += "?" + parts.query
             resp = self._send(method, url, (scheme, host, port), addresses, target, send_headers, body, deadline,
-                              timeout, max_bytes, retries if method in IDEMPOTENT else 0)
+                              timeout, max_bytes, retries if method in IDEMPOTENT else 0, window)
             location = resp.headers.get("location")
             if resp.status not in REDIRECTS or not location or max_redirects == 0:
                 return resp
+            if resp.more is not None:  # a long redirect body: not worth reading
+                resp.more.close()
             new_url = urljoin(url, location)
             if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
                 method = "GET" if method != "HEAD" else method
@@ -455,7 +641,7 @@ class HttpClient:
 
     def _send(self, method: str, url: str, key: tuple[str, str, int], addresses: list[str], target: str,
               headers: dict[str, str], body: bytes | None, deadline: float, timeout: float, max_bytes: int,
-              retries: int) -> Response:
+              retries: int, window: int | None = None) -> Response:
         stale_retry = method in IDEMPOTENT
         attempt = 0
         while True:
@@ -493,64 +679,40 @@ class HttpClient:
                 what = "connection refused" if isinstance(exc, ConnectionRefusedError) else \
                     f"connection failed ({exc.strerror or exc})"
                 raise ConnectFailed(f"{what} calling {method} {url}", method=method, url=url) from None
-            return self._read(conn, sock, raw, key, method, url, deadline, timeout, max_bytes)
+            return self._read(conn, sock, raw, key, method, url, deadline, timeout, max_bytes, window)
 
-    def _read(self, conn: _Connection, sock: socket.socket, raw: http.client.HTTPResponse, key: tuple[str, str, int], method: str,
-              url: str, deadline: float, timeout: float, max_bytes: int) -> Response:
+    def _read(self, conn: _Connection, sock: socket.socket, raw: http.client.HTTPResponse, key: tuple[str, str, int],
+              method: str, url: str, deadline: float, timeout: float, max_bytes: int,
+              window: int | None = None) -> Response:
         headers: dict[str, str] = {}
         for name, value in raw.getheaders():
             name = name.lower()
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
-
-        def too_large() -> TooLarge:  # built only when raised: HttpError redacts its URL and text
-            return TooLarge(f"response from {method} {url} exceeds the limit of {max_bytes} bytes "
-                            "(maxResponseBytes)", method=method, url=url)
-
-        try:
-            if raw.length is not None and raw.length > max_bytes:
-                conn.close()
-                raise too_large()
-            # At most one receive per read1(), each bounded by what is left of the call's time:
-            # a backend dripping its body cannot stretch the call past the tool's timeout.
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                sock.settimeout(remaining)
-                chunk = raw.read1(65536)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > max_bytes:
-                    conn.close()
-                    raise too_large()
-                chunks.append(chunk)
-            if raw.length:  # the connection ended before Content-Length bytes arrived
-                raise http.client.IncompleteRead(b"".join(chunks), raw.length)
-            raw.close()  # a finished response: the connection may take the next request
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        except TimeoutError:
-            conn.close()
-            raise TimedOut(f"timed out after {round(timeout, 2):g} s calling {method} {url}", method=method, url=url) from None
-        except (http.client.HTTPException, OSError) as exc:
-            conn.close()
-            if isinstance(exc, HttpError):
-                raise
-            raise ConnectFailed(f"connection broken reading the response of {method} {url}", method=method,
-                                url=url) from None
-        if raw.will_close:
-            conn.close()
-        else:
-            self._checkin(key, conn)
+        stream = BodyStream(self, key, conn, sock, raw, deadline, timeout, max_bytes, method, url)
+        if raw.length is not None and raw.length > max_bytes:
+            stream.close()
+            raise stream.too_large()
         encoding = headers.get("content-encoding")
+        body: BodyStream | _Inflating = stream
+        if window is not None and encoding and encoding.strip().lower() != "identity":
+            coding = encoding.strip().lower()
+            if coding in ("gzip", "x-gzip", "deflate"):  # one coding zlib decodes as it comes
+                body, encoding = _Inflating(stream, "deflate" if coding == "deflate" else "gzip"), None
+            else:
+                window = None  # decoding needs the whole body (br, zstd, chains)
+        chunks: list[bytes] = []
+        while chunk := body.read():
+            chunks.append(chunk)
+            if window is not None and body.size >= window and not body.ended:
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return Response(raw.status, raw.reason, headers, data, url, method, more=body)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if encoding:
             try:
                 data = decode_body(data, encoding, max_bytes)
             except ValueError as exc:
                 if "exceeds" in str(exc):
-                    raise too_large() from None
+                    raise stream.too_large() from None
                 raise ConnectFailed(f"cannot decode the {encoding} body of {method} {url}: {exc}", method=method,
                                     url=url) from None
             except Exception as exc:  # noqa: BLE001 - zlib/brotli/zstd raise their own error types

@@ -44,6 +44,9 @@ ELICIT_STATE = "mcpgw-rest-elicit/1"
 #: The tenant of a document that names none (the model's default).
 NO_TENANT = config_model.default(config_model.Document, "tenant")
 MODERN_VERSION = "2026-07-28"
+#: Bytes of a pass-through body read before the call returns: a body that ends within them is answered
+#: whole as before (its failures are isError results); a longer one streams on (``CallContext.stream_text``).
+STREAM_WINDOW = 1 << 20
 
 
 class _Failed(Exception):
@@ -56,6 +59,10 @@ class _Answered(Exception):
     def __init__(self, result: dict[str, Any]):
         super().__init__("answered")
         self.result = result
+
+
+#: The template context of a tool whose templates are all plain text (nothing reads it).
+_NO_CONTEXT: dict[str, Any] = {}
 
 
 class _Plain:
@@ -219,6 +226,10 @@ def _quote_field(text: str) -> str:
 class _Tool:
     """A tool of the server, compiled once per snapshot."""
 
+    #: Set by :meth:`RestServer._prepare`: nothing to render per call; the endpoint's fixed authority.
+    plain = False
+    authority: Authority | None = None
+
     def __init__(self, tool: Tool, descriptor: dict[str, Any]):
         name = tool.name
         self.name = name
@@ -282,12 +293,19 @@ class RestServer:
         allowed_set = set(entry.allowed_tools) if entry.allowed_tools is not None else None
         from mcpgw_sdk.documents import tool_input_schema
 
-        typed = [tool if isinstance(tool, Tool) else Tool.from_dict(tool) for tool in tools]
-        self.tools: dict[str, _Tool] = {}
-        for tool in typed:
-            if allowed_set is not None and tool.name not in allowed_set:
+        # Descriptors now (the snapshot lists them); a tool's templates are compiled at its first call
+        # (see _tool): a big catalog builds many servers whose tools are never called.
+        self._specs: dict[str, Tool | dict[str, Any]] = {}
+        self._descriptors: dict[str, dict[str, Any]] = {}
+        for tool in tools:
+            raw = tool.raw if isinstance(tool, Tool) else tool
+            tool_name = raw.get("name")
+            tool_name = "" if tool_name is None else tool_name
+            if allowed_set is not None and tool_name not in allowed_set:
                 continue
-            self.tools[tool.name] = _Tool(tool, self._descriptor(tool.raw, tool_input_schema(tool.raw)))
+            self._specs[tool_name] = tool
+            self._descriptors[tool_name] = self._descriptor(raw, tool_input_schema(raw))
+        self.tools: dict[str, _Tool] = {}  # compiled so far
         if prompts is None:
             prompts = tuple(Prompt.from_dict(p) for p in content.get("prompts") or [] if isinstance(p, dict) and "name" in p)
         self.prompts = {p.name: p for p in prompts}
@@ -295,12 +313,9 @@ class RestServer:
         # A config of plain values (the common case) is the same for every call: build it once.
         self.plain_config = ({key: tpl.text for key, tpl in self.config.items()}
                              if all(isinstance(tpl, _Plain) for tpl in self.config.values()) else None)
-        if self.plain_config is not None:
-            for compiled in self.tools.values():
-                compiled.endpoint = _constant(compiled.endpoint, self.plain_config)
         # Authorities (scheme, host, port) the document writes, for all its tools: found at the first call
         # (see literal_hosts), not when the snapshot is built (a big catalog builds many servers never called).
-        self._literal_inputs = (content, config, typed)
+        self._literal_inputs = (content, config)
         self._literals: frozenset[Authority] | None = None
         self.config_uses_request = any("request" in str(value) for value in config.values())
         self.forward_headers = tuple(h.strip().lower() for h in settings.forward_headers if h.strip())
@@ -313,9 +328,24 @@ class RestServer:
         """The authorities this server's tools may reach when they are loopback/private (computed once)."""
         literals = self._literals
         if literals is None:
-            content, config, tools = self._literal_inputs
-            literals = self._literals = self._literal_authorities(content, config, tools)
+            content, config = self._literal_inputs
+            typed = [spec if isinstance(spec, Tool) else Tool.from_dict(spec) for spec in self._specs.values()]
+            literals = self._literals = self._literal_authorities(content, config, typed)
         return literals
+
+    def _tool(self, name: str) -> _Tool | None:
+        """The tool ``name`` compiled (once; a race under gevent compiles it twice, the same), or ``None``."""
+        compiled = self.tools.get(name)
+        if compiled is None:
+            spec = self._specs.get(name)
+            if spec is None:
+                return None
+            compiled = _Tool(spec if isinstance(spec, Tool) else Tool.from_dict(spec), self._descriptors[name])
+            if self.plain_config is not None:
+                compiled.endpoint = _constant(compiled.endpoint, self.plain_config)
+            self._prepare(compiled)
+            self.tools[name] = compiled
+        return compiled
 
     @staticmethod
     def _descriptor(tool: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -335,11 +365,11 @@ class RestServer:
     # -- Backend -------------------------------------------------------------
     def list_tools(self) -> list[dict[str, Any]]:
         """MCP tool descriptors in config order, only the server's ``allowedTools``."""
-        return [tool.descriptor for tool in self.tools.values()]
+        return list(self._descriptors.values())
 
     def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext | None = None) -> dict[str, Any]:
         """Run a tool: build and send its request, return a ``CallToolResult`` (failures as ``isError``)."""
-        tool = self.tools.get(name)
+        tool = self._tool(name)
         if tool is None:
             return error_result(f"unknown tool {name!r} on server {self.name!r}")
         if tool.proxy:
@@ -350,6 +380,8 @@ class RestServer:
         try:
             if tool.elicit is not None:  # ask the user first; the time they take is not the tool's
                 arguments = self._elicit(tool, arguments, ctx)
+            if tool.plain:  # nothing to render (see _prepare): no render deadline to set
+                return self._call(tool, arguments, ctx)
             # The tool's timeout covers rendering its templates too (render_timeout bounds each render).
             end = time.monotonic() + (tool.timeout if tool.timeout is not None else self.default_timeout)
             with render_deadline(min(end, ctx.deadline) if ctx.deadline is not None else end):
@@ -467,30 +499,41 @@ class RestServer:
         return {"description": prompt.description, "messages": messages}
 
     # -- the call ------------------------------------------------------------
-    def _call(self, tool: _Tool, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        from mcpgw_sdk.templates import request_context
+    def _prepare(self, tool: _Tool) -> None:
+        """Decide, once per compiled tool, what none of its calls has to work out again.
 
+        ``plain``: every template of the tool is plain text (config values already inlined by
+        :func:`_constant`), so a call renders nothing and builds no template context (secrets, request,
+        config). ``authority``: the endpoint's ``(scheme, host, port)`` when no argument can change it
+        (nothing to fill in before the path starts), so the guard's literal check parses no URL per call.
+        """
+        endpoint = tool.endpoint
+        tool.plain = (self.exchange is None and tool.elicit is None and tool.response_body is None
+                      and isinstance(endpoint, _Plain) and all(isinstance(t, _Plain) for t in tool.headers.values())
+                      and (tool.request_body is None or isinstance(tool.request_body, _Plain)))
+        tool.authority = None
+        if isinstance(endpoint, _Plain):
+            text = endpoint.text.strip()
+            scheme, sep, rest = text.partition("://")
+            # Arguments fill {name} placeholders after this point, percent-encoded: the host stays the same.
+            # (No whitespace or control characters either: urlsplit would drop some of them.)
+            head = scheme + sep + re.split(r"[/?#]", rest, maxsplit=1)[0]
+            if sep and "{" not in head and text.isprintable() and " " not in text:
+                tool.authority = url_authority(text)
+
+    def _call(self, tool: _Tool, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         args: dict[str, Any] = dict(arguments)
         for arg_name, _position, kind, default in tool.args:
             if args.get(arg_name) is None and default is not None:
                 args[arg_name] = default
             if arg_name in args:
                 args[arg_name] = _coerce(args[arg_name], kind)
-        secrets = credentials.view(ctx, self.tenant)  # on the caller's ctx: the core masks what it decrypts
-        if self.exchange is not None:  # the caller's own credential reaches no template and no forwarded header
-            ctx = replace(ctx, headers=without_credentials(ctx.headers))
-        if tool.uses_request or self.config_uses_request:
-            request = request_context(ctx.headers, ctx.query, ctx.cookies)
-            if isinstance(request, dict) and "request" in request and "headers" not in request:
-                request = request["request"]
+        if tool.plain:  # its templates are plain text (see _prepare): rendering reads no context
+            context: dict[str, Any] = _NO_CONTEXT
         else:
-            request = request_context(None, None, None)
-        context: dict[str, Any] = {"args": args, "request": request, "secrets": secrets}
-        if self.plain_config is not None:
-            context["config"] = dict(self.plain_config)  # a copy: a template may not change the next call's
-        else:
-            context["config"] = {key: _render(tpl, context, f"servers[{self.name}].config.{key}")
-                                 for key, tpl in self.config.items()}
+            context = self._context(tool, args, ctx)
+            if self.exchange is not None:  # the caller's own credential reaches no template and no forwarded header
+                ctx = replace(ctx, headers=without_credentials(ctx.headers))
         url = self._url(tool, args, context)
         headers = self._headers(tool, args, context, ctx)
         body = self._body(tool, args, context, headers)
@@ -507,11 +550,16 @@ class RestServer:
         # headers, filters), it may reach a loopback/private address only when it names an authority the
         # document wrote (or the operator allow-lists, which the guard checks).
         literal_hosts = self.literal_hosts()
-        literal = url_authority(url) in literal_hosts  # no host: None, never literal
+        authority = tool.authority if tool.authority is not None else url_authority(url)
+        literal = authority in literal_hosts  # no host: None, never literal
         client = self.client or default_client()
+        # A body passed on as it is may stay on its connection past the first window and be read as it
+        # is written to the client (content.StreamedText), when the transport writes it that way.
+        window = STREAM_WINDOW if ctx.stream_text and tool.response_body is None and tool.output_schema is None \
+            else None
         resp = client.request(tool.method, url, headers=headers, body=body, timeout=timeout,
                               max_bytes=tool.max_bytes or self.default_max_bytes, literal=literal,
-                              literal_hosts=literal_hosts, retries=tool.retries)
+                              literal_hosts=literal_hosts, retries=tool.retries, window=window)
         if resp.status >= 400:
             return http_error_result(resp)
         if tool.response_body is not None:
@@ -520,6 +568,27 @@ class RestServer:
             text = _render(tool.response_body, context, f"tools[{tool.name}].responseBody")
             return response_result(resp, text=text, output_schema=tool.output_schema)
         return response_result(resp, output_schema=tool.output_schema)
+
+    def _context(self, tool: _Tool, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """The template context of a call: ``args``, ``request``, ``secrets`` and the rendered ``config``."""
+        from mcpgw_sdk.templates import request_context
+
+        secrets = credentials.view(ctx, self.tenant)  # on the caller's ctx: the core masks what it decrypts
+        if self.exchange is not None:  # the caller's own credential reaches no template
+            ctx = replace(ctx, headers=without_credentials(ctx.headers))
+        if tool.uses_request or self.config_uses_request:
+            request = request_context(ctx.headers, ctx.query, ctx.cookies)
+            if isinstance(request, dict) and "request" in request and "headers" not in request:
+                request = request["request"]
+        else:
+            request = request_context(None, None, None)
+        context: dict[str, Any] = {"args": args, "request": request, "secrets": secrets}
+        if self.plain_config is not None:
+            context["config"] = dict(self.plain_config)  # a copy: a template may not change the next call's
+        else:
+            context["config"] = {key: _render(tpl, context, f"servers[{self.name}].config.{key}")
+                                 for key, tpl in self.config.items()}
+        return context
 
     def _url(self, tool: _Tool, args: dict[str, Any], context: dict[str, Any]) -> str:
         url = _render(tool.endpoint, context, f"tools[{tool.name}].endpoint").strip()
@@ -561,6 +630,10 @@ class RestServer:
         return headers
 
     def _body(self, tool: _Tool, args: dict[str, Any], context: dict[str, Any], headers: dict[str, str]) -> bytes | None:
+        by_position = tool.by_position
+        if not headers and tool.request_body is None and not (by_position["body"] or by_position["file"]
+                                                              or by_position["form-data"]):
+            return None  # no argument goes in a body, and no Content-Type header asks for an (empty) form
         has_type = any(k.lower() == "content-type" for k in headers)
         # A Content-Type header chooses the form's encoding: multipart/form-data even with no file; any other
         # type (application/octet-stream, image/png) with a file argument sends that file alone as the body.
@@ -624,7 +697,7 @@ class RestServer:
             rendered = {}
         found |= authorities(rendered.values())
         context["config"] = rendered
-        for tool in self.tools.values():
+        for tool in map(self._tool, self._specs):
             try:
                 url = _render(tool.endpoint, context, "endpoint").strip()
             except _Failed:

@@ -332,6 +332,10 @@ def handle_request(route: Any, session: Any, method: str, params: dict[str, Any]
 
     ``principal`` (from :mod:`gateway_server.mcp_auth`) narrows the visible and callable tools.
     """
+    if method == "tools/call":  # the hot path: straight to call_tool, no Call built
+        _bind_token(ctx, principal)
+        return call_tool(route, session, params, ctx, observer, principal,
+                         version=session.protocol_version or versions.LATEST)
     handler = LEGACY.get(method)
     if handler is None:
         raise JsonRpcError(METHOD_NOT_FOUND, f"method not found: {method}")
@@ -565,12 +569,17 @@ def handle_notification(route: Any, session: Any, method: str, params: dict[str,
 
 
 def dispatch(route: Any, session: Any, message: dict[str, Any], ctx: CallContext,
-             observer: Observer | None = None, principal: Any = None) -> dict[str, Any] | None:
-    """Answer one JSON-RPC message: a response for a request, ``None`` for notifications and responses."""
-    try:
-        what = jsonrpc.kind(message)
-    except JsonRpcError as exc:
-        return jsonrpc.error(exc.msg_id, exc.code, exc.message)
+             observer: Observer | None = None, principal: Any = None, *, what: str | None = None,
+             ) -> dict[str, Any] | None:
+    """Answer one JSON-RPC message: a response for a request, ``None`` for notifications and responses.
+
+    ``what``: the message's :func:`jsonrpc.kind` when the transport already classified it.
+    """
+    if what is None:
+        try:
+            what = jsonrpc.kind(message)
+        except JsonRpcError as exc:
+            return jsonrpc.error(exc.msg_id, exc.code, exc.message)
     if what == jsonrpc.RESPONSE:
         return None
     method = message["method"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from mcpgw_sdk.client import McpError
@@ -107,7 +108,10 @@ def _loads(body: bytes | str) -> Any:
         if body.startswith("\ufeff"):
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
         return _DECODER.decode(body)
-    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+    # A body that opens with "{" and then a non-NUL byte has no BOM and is not UTF-16/32: it is UTF-8
+    # (what json.detect_encoding would say, without its checks).
+    encoding = "utf-8" if body[:1] == b"{" and body[1:2] != b"\x00" else json.detect_encoding(body)
+    return _DECODER.decode(body.decode(encoding, "surrogatepass"))
 
 
 def parse(body: bytes) -> Any:
@@ -141,6 +145,38 @@ def _strict(value: Any) -> Any:
     return value
 
 
+class Streamed:
+    """A JSON string value still being produced (a big backend body read as it arrives).
+
+    A writer that can send it as it comes iterates :meth:`pieces` (``transports.base.respond_json``);
+    any other encoding (:func:`dumps`) reads it whole. One pass only; :meth:`close` gives up on it.
+    """
+
+    def pieces(self) -> Iterator[str]:
+        """The text, a piece at a time; raises when it cannot be produced in full."""
+        raise NotImplementedError
+
+    def read(self) -> str:
+        """The whole text (kept: a second encoding of the same message gets it again)."""
+        whole = self.__dict__.get("_whole")
+        if whole is None:
+            whole = self.__dict__["_whole"] = "".join(self.pieces())
+        return whole
+
+    def close(self) -> None:
+        """Release what produces the text (a backend connection) when it is not read to its end."""
+
+
+def _read_streamed(value: Any) -> Any:
+    if isinstance(value, Streamed):  # json's default: read whole, lone surrogates as U+FFFD as _strict writes them
+        return _SURROGATE.sub("\ufffd", value.read())
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# One encoder for every answer: json.dumps with these options would build a new JSONEncoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_read_streamed)
+
+
 def dumps(message: Any) -> bytes:
     """Encode a message compactly as strict JSON in UTF-8.
 
@@ -148,9 +184,10 @@ def dumps(message: Any) -> bytes:
     answer) become ``null`` and U+FFFD rather than invalid output or an exception.
     """
     try:
-        return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        return _ENCODER.encode(message).encode()
     except (ValueError, UnicodeEncodeError):
-        return json.dumps(_strict(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        return json.dumps(_strict(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=_read_streamed).encode()
 
 
 def dumps_text(message: Any) -> str:
@@ -160,11 +197,12 @@ def dumps_text(message: Any) -> str:
     (:func:`dumps` of the message handles that when its ``encode()`` fails).
     """
     try:
-        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(message)
     except ValueError:
         text = None
     if text is None or (len(text) > 65536 and _SURROGATE.search(text)):
-        text = json.dumps(_strict(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(_strict(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=_read_streamed)
     return text
 
 

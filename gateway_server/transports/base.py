@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
+import errno
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ from ..statuses import status_line
 
 StartResponse = Callable[..., Any]
 JSON = "application/json"
+log = logging.getLogger("mcpgw.gateway")
 
 
 def respond(start_response: StartResponse, code: int, body: bytes = b"", *, content_type: str | None = JSON,
@@ -41,7 +43,9 @@ def respond_json(start_response: StartResponse, code: int, message: Any, *,
     """Send a JSON-RPC message as a complete JSON response.
 
     A large answer (a 20 MB backend result) is encoded to UTF-8 one slice at a time as it is
-    sent, so its whole encoded copy never sits beside its text.
+    sent, so its whole encoded copy never sits beside its text. A text still arriving from its
+    backend (:class:`~gateway_server.mcp.jsonrpc.Streamed`) is escaped and sent as it comes, with
+    chunked encoding (its length is not known): see :class:`_Streaming` for what a failure then does.
     """
     parts = _big_texts(message)
     if parts is None:
@@ -53,6 +57,9 @@ def respond_json(start_response: StartResponse, code: int, message: Any, *,
                 body = jsonrpc.dumps(message)
             return respond(start_response, code, body, headers=headers)
         parts = [text]
+    if any(isinstance(part, jsonrpc.Streamed) for part in parts):
+        start_response(status_line(code), [*headers, ("Content-Type", JSON)])
+        return _Streaming(parts)
     size = sum(len(part) if part.isascii() else _utf8_size(part) for part in parts)
     start_response(status_line(code), [*headers, ("Content-Type", JSON), ("Content-Length", str(size))])
     return _slices(parts)
@@ -69,40 +76,101 @@ def _slices(parts: list[str]) -> Iterable[bytes]:
             yield part[i:i + SLICE].encode()
 
 
-def _big_texts(message: Any) -> list[str] | None:
+def _escaped(text: str) -> str:
+    """``text`` as the inside of a JSON string, as :func:`jsonrpc.dumps` writes it (no quotes)."""
+    import json
+
+    if jsonrpc.has_surrogates(text):
+        text = jsonrpc.strict_text(text)
+    return json.encoder.encode_basestring(text)[1:-1]
+
+
+class _Streaming:
+    """The body of a JSON answer holding texts still arriving from their backends (``jsonrpc.Streamed``).
+
+    Each piece is escaped and sent as it arrives; what the gateway holds at once is one piece, not
+    the answer. Once bytes went out, a failure (the backend resets, is too slow, or exceeds
+    ``maxResponseBytes``) can no longer become a JSON-RPC error: it is logged and the connection is
+    cut without the final chunk, so the client sees a truncated, invalid response, never a complete
+    wrong one. Closed early (the client hung up), the backend connections are closed, not pooled.
+    """
+
+    def __init__(self, parts: list[Any]):
+        self._parts = parts
+        self._body = self._run()
+
+    def __iter__(self) -> _Streaming:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._body)
+
+    def _run(self) -> Iterable[bytes]:
+        parts = self._parts
+        while parts:
+            part = parts[0]
+            if not isinstance(part, jsonrpc.Streamed):
+                parts.pop(0)
+                yield from _slices([part])
+                continue
+            try:
+                quote = '"'
+                for piece in part.pieces():
+                    yield (quote + _escaped(piece)).encode()
+                    quote = ""
+            except Exception as exc:  # noqa: BLE001 - any failure: bytes are out, only cutting is left
+                log.warning("answer cut off after it began: %s", exc)
+                # gevent's server closes the connection quietly on this error (as when a client resets)
+                raise ConnectionResetError(errno.ECONNRESET, f"answer cut off: {exc}") from None
+            parts.pop(0)
+            yield (quote + '"').encode()
+
+    def close(self) -> None:
+        """Stop: every text not read to its end gives up its backend connection."""
+        self._body.close()
+        for part in self._parts:
+            if isinstance(part, jsonrpc.Streamed):
+                part.close()
+        self._parts = []
+
+
+def _big(item: Any) -> bool:
+    if not isinstance(item, dict):
+        return False
+    text = item.get("text")
+    return isinstance(text, jsonrpc.Streamed) or (isinstance(text, str) and len(text) > SLICE)
+
+
+def _big_texts(message: Any) -> list[Any] | None:
     """The JSON text of a result whose content holds texts over :data:`SLICE` characters, as parts
     (the envelope's pieces and each big text escaped on its own), so that the big texts are
     escaped once and never copied into one whole document; ``None`` for any other message.
+    A text still arriving (``jsonrpc.Streamed``) stays a part of its own, escaped as it is sent.
 
     json.dumps of a 20 MB text holds its pieces and their joined copy at once: here the text, its
     escaped copy and one slice are the most that exist together.
     """
     result = message.get("result") if isinstance(message, dict) else None
     content = result.get("content") if isinstance(result, dict) else None
-    if not isinstance(content, list) or not any(
-            isinstance(item, dict) and isinstance(item.get("text"), str) and len(item["text"]) > SLICE
-            for item in content):
+    if not isinstance(content, list) or not any(_big(item) for item in content):
         return None
-    import json
     import secrets
 
     mark = f"mcpgw-slice-{secrets.token_hex(8)}-"
-    big: list[str] = []
+    big: list[Any] = []
     items = []
     for item in content:
-        if isinstance(item, dict) and isinstance(item.get("text"), str) and len(item["text"]) > SLICE:
+        if _big(item):
             items.append({**item, "text": f"{mark}{len(big)}"})
             big.append(item["text"])
         else:
             items.append(item)
     text = jsonrpc.dumps_text({**message, "result": {**result, "content": items}})
-    parts: list[str] = []
+    parts: list[Any] = []
     for index, value in enumerate(big):
         head, _, text = text.partition(f'"{mark}{index}"')
         parts.append(head)
-        if jsonrpc.has_surrogates(value):
-            value = jsonrpc.strict_text(value)
-        parts.append(json.encoder.encode_basestring(value))
+        parts.append(value if isinstance(value, jsonrpc.Streamed) else f'"{_escaped(value)}"')
     parts.append(text)
     return parts
 
@@ -126,13 +194,30 @@ def _gevent_active() -> bool:
     return monkey is not None and monkey.is_module_patched("socket")
 
 
-def _deadline(seconds: float) -> Any:
-    """A context that interrupts blocking reads after ``seconds`` (under gevent; a no-op in plain threads)."""
-    if not seconds or seconds <= 0 or not _gevent_active():
-        return contextlib.nullcontext()
-    import gevent
+class _BodyTimedOut(BodyIncomplete):
+    """Thrown by :func:`_arm`'s timer: read_body gives it its message (none is formatted per request)."""
 
-    return gevent.Timeout(seconds, BodyIncomplete(f"the request body did not arrive within {seconds:g} s"))
+
+_gevent_hooks: Any = None  # (gevent.get_hub, greenlet.getcurrent) once gevent is known to be active
+
+
+def _arm(seconds: float) -> Any:
+    """A started timer that interrupts this greenlet's blocking read after ``seconds`` (under gevent), else
+    ``None``; the caller closes it. A bare loop timer: a ``gevent.Timeout`` costs about twice as much, per request.
+    """
+    global _gevent_hooks
+    if not seconds or seconds <= 0:
+        return None
+    if _gevent_hooks is None:
+        if not _gevent_active():
+            return None
+        from gevent import get_hub, getcurrent
+
+        _gevent_hooks = (get_hub, getcurrent)
+    get_hub, getcurrent = _gevent_hooks
+    timer = get_hub().loop.timer(seconds)
+    timer.start(getcurrent().throw, _BodyTimedOut)
+    return timer
 
 
 def read_body(environ: dict[str, Any], limit: int, *, timeout: float = 0) -> bytes:
@@ -154,14 +239,19 @@ def read_body(environ: dict[str, Any], limit: int, *, timeout: float = 0) -> byt
             raise BodyTooLarge
         if not size:
             return b""
+    timer = _arm(timeout)
     try:
-        with _deadline(timeout):
-            data = stream.read(size) if size is not None else stream.read(limit + 1)
+        data = stream.read(size) if size is not None else stream.read(limit + 1)
     except (OSError, ValueError, BodyIncomplete) as exc:
         environ["mcpgw.body_abandoned"] = True
+        if isinstance(exc, _BodyTimedOut):
+            raise BodyIncomplete(f"the request body did not arrive within {timeout:g} s") from None
         if isinstance(exc, BodyIncomplete):
             raise
         raise BodyIncomplete("the request body ended before its Content-Length") from None
+    finally:
+        if timer is not None:
+            timer.close()
     if size is not None and len(data) < size:
         environ["mcpgw.body_abandoned"] = True
         raise BodyIncomplete(f"the request body ended after {len(data)} of its {size} bytes (Content-Length)")
@@ -199,10 +289,7 @@ def request_headers(environ: dict[str, Any]) -> dict[str, str]:
     out = environ.get("mcpgw.headers")
     if out is not None:
         return out
-    out = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            out[key[5:].replace("_", "-").lower()] = value
+    out = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key[:5] == "HTTP_"}
     if environ.get("CONTENT_TYPE"):
         out["content-type"] = environ["CONTENT_TYPE"]
     environ["mcpgw.headers"] = out
@@ -222,11 +309,15 @@ def forbidden_session(start_response: StartResponse, msg_id: Any = None,
                          msg_id=msg_id, headers=headers)
 
 
+_backend_headers: Any = None  # mcp_auth.backend_headers, imported at first use (mcp_auth loads PyJWT)
+
+
 def backend_request_headers(route: Any, environ: dict[str, Any]) -> dict[str, str]:
     """The request's headers as backends and templates may see them: never the gateway credential."""
-    from ..mcp_auth import backend_headers
-
-    return backend_headers(route.auth, request_headers(environ))
+    global _backend_headers
+    if _backend_headers is None:
+        from ..mcp_auth import backend_headers as _backend_headers
+    return _backend_headers(route.auth, request_headers(environ))
 
 
 def make_context(environ: dict[str, Any], session: Any, headers: dict[str, str] | None = None) -> CallContext:

@@ -129,7 +129,8 @@ def post(gateway: Any, route: Any, environ: dict[str, Any], start_response: Star
         route = settled_route(gateway, route)
     if what == jsonrpc.REQUEST and _may_notify(route, message, environ):
         return _streamed(gateway, route, session, message, ctx, principal, start_response, cors)
-    reply = core.dispatch(route, session, message, ctx, gateway.observe, principal)
+    ctx.stream_text = True  # answered below by respond_json, which writes a streamed text as it arrives
+    reply = core.dispatch(route, session, message, ctx, gateway.observe, principal, what=what)
     if what != jsonrpc.REQUEST:
         return respond(start_response, 202, headers=cors)
     if message["method"] == "logging/setLevel":
@@ -175,6 +176,7 @@ def _modern_post(gateway: Any, route: Any, environ: dict[str, Any], start_respon
                                 started)
     # Nothing can notify before the answer (e.g. a REST tool without progress or logs): run inline and
     # answer with JSON, no greenlet and no queue. The tool timeout bounds the call.
+    ctx.stream_text = True  # respond_json writes a streamed text as it arrives
     reply = core.dispatch_modern(route, message, envelope, ctx, gateway.observe, principal)
     gateway.metrics.request_latency.observe(time.perf_counter() - started)
     return respond_json(start_response, modern.status_of(reply), reply, headers=cors)
