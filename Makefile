@@ -61,6 +61,7 @@ bench: install ## print throughput, latency, memory and reload figures beside th
 	$(BIN)/python bench/scale_bench.py --baseline $(BASELINE_DIR)
 	$(BIN)/python bench/workers_bench.py
 	$(BIN)/python bench/workers_bench.py --baseline $(BASELINE_DIR)
+	$(BIN)/python bench/upstream_bench.py
 	$(BIN)/python bench/openapi_bench.py
 
 lint: install
