@@ -13,6 +13,8 @@ recognised from its version string, users add no flags.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
@@ -116,6 +118,18 @@ def parse(url: str) -> DbUrl:
 
 class SqliteDb(PooledSqliteDatabase):
     """SQLite with WAL, foreign keys and a busy timeout on every connection, pooled per process."""
+
+    def _connect(self):
+        # Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is locked" at once
+        # (without its busy handler) when another process is doing the same: retry that, within the busy timeout.
+        deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+        while True:
+            try:
+                return super()._connect()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)  # a back-off between attempts, not a synchronisation
 
 
 class PostgresDb(PooledPostgresqlDatabase):

@@ -74,7 +74,9 @@ def test_concurrent_upgrades_apply_once(db_url):
     for t in threads:
         t.join(60)
     assert not errors, errors
-    assert sorted(applied, key=len) == [[], [], [name for name, _ in MIGRATIONS]]
+    # Each migration runs in its own transaction, so two stores may share the work; none runs twice.
+    assert len(applied) == 3
+    assert sorted(name for names in applied for name in names) == sorted(name for name, _ in MIGRATIONS)
     for s in stores:
         s.close()
 
