@@ -21,7 +21,6 @@ import io
 import json
 import socket
 import ssl
-import sys
 import threading
 import time
 import zlib
@@ -31,6 +30,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from mcpgw_sdk.errors import McpgwError
+from mcpgw_sdk.http_pool import dropped, parse_headers
 from mcpgw_sdk.redact import redact_text, redact_url
 
 from .guard import Guard, Refused
@@ -192,50 +192,6 @@ def decode_body(raw: bytes, encoding: str, limit: int) -> bytes:
             raise ValueError(f"decoded body exceeds {limit} bytes")
         raw = out
     return raw
-
-
-_original_select = None
-
-
-def _readable(sock) -> bool:
-    """True when an idle pooled socket has data or EOF waiting, i.e. the server closed it."""
-    global _original_select
-    if _original_select is None:
-        # gevent's select would yield; the original one with a zero timeout is a plain poll.
-        monkey = sys.modules.get("gevent.monkey")
-        if monkey is not None and monkey.is_module_patched("select"):
-            _original_select = monkey.get_original("select", "select")
-        else:
-            import select
-
-            _original_select = select.select
-    try:
-        return bool(_original_select([sock.fileno()], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True
-
-
-def parse_headers(fp, message_class: type = http.client.HTTPMessage) -> http.client.HTTPMessage:
-    """``http.client.parse_headers`` without the email parser (a third of the client's CPU per call).
-
-    Same limits (line length, header count) and result type (``message_class``); obsolete
-    folded lines are joined to the header before them. The gateway's server uses it too.
-    """
-    items: list[tuple[str, str]] = []
-    for raw in http.client._read_headers(fp):
-        line = raw.decode("iso-8859-1").rstrip("\r\n")
-        if not line:
-            break
-        if line[0] in " \t":
-            if items:
-                items[-1] = (items[-1][0], f"{items[-1][1]} {line.strip()}")
-            continue
-        name, sep, value = line.partition(":")
-        if sep and name:
-            items.append((name, value.strip(" \t")))
-    message = message_class()
-    message._headers = items
-    return message
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -543,7 +499,7 @@ class HttpClient:
             while pool:
                 conn = pool.pop()
                 if conn.ip in addresses and now - conn.idle_since < self.idle_timeout and conn.sock is not None \
-                        and not _readable(conn.sock):
+                        and not dropped(conn.sock):
                     return conn, True
                 conn.close()
         scheme, host, port = key
